@@ -1,0 +1,46 @@
+#include "tlk/autograd/ops/reduce.h"
+
+#include "tlk/autograd/function.h"
+#include "tlk/kernels/ref/elementwise.h"
+
+namespace tlk::ops {
+
+using autograd::attach;
+using autograd::Node;
+namespace k = kernels::ref;
+using Grads = std::vector<Tensor>;
+
+namespace {
+// The reduced tensor's shape with the reduced axes kept as 1, so a gradient broadcasts back.
+Shape kept_shape(const Shape& in, const std::vector<int>& axes) {
+  Shape kept = in;
+  if (axes.empty())
+    for (int i = 0; i < kept.size(); ++i) kept[i] = 1;
+  for (int a : axes) kept[normalize_axis(a, in.size(), "sum")] = 1;
+  return kept;
+}
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
+  Tensor y = k::sum(x, axes, keepdim);
+  attach("sum", {x}, {y}, [in = x.shape(), kept = kept_shape(x.shape(), axes)](const Grads& g, const Node&) {
+    Tensor gk = g[0].contiguous();
+    return Grads{k::expand_to(make_view(gk, kept, contiguous_strides(kept), 0), in)};
+  });
+  return y;
+}
+
+Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
+  const Shape kept = kept_shape(x.shape(), axes);
+  const double count = kept.numel() == 0 ? 0.0 : static_cast<double>(x.numel()) / static_cast<double>(kept.numel());
+  check(count > 0, "mean: reducing an empty tensor of shape {}", x.shape().str());
+  Tensor y = k::binary_scalar(k::sum(x, axes, keepdim), 1.0 / count, k::BinaryOp::mul);
+  attach("mean", {x}, {y}, [in = x.shape(), kept, count](const Grads& g, const Node&) {
+    Tensor gk = g[0].contiguous();
+    Tensor expanded = k::expand_to(make_view(gk, kept, contiguous_strides(kept), 0), in);
+    return Grads{k::binary_scalar(expanded, 1.0 / count, k::BinaryOp::mul)};
+  });
+  return y;
+}
+
+}  // namespace tlk::ops

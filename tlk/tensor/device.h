@@ -1,0 +1,40 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace tlk {
+
+enum class DeviceType : std::uint8_t { cpu, cuda };
+
+/// Where a tensor's storage lives: the CPU, or one CUDA GPU by index.
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+
+  static constexpr Device cpu() { return {DeviceType::cpu, 0}; }
+  static constexpr Device cuda(int index = 0) { return {DeviceType::cuda, index}; }
+  constexpr bool is_cpu() const { return type == DeviceType::cpu; }
+  constexpr bool is_cuda() const { return type == DeviceType::cuda; }
+  friend constexpr bool operator==(const Device& a, const Device& b) { return a.type == b.type && a.index == b.index; }
+  friend constexpr bool operator!=(const Device& a, const Device& b) { return !(a == b); }
+  /// "cpu" or "cuda:0".
+  std::string str() const { return is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", index); }
+};
+
+/// Storage layout of a tensor. `plain` is any strided view (NCDHW when contiguous); `channels_last` is
+/// a dense NDHWC arrangement (still strided, so element access works); `blocked` is an opaque oneDNN
+/// layout such as nCdhw8c that only oneDNN primitives and `to(Layout::plain)` can read.
+enum class Layout : std::uint8_t { plain, channels_last, blocked };
+
+constexpr const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::plain: return "plain";
+    case Layout::channels_last: return "channels_last";
+    case Layout::blocked: return "blocked";
+  }
+  return "?";
+}
+
+}  // namespace tlk

@@ -1,0 +1,21 @@
+#include "tlk/tensor/storage.h"
+
+#include "tlk/tensor/allocator.h"
+#include "tlk/tensor/cuda_runtime.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk {
+
+Allocator& allocator_for(Device device) {
+  if (device.is_cpu()) return CpuAllocator::instance();
+  return cuda::device_allocator(device.index);
+}
+
+Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  allocator_ = &allocator_for(device);
+  data_ = allocator_->allocate(nbytes);
+}
+
+Storage::~Storage() { allocator_->deallocate(data_, nbytes_); }
+
+}  // namespace tlk

@@ -1,0 +1,329 @@
+#include "tlk/tensor/tensor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "tlk/tensor/blocked_format.h"
+#include "tlk/tensor/cuda_runtime.h"
+#include "tlk/tensor/error.h"
+#include "tlk/tensor/strided_copy.h"
+
+namespace tlk {
+
+namespace {
+
+std::shared_ptr<TensorImpl> new_impl(const Shape& shape, TensorOptions options) {
+  for (auto e : shape) check(e >= 0, "tensor: negative extent in shape {}", shape.str());
+  check(options.device.is_cpu() || options.device.is_cuda(), "tensor: unknown device");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage =
+      std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(options.dtype), options.device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = options.dtype;
+  return impl;
+}
+
+bool strides_match(const Tensor& t, const Dims& expected) {
+  for (int i = 0; i < t.dim(); ++i)
+    if (t.shape()[i] != 1 && t.strides()[i] != expected[i]) return false;
+  return true;
+}
+
+// Reorders between a strided f32 tensor and a oneDNN descriptor with a oneDNN reorder primitive.
+void dnnl_reorder(const dnnl::memory::desc& src_desc, void* src, const dnnl::memory::desc& dst_desc, void* dst) {
+  dnnl::memory src_mem(src_desc, cpu_engine(), src);
+  dnnl::memory dst_mem(dst_desc, cpu_engine(), dst);
+  dnnl::reorder(src_mem, dst_mem).execute(cpu_stream(), src_mem, dst_mem);
+  cpu_stream().wait();
+}
+
+dnnl::memory::desc strided_desc(const Tensor& t) {
+  dnnl::memory::dims dims(t.shape().begin(), t.shape().end());
+  dnnl::memory::dims strides(t.strides().begin(), t.strides().end());
+  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+}
+
+}  // namespace
+
+// ---- Factories --------------------------------------------------------------------------------------
+
+Tensor Tensor::empty(const Shape& shape, TensorOptions options) { return Tensor(new_impl(shape, options)); }
+
+Tensor Tensor::zeros(const Shape& shape, TensorOptions options) { return full(shape, 0.0, options); }
+
+Tensor Tensor::ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
+
+Tensor Tensor::full(const Shape& shape, double value, TensorOptions options) {
+  Tensor t = empty(shape, options);
+  t.fill_(value);
+  return t;
+}
+
+Tensor Tensor::scalar(double value, TensorOptions options) { return full(Shape{}, value, options); }
+
+template <class T>
+Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
+  check(static_cast<std::int64_t>(values.size()) == shape.numel(),
+        "from_vector: {} values do not fill shape {} ({} elements)", values.size(), shape.str(), shape.numel());
+  Tensor t = empty(shape, TensorOptions{dtype_of<T>(), Device::cpu()});
+  if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
+  return t;
+}
+
+template Tensor Tensor::from_vector<float>(const std::vector<float>&, const Shape&);
+template Tensor Tensor::from_vector<double>(const std::vector<double>&, const Shape&);
+template Tensor Tensor::from_vector<std::int64_t>(const std::vector<std::int64_t>&, const Shape&);
+template Tensor Tensor::from_vector<std::int32_t>(const std::vector<std::int32_t>&, const Shape&);
+template Tensor Tensor::from_vector<std::uint8_t>(const std::vector<std::uint8_t>&, const Shape&);
+
+Tensor Tensor::from_doubles(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  return from_vector(values, shape).to(dtype);
+}
+
+// ---- Properties -------------------------------------------------------------------------------------
+
+TensorImpl& Tensor::impl() const {
+  check(impl_ != nullptr, "tensor: use of an undefined tensor");
+  return *impl_;
+}
+
+std::int64_t Tensor::size(int d) const { return shape()[normalize_axis(d, dim(), "size")]; }
+
+Layout Tensor::layout() const {
+  if (impl().blocked) return Layout::blocked;
+  if (dim() >= 3 && !is_contiguous() && strides_match(*this, channels_last_strides(shape())))
+    return Layout::channels_last;
+  return Layout::plain;
+}
+
+bool Tensor::is_contiguous() const { return !impl().blocked && strides_match(*this, contiguous_strides(shape())); }
+
+const BlockedFormat& Tensor::blocked_format() const {
+  check(impl().blocked != nullptr, "blocked_format: tensor {} is not in a blocked layout", shape().str());
+  return *impl().blocked;
+}
+
+template <class T>
+T* Tensor::data() const {
+  check(dtype() == dtype_of<T>(), "data<{}>: tensor {} has dtype {}", dtype_name(dtype_of<T>()), shape().str(),
+        dtype_name(dtype()));
+  check(device().is_cpu(), "data: tensor {} is on {}; copy it to the CPU first", shape().str(), device().str());
+  check(!impl().blocked, "data: tensor {} is blocked (opaque); convert with to(Layout::plain) first", shape().str());
+  return static_cast<T*>(impl().storage->data()) + offset();
+}
+
+template float* Tensor::data<float>() const;
+template double* Tensor::data<double>() const;
+template std::int64_t* Tensor::data<std::int64_t>() const;
+template std::int32_t* Tensor::data<std::int32_t>() const;
+template std::uint8_t* Tensor::data<std::uint8_t>() const;
+
+void* Tensor::raw_data() const {
+  return static_cast<char*>(impl().storage->data()) + offset() * static_cast<std::int64_t>(element_size(dtype()));
+}
+
+double Tensor::item() const {
+  check(numel() == 1, "item: tensor {} has {} elements, expected exactly 1", shape().str(), numel());
+  return to_doubles()[0];
+}
+
+std::vector<double> Tensor::to_doubles() const {
+  Tensor t = to(Device::cpu()).to(Layout::plain).to(DType::f64).contiguous();
+  const double* p = t.data<double>();
+  return std::vector<double>(p, p + t.numel());
+}
+
+// ---- Conversions ------------------------------------------------------------------------------------
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  if (layout() == Layout::blocked) return to(Layout::plain);
+  check(device().is_cpu(), "contiguous: strided copies on {} are not supported yet", device().str());
+  Tensor out = empty(shape(), TensorOptions{dtype(), device()});
+  detail::copy_strided(out, *this);
+  return out;
+}
+
+Tensor Tensor::to(Layout target) const {
+  const Layout current = layout();
+  if (target == current && target != Layout::plain) return *this;
+  switch (target) {
+    case Layout::plain: {
+      if (current != Layout::blocked) return contiguous();
+      Tensor out = empty(shape(), TensorOptions{dtype(), device()});
+      dnnl_reorder(blocked_format().desc(), impl().storage->data(), strided_desc(out), out.raw_data());
+      return out;
+    }
+    case Layout::channels_last: {
+      check(dim() >= 3, "to(channels_last): needs a tensor with N, C and spatial dimensions, got {}", shape().str());
+      Tensor src = current == Layout::blocked ? to(Layout::plain) : *this;
+      check(device().is_cpu(), "to(channels_last): only CPU tensors for now, got {}", device().str());
+      Tensor out = empty(shape(), TensorOptions{dtype(), device()});
+      out.impl().strides = channels_last_strides(shape());
+      detail::copy_strided(out, src);
+      return out;
+    }
+    case Layout::blocked: return to(BlockedFormat::default_for(shape()));
+  }
+  fail("to(layout): unknown layout");
+}
+
+Tensor Tensor::to(const BlockedFormat& format) const {
+  check(dtype() == DType::f32, "to(blocked): oneDNN blocked layouts hold f32 here, got {}", dtype_name(dtype()));
+  check(device().is_cpu(), "to(blocked): blocked layouts are CPU-only, tensor is on {}", device().str());
+  const auto& dims = format.desc().data.dims;
+  check(format.desc().data.ndims == dim() && std::equal(shape().begin(), shape().end(), dims),
+        "to(blocked): format dims do not match tensor shape {}", shape().str());
+  if (impl().blocked && *impl().blocked == format) return *this;
+  Tensor src = impl().blocked ? to(Layout::plain) : *this;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(format.nbytes(), Device::cpu());
+  impl->shape = shape();
+  impl->strides = contiguous_strides(shape());
+  impl->dtype = DType::f32;
+  impl->blocked = std::make_shared<BlockedFormat>(format);
+  // Note [Blocked layout]: zero the storage first so the channel padding is zero.
+  if (format.nbytes() > 0) std::memset(impl->storage->data(), 0, format.nbytes());
+  dnnl_reorder(strided_desc(src), src.raw_data(), format.desc(), impl->storage->data());
+  return Tensor(impl);
+}
+
+Tensor Tensor::to(DType target) const {
+  if (target == dtype()) return *this;
+  Tensor src = to(Layout::plain);
+  check(device().is_cpu(), "to({}): dtype conversion on {} is not supported yet", dtype_name(target),
+        device().str());
+  Tensor out = empty(shape(), TensorOptions{target, device()});
+  detail::copy_strided(out, src);
+  return out;
+}
+
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  check(!impl().blocked, "to({}): convert the blocked tensor to a plain layout first", target.str());
+  Tensor src = device().is_cpu() ? contiguous() : *this;
+  check(src.is_contiguous(), "to({}): only contiguous tensors can move between devices", target.str());
+  Tensor out = empty(shape(), TensorOptions{dtype(), target});
+  cuda::copy_bytes(out.raw_data(), target, src.raw_data(), device(),
+                   static_cast<std::size_t>(numel()) * element_size(dtype()));
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  if (impl().blocked) {
+    auto impl = std::make_shared<TensorImpl>(*impl_);
+    impl->autograd.reset();
+    impl->storage = std::make_shared<Storage>(impl_->storage->nbytes(), device());
+    std::memcpy(impl->storage->data(), impl_->storage->data(), impl_->storage->nbytes());
+    return Tensor(impl);
+  }
+  if (device().is_cuda()) return to(Device::cpu()).to(device());
+  Tensor out = empty(shape(), TensorOptions{dtype(), device()});
+  if (layout() == Layout::channels_last) out.impl().strides = strides();
+  detail::copy_strided(out, *this);
+  return out;
+}
+
+// ---- In-place writes ----------------------------------------------------------------------------------
+
+Tensor& Tensor::fill_(double value) {
+  detail::check_inplace_allowed(*this, "fill_");
+  impl().storage->bump_version();
+  if (device().is_cuda()) {
+    check(is_contiguous(), "fill_: only contiguous CUDA tensors for now");
+    cuda::fill(raw_data(), dtype(), static_cast<std::size_t>(numel()), value, device().index);
+    return *this;
+  }
+  if (impl().blocked) {
+    // Fill through a plain copy so the channel padding stays zero.
+    Tensor plain = full(shape(), value);
+    copy_(plain);
+    return *this;
+  }
+  visit_cpu_dtype(dtype(), "fill_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T v = static_cast<T>(value);
+    if (is_contiguous()) {
+      T* p = data<T>();
+      const std::int64_t n = numel();
+#pragma omp parallel for if (n > 65536)
+      for (std::int64_t i = 0; i < n; ++i) p[i] = v;
+    } else {
+      Tensor src = Tensor::scalar(value, TensorOptions{dtype()});
+      Tensor expanded = make_view(src, shape(), Dims(std::vector<std::int64_t>(static_cast<std::size_t>(dim()), 0)), 0);
+      detail::copy_strided(*this, expanded);
+    }
+  });
+  return *this;
+}
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check(shape() == src.shape(), "copy_: source shape {} differs from destination shape {}", src.shape().str(),
+        shape().str());
+  detail::check_inplace_allowed(*this, "copy_");
+  impl().storage->bump_version();
+  if (impl().blocked) {
+    Tensor converted = src.to(device()).to(Layout::plain).to(dtype()).to(blocked_format());
+    std::memcpy(impl().storage->data(), converted.impl().storage->data(), impl().storage->nbytes());
+    return *this;
+  }
+  Tensor s = src.to(Layout::plain);
+  if (device().is_cuda() || s.device().is_cuda()) {
+    check(is_contiguous() && dtype() == s.dtype(), "copy_: cross-device copies need contiguous tensors of one dtype");
+    Tensor c = s.contiguous();
+    cuda::copy_bytes(raw_data(), device(), c.raw_data(), c.device(), static_cast<std::size_t>(numel()) * element_size(dtype()));
+    return *this;
+  }
+  detail::copy_strided(*this, s);
+  return *this;
+}
+
+// ---- Misc -------------------------------------------------------------------------------------------
+
+std::string Tensor::str(int max_values) const {
+  if (!defined()) return "Tensor(undefined)";
+  std::string layout_text = layout_name(layout());
+  if (layout() == Layout::blocked) layout_text = fmt::format("blocked:{}", blocked_format().name());
+  std::string out = fmt::format("Tensor{} {} {} {}", shape().str(), dtype_name(dtype()), device().str(), layout_text);
+  if (requires_grad()) out += " requires_grad";
+  if (dtype() == DType::bf16 || dtype() == DType::f16 || (device().is_cuda() && !cuda::is_available())) return out;
+  std::vector<double> values = to_doubles();
+  out += " {";
+  const std::size_t shown = std::min<std::size_t>(values.size(), static_cast<std::size_t>(std::max(max_values, 0)));
+  for (std::size_t i = 0; i < shown; ++i) out += fmt::format("{}{:.6g}", i ? ", " : "", values[i]);
+  if (shown < values.size()) out += fmt::format(", ... ({} more)", values.size() - shown);
+  return out + "}";
+}
+
+Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, std::int64_t offset) {
+  check(!base.impl().blocked, "view: a blocked tensor {} has no strided views; convert it first", base.shape().str());
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.impl().storage;
+  impl->shape = shape;
+  impl->strides = strides;
+  impl->offset = offset;
+  impl->dtype = base.dtype();
+  return Tensor(impl);
+}
+
+Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), TensorOptions{t.dtype(), t.device()}); }
+
+Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), TensorOptions{t.dtype(), t.device()}); }
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const int n = std::max(a.size(), b.size());
+  Shape out;
+  for (int i = 0; i < n; ++i) {
+    const int ia = i - (n - a.size()), ib = i - (n - b.size());
+    const std::int64_t ea = ia >= 0 ? a[ia] : 1, eb = ib >= 0 ? b[ib] : 1;
+    check(ea == eb || ea == 1 || eb == 1, "{}: shapes {} and {} do not broadcast (dimension {}: {} vs {})", op,
+          a.str(), b.str(), i, ea, eb);
+    out.push_back(ea == 1 ? eb : ea);
+  }
+  return out;
+}
+
+}  // namespace tlk

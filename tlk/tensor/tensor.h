@@ -1,0 +1,188 @@
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tlk/tensor/device.h"
+#include "tlk/tensor/dtype.h"
+#include "tlk/tensor/shape.h"
+#include "tlk/tensor/storage.h"
+
+namespace dnnl {
+struct memory;
+}
+
+namespace tlk {
+
+namespace autograd {
+struct AutogradMeta;
+class Node;
+}  // namespace autograd
+
+class BlockedFormat;
+
+/// How a new tensor is made: its element type and device.
+/// Example: `Tensor::zeros({2, 3}, TensorOptions{}.with(DType::f64))`.
+struct TensorOptions {
+  DType dtype = DType::f32;
+  Device device = Device::cpu();
+  TensorOptions with(DType d) const { return {d, device}; }
+  TensorOptions with(Device d) const { return {dtype, d}; }
+};
+
+/// The state behind a Tensor handle. Views share `storage`.
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  Dims strides;             ///< in elements; unused for blocked tensors
+  std::int64_t offset = 0;  ///< in elements from storage->data()
+  DType dtype = DType::f32;
+  std::shared_ptr<const BlockedFormat> blocked;  ///< set iff the layout is blocked
+  std::shared_ptr<autograd::AutogradMeta> autograd;
+};
+
+/// A gradient hook: receives the gradient flowing into a tensor and returns it, possibly changed
+/// (return an undefined Tensor to keep the gradient as it is).
+using GradHook = std::function<class Tensor(const class Tensor&)>;
+
+/// An n-dimensional array (up to 6-D; TLK's networks use N, C, D, H, W) of one dtype on one device,
+/// with reference semantics: copying a Tensor shares its data, as in PyTorch.
+///
+/// Note [Tensor and autograd]: the autograd state (requires_grad, grad, grad_fn, hooks) rides on the
+/// tensor so that users write `loss.backward()` and `w.grad()`; those members are declared here and
+/// defined in autograd/ (tensor_autograd.cpp), which keeps this layer free of the graph machinery.
+/// Differentiable reshaping (reshape, narrow, permute, flatten) likewise lives in autograd/ops/view.cpp.
+///
+/// Example:
+/// ```
+/// Generator gen(42);
+/// Tensor x = randn({2, 1, 8, 8, 8}, gen);
+/// fmt::print("{}\n", x.str());   // Tensor[2, 1, 8, 8, 8] f32 cpu plain {0.12, -1.3, ...}
+/// ```
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  // ---- Factories ----------------------------------------------------------------------------------
+  /// Uninitialised contiguous tensor.
+  static Tensor empty(const Shape& shape, TensorOptions options = {});
+  static Tensor zeros(const Shape& shape, TensorOptions options = {});
+  static Tensor ones(const Shape& shape, TensorOptions options = {});
+  static Tensor full(const Shape& shape, double value, TensorOptions options = {});
+  /// A 0-D tensor holding `value`.
+  static Tensor scalar(double value, TensorOptions options = {});
+  /// Copies `values` (row-major) into a new CPU tensor of `shape`; T's dtype unless `dtype` is given.
+  template <class T>
+  static Tensor from_vector(const std::vector<T>& values, const Shape& shape);
+  /// Like `from_vector` but converted to `dtype`.
+  static Tensor from_doubles(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
+
+  // ---- Properties ---------------------------------------------------------------------------------
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const { return impl().shape; }
+  /// Extent of dimension `dim` (negative counts from the end).
+  std::int64_t size(int dim) const;
+  int dim() const { return impl().shape.size(); }
+  std::int64_t numel() const { return impl().shape.numel(); }
+  const Dims& strides() const { return impl().strides; }
+  std::int64_t offset() const { return impl().offset; }
+  DType dtype() const { return impl().dtype; }
+  Device device() const { return impl().storage->device(); }
+  Layout layout() const;
+  /// Row-major dense (the plain NCDHW arrangement).
+  bool is_contiguous() const;
+  /// The oneDNN format of a blocked tensor (throws for any other layout).
+  const BlockedFormat& blocked_format() const;
+
+  // ---- Data access (CPU, strided layouts) ---------------------------------------------------------
+  /// Typed pointer to the first element; checks dtype, device and layout.
+  template <class T>
+  T* data() const;
+  /// Untyped pointer to the first element (any device, strided layouts).
+  void* raw_data() const;
+  /// The value of a one-element tensor, converted to double.
+  double item() const;
+  /// All elements in row-major order, converted to double (any layout/device: converts first).
+  std::vector<double> to_doubles() const;
+
+  // ---- Conversions (each returns *this when nothing changes) --------------------------------------
+  /// Plain row-major copy, or *this when already so.
+  Tensor contiguous() const;
+  /// Reorders to another layout; `Layout::blocked` picks oneDNN's default for this CPU (nCdhw8c).
+  Tensor to(Layout layout) const;
+  /// Reorders a plain or channels-last tensor into the oneDNN format `format`.
+  Tensor to(const BlockedFormat& format) const;
+  Tensor to(DType dtype) const;
+  Tensor to(Device device) const;
+  /// A copy that shares nothing with *this (same layout).
+  Tensor clone() const;
+
+  // ---- In-place writes (bump the version counter) -------------------------------------------------
+  Tensor& fill_(double value);
+  Tensor& zero_() { return fill_(0.0); }
+  /// Copies `src` (same shape; any dtype, layout or device) into *this.
+  Tensor& copy_(const Tensor& src);
+
+  // ---- Views (differentiable; defined in autograd/ops/view.cpp) -----------------------------------
+  /// Same data, new shape (one extent may be -1); copies when the strides do not allow a view.
+  Tensor reshape(const Shape& shape) const;
+  /// Collapses dimensions `start..end` (inclusive) into one.
+  Tensor flatten(int start = 1, int end = -1) const;
+  /// The slice [start, start + length) along `dim`, without a copy.
+  Tensor narrow(int dim, std::int64_t start, std::int64_t length) const;
+  /// Reorders dimensions without a copy: `permute({0, 2, 3, 4, 1})`.
+  Tensor permute(const std::vector<int>& order) const;
+
+  // ---- Autograd (defined in autograd/tensor_autograd.cpp) -----------------------------------------
+  bool requires_grad() const;
+  /// Marks a leaf tensor as a parameter whose gradient backward() accumulates.
+  Tensor& set_requires_grad(bool value = true);
+  /// The accumulated gradient of a leaf (undefined before the first backward).
+  Tensor grad() const;
+  /// Replaces the accumulated gradient (undefined clears it).
+  void set_grad(const Tensor& grad) const;
+  /// The node that produced this tensor, null for leaves and tensors made without grad.
+  std::shared_ptr<autograd::Node> grad_fn() const;
+  bool is_leaf() const;
+  /// Runs reverse-mode differentiation from this tensor. `gradient` defaults to 1 for a one-element
+  /// tensor; `retain_graph` keeps the graph (and its saved tensors) for another backward.
+  void backward(const Tensor& gradient = {}, bool retain_graph = false) const;
+  /// Same data, no graph history, requires_grad false.
+  Tensor detach() const;
+  /// Adds a hook called with this tensor's gradient during backward.
+  void register_hook(GradHook hook) const;
+  /// Keeps the gradient of a non-leaf tensor in grad() after backward.
+  void retain_grad() const;
+
+  // ---- Misc ---------------------------------------------------------------------------------------
+  /// "Tensor[2, 3] f32 cpu plain {1, 2, 3, 4, 5, 6}" with at most `max_values` values.
+  std::string str(int max_values = 8) const;
+  /// The storage version counter (how many in-place writes the data has seen).
+  std::uint64_t version() const { return impl().storage->version(); }
+  TensorImpl& impl() const;
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+  /// True when both handles refer to the same TensorImpl.
+  bool is_same(const Tensor& other) const { return impl_ == other.impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+/// A new tensor viewing `base`'s storage with another shape, strides and offset (no autograd).
+Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, std::int64_t offset);
+/// An empty tensor shaped like `t` (same dtype and device, plain contiguous).
+Tensor empty_like(const Tensor& t);
+Tensor zeros_like(const Tensor& t);
+
+namespace detail {
+/// Throws when `t` is a leaf that requires grad while grad mode is on (defined in autograd/).
+void check_inplace_allowed(const Tensor& t, const char* op);
+}  // namespace detail
+
+/// The size-1 broadcast of two shapes (NumPy rules); throws naming `op` when they do not broadcast.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+}  // namespace tlk

@@ -1,0 +1,18 @@
+#pragma once
+// The umbrella header: everything an application needs to build and train networks with TLK.
+#include "tlk/autograd/engine.h"
+#include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/gradcheck.h"
+#include "tlk/autograd/gradient_reversal.h"
+#include "tlk/autograd/ops/activation.h"
+#include "tlk/autograd/ops/arith.h"
+#include "tlk/autograd/ops/conv3d.h"
+#include "tlk/autograd/ops/reduce.h"
+#include "tlk/autograd/ops/view.h"
+#include "tlk/tensor/allocator.h"
+#include "tlk/tensor/blocked_format.h"
+#include "tlk/tensor/cuda_runtime.h"
+#include "tlk/tensor/error.h"
+#include "tlk/tensor/random.h"
+#include "tlk/tensor/tensor.h"
+#include "tlk/version.h"
