@@ -1,0 +1,253 @@
+#include "tlk/kernels/ref/norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "tlk/kernels/ref/common.h"
+
+namespace tlk::kernels::ref {
+
+namespace {
+
+// Note [Normalisation groups]: instance and batch norm differ only in which elements share one
+// mean and variance. With S the spatial volume of a contiguous [N, C, S] input, group g holds
+// `segments` runs of `length` = S contiguous elements starting at g * S + s * seg_stride, and uses
+// channel g % C's weight and bias. Instance norm: N * C groups of one run each. Batch norm: C
+// groups of N runs each, one per sample, seg_stride = C * S. One set of loops serves both.
+struct Groups {
+  std::int64_t count, channels, segments, length, seg_stride;
+  std::int64_t size() const { return segments * length; }
+  template <class Fn>
+  void for_each(std::int64_t g, Fn&& fn) const {
+    for (std::int64_t s = 0; s < segments; ++s) {
+      const std::int64_t base = g * length + s * seg_stride;
+      for (std::int64_t i = 0; i < length; ++i) fn(base + i);
+    }
+  }
+};
+
+std::int64_t spatial_volume(const Shape& shape) {
+  std::int64_t s = 1;
+  for (int i = 2; i < shape.size(); ++i) s *= shape[i];
+  return s;
+}
+
+Groups instance_groups(const Shape& x) {
+  const std::int64_t s = spatial_volume(x);
+  return {x[0] * x[1], x[1], 1, s, 0};
+}
+
+Groups batch_groups(const Shape& x) {
+  const std::int64_t s = spatial_volume(x);
+  return {x[1], x[1], x[0], s, x[1] * s};
+}
+
+bool parallel_worthwhile(const Groups& gr) { return gr.count > 1 && gr.count * gr.size() > 32768; }
+
+// Checks what both normalisations share: rank, an affine [C] weight and bias, dtypes, eps.
+void check_common(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, int min_dim,
+                  const char* expected_layout, double eps) {
+  check(x.defined(), "{}: input is undefined", op);
+  check(x.dim() >= min_dim, "{}: expected an input {} (at least {}-D), got {}-D with shape {}", op, expected_layout,
+        min_dim, x.dim(), x.shape().str());
+  check(x.numel() > 0, "{}: input of shape {} is empty", op, x.shape().str());
+  const std::int64_t c = x.shape()[1];
+  for (const auto& [t, what] : {std::pair{&weight, "weight"}, std::pair{&bias, "bias"}})
+    check(!t->defined() || t->shape() == Shape{c}, "{}: {} has shape {}, expected [{}] (one per channel of input {})",
+          op, what, t->shape().str(), c, x.shape().str());
+  check_same_dtype(op, {&x, &weight, &bias});
+  check(std::isfinite(eps) && eps >= 0.0, "{}: eps must be a finite value >= 0, got {}", op, eps);
+}
+
+Tensor prepare(const Tensor& t, const char* op, const char* what) {
+  return t.defined() ? cpu_input(t, op, what).contiguous() : Tensor();
+}
+
+// Two-pass mean and biased variance of every group, in double.
+template <class T>
+void group_stats(const T* x, const Groups& gr, std::vector<double>& mean, std::vector<double>& var) {
+  mean.assign(static_cast<std::size_t>(gr.count), 0.0);
+  var.assign(static_cast<std::size_t>(gr.count), 0.0);
+  const double m = static_cast<double>(gr.size());
+#pragma omp parallel for if (parallel_worthwhile(gr))
+  for (std::int64_t g = 0; g < gr.count; ++g) {
+    double sum = 0.0;
+    gr.for_each(g, [&](std::int64_t i) { sum += static_cast<double>(x[i]); });
+    const double mu = sum / m;
+    double sq = 0.0;
+    gr.for_each(g, [&](std::int64_t i) {
+      const double d = static_cast<double>(x[i]) - mu;
+      sq += d * d;
+    });
+    mean[static_cast<std::size_t>(g)] = mu;
+    var[static_cast<std::size_t>(g)] = sq / m;
+  }
+}
+
+// y = (x - mean) * inv_std * weight + bias per group; weight and bias may be null.
+template <class T>
+void normalize(const T* x, const Groups& gr, const std::vector<double>& mean, const std::vector<double>& inv_std,
+               const T* w, const T* b, T* y) {
+#pragma omp parallel for if (parallel_worthwhile(gr))
+  for (std::int64_t g = 0; g < gr.count; ++g) {
+    const std::int64_t c = g % gr.channels;
+    const double scale = inv_std[static_cast<std::size_t>(g)] * (w ? static_cast<double>(w[c]) : 1.0);
+    const double shift = (b ? static_cast<double>(b[c]) : 0.0) - mean[static_cast<std::size_t>(g)] * scale;
+    gr.for_each(g, [&](std::int64_t i) { y[i] = static_cast<T>(static_cast<double>(x[i]) * scale + shift); });
+  }
+}
+
+// Fills the output and the saved statistics (in the input's dtype) of a forward.
+NormForward finish_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Groups& gr, const Shape& stats_shape,
+                           const std::vector<double>& mean, const std::vector<double>& inv_std, const char* op) {
+  NormForward out{empty_like(x), Tensor::empty(stats_shape, TensorOptions{x.dtype()}),
+                  Tensor::empty(stats_shape, TensorOptions{x.dtype()})};
+  visit_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    normalize(x.data<T>(), gr, mean, inv_std, w.defined() ? w.data<T>() : nullptr, b.defined() ? b.data<T>() : nullptr,
+              out.output.data<T>());
+    for (std::size_t g = 0; g < mean.size(); ++g) {
+      out.mean.data<T>()[g] = static_cast<T>(mean[g]);
+      out.inv_std.data<T>()[g] = static_cast<T>(inv_std[g]);
+    }
+  });
+  return out;
+}
+
+// Note [Normalisation backward]: with x̂ = (x - μ)σ⁻¹ and y = γx̂ + β, a group of M elements whose
+// statistics come from the group itself (instance norm; batch norm in training) has
+//   dx = γσ⁻¹ (g - mean(g) - x̂ · mean(g x̂)),
+// the two means being the gradients that flow through μ and σ. With fixed statistics (batch norm in
+// evaluation) the map is affine and dx = γσ⁻¹ g. In both cases dγ = Σ g x̂ and dβ = Σ g per channel.
+NormGrads norm_backward(const char* op, const Tensor& grad_in, const Tensor& x_in, const Tensor& w_in,
+                        const Tensor& mean_in, const Tensor& inv_std_in, const Groups& gr, bool stats_from_input) {
+  Tensor g = prepare(grad_in, op, "grad_output"), x = prepare(x_in, op, "input"), w = prepare(w_in, op, "weight");
+  Tensor mean = prepare(mean_in, op, "mean"), inv_std = prepare(inv_std_in, op, "inv_std");
+  check(g.shape() == x.shape(), "{} backward: grad_output {} does not match input {}", op, g.shape().str(),
+        x.shape().str());
+  check(mean.numel() == gr.count && inv_std.numel() == gr.count,
+        "{} backward: expected {} saved statistics, got mean {} and inv_std {}", op, gr.count, mean.shape().str(),
+        inv_std.shape().str());
+  check_same_dtype(op, {&g, &x, &w, &mean, &inv_std});
+  const Shape channel_shape{gr.channels};
+  NormGrads out{empty_like(x), Tensor::empty(channel_shape, TensorOptions{x.dtype()}),
+                Tensor::empty(channel_shape, TensorOptions{x.dtype()})};
+  visit_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *pg = g.data<T>(), *px = x.data<T>(), *pw = w.defined() ? w.data<T>() : nullptr;
+    const T *pm = mean.data<T>(), *pr = inv_std.data<T>();
+    T* dx = out.input.data<T>();
+    std::vector<double> sum_g(static_cast<std::size_t>(gr.count)), sum_gx(static_cast<std::size_t>(gr.count));
+    const double m = static_cast<double>(gr.size());
+#pragma omp parallel for if (parallel_worthwhile(gr))
+    for (std::int64_t grp = 0; grp < gr.count; ++grp) {
+      const double mu = pm[grp], r = pr[grp];
+      const double gamma = pw ? static_cast<double>(pw[grp % gr.channels]) : 1.0;
+      double sg = 0.0, sgx = 0.0;
+      gr.for_each(grp, [&](std::int64_t i) {
+        sg += static_cast<double>(pg[i]);
+        sgx += static_cast<double>(pg[i]) * (static_cast<double>(px[i]) - mu) * r;
+      });
+      sum_g[static_cast<std::size_t>(grp)] = sg;
+      sum_gx[static_cast<std::size_t>(grp)] = sgx;
+      if (stats_from_input) {
+        const double mean_g = sg / m, mean_gx = sgx / m;
+        gr.for_each(grp, [&](std::int64_t i) {
+          const double xhat = (static_cast<double>(px[i]) - mu) * r;
+          dx[i] = static_cast<T>(gamma * r * (static_cast<double>(pg[i]) - mean_g - xhat * mean_gx));
+        });
+      } else {
+        gr.for_each(grp, [&](std::int64_t i) { dx[i] = static_cast<T>(gamma * r * static_cast<double>(pg[i])); });
+      }
+    }
+    T *dw = out.weight.data<T>(), *db = out.bias.data<T>();
+    for (std::int64_t c = 0; c < gr.channels; ++c) {
+      double acc_w = 0.0, acc_b = 0.0;
+      for (std::int64_t grp = c; grp < gr.count; grp += gr.channels) {
+        acc_w += sum_gx[static_cast<std::size_t>(grp)];
+        acc_b += sum_g[static_cast<std::size_t>(grp)];
+      }
+      dw[c] = static_cast<T>(acc_w);
+      db[c] = static_cast<T>(acc_b);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps) {
+  const char* op = "instance_norm";
+  check_common(op, input, weight, bias, 3, "[N, C, D, H, W]", eps);
+  Tensor x = prepare(input, op, "input"), w = prepare(weight, op, "weight"), b = prepare(bias, op, "bias");
+  const Groups gr = instance_groups(x.shape());
+  std::vector<double> mean, var;
+  visit_floating(x.dtype(), op, [&](auto tag) { group_stats(x.data<typename decltype(tag)::type>(), gr, mean, var); });
+  std::vector<double> inv_std(var.size());
+  for (std::size_t g = 0; g < var.size(); ++g) inv_std[g] = 1.0 / std::sqrt(var[g] + eps);
+  return finish_forward(x, w, b, gr, Shape{x.shape()[0], x.shape()[1]}, mean, inv_std, op);
+}
+
+NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                                 const Tensor& mean, const Tensor& inv_std) {
+  check(input.defined() && input.dim() >= 3, "instance_norm backward: expected the saved input [N, C, ...]");
+  return norm_backward("instance_norm", grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true);
+}
+
+NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var, const BatchNormOptions& opt) {
+  const char* op = "batch_norm";
+  check_common(op, input, weight, bias, 2, "[N, C] or [N, C, D, H, W]", opt.eps);
+  const std::int64_t c = input.shape()[1];
+  check(running_mean.defined() == running_var.defined(),
+        "batch_norm: running_mean and running_var must be both defined or both undefined");
+  for (const auto& [t, what] : {std::pair{&running_mean, "running_mean"}, std::pair{&running_var, "running_var"}})
+    check(!t->defined() || t->shape() == Shape{c}, "batch_norm: {} has shape {}, expected [{}] (one per channel of input {})",
+          what, t->shape().str(), c, input.shape().str());
+  check_same_dtype(op, {&input, &running_mean, &running_var});
+  check(std::isfinite(opt.momentum) && opt.momentum >= 0.0 && opt.momentum <= 1.0,
+        "batch_norm: momentum must be in [0, 1], got {}", opt.momentum);
+  const Groups gr = batch_groups(input.shape());
+  check(!opt.training || gr.size() > 1,
+        "batch_norm: expected more than 1 value per channel when training, got input shape {}", input.shape().str());
+  check(opt.training || running_mean.defined(),
+        "batch_norm: evaluation mode normalises with running_mean and running_var, which are undefined");
+
+  Tensor x = prepare(input, op, "input"), w = prepare(weight, op, "weight"), b = prepare(bias, op, "bias");
+  std::vector<double> mean, var;
+  if (opt.training) {
+    visit_floating(x.dtype(), op, [&](auto tag) { group_stats(x.data<typename decltype(tag)::type>(), gr, mean, var); });
+  } else {
+    mean = cpu_input(running_mean, op, "running_mean").to_doubles();
+    var = cpu_input(running_var, op, "running_var").to_doubles();
+  }
+  std::vector<double> inv_std(var.size());
+  for (std::size_t g = 0; g < var.size(); ++g) inv_std[g] = 1.0 / std::sqrt(var[g] + opt.eps);
+  NormForward out = finish_forward(x, w, b, gr, Shape{c}, mean, inv_std, op);
+
+  // Note [Running statistics]: the buffers move towards the batch statistics with the unbiased
+  // variance (M / (M - 1) times the biased one that normalised the batch), as PyTorch does. They are
+  // written with copy_, which bumps their version counter, and never take part in the graph.
+  if (opt.training && running_mean.defined()) {
+    const std::vector<double> old_mean = running_mean.to_doubles(), old_var = running_var.to_doubles();
+    const double m = static_cast<double>(gr.size()), k = opt.momentum;
+    std::vector<double> new_mean(mean.size()), new_var(var.size());
+    for (std::size_t g = 0; g < mean.size(); ++g) {
+      new_mean[g] = (1.0 - k) * old_mean[g] + k * mean[g];
+      new_var[g] = (1.0 - k) * old_var[g] + k * var[g] * m / (m - 1.0);
+    }
+    // Copies of the handles share the buffers' data, so copy_ through them writes the caller's buffers.
+    Tensor rm = running_mean, rv = running_var;
+    rm.copy_(Tensor::from_doubles(new_mean, Shape{c}, rm.dtype()));
+    rv.copy_(Tensor::from_doubles(new_var, Shape{c}, rv.dtype()));
+  }
+  return out;
+}
+
+NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
+                              const Tensor& inv_std, bool training) {
+  check(input.defined() && input.dim() >= 2, "batch_norm backward: expected the saved input [N, C, ...]");
+  return norm_backward("batch_norm", grad_output, input, weight, mean, inv_std, batch_groups(input.shape()), training);
+}
+
+}  // namespace tlk::kernels::ref

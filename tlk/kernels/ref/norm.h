@@ -1,0 +1,38 @@
+#pragma once
+#include "tlk/kernels/norm_params.h"
+#include "tlk/tensor/tensor.h"
+
+/// Reference instance and batch normalisation: two-pass statistics accumulated in double.
+/// Shapes: input [N, C, ...] (any spatial rank; batch norm also takes [N, C]), weight and bias [C]
+/// or undefined (no affine transform).
+namespace tlk::kernels::ref {
+
+/// A normalisation's output and the per-group statistics its backward reads.
+struct NormForward {
+  Tensor output;
+  Tensor mean;     ///< instance norm [N, C]; batch norm [C]
+  Tensor inv_std;  ///< 1 / sqrt(var + eps), shaped like `mean`
+};
+
+/// Gradients of a normalisation w.r.t. its input, weight and bias (weight and bias [C], computed even
+/// when the op had no affine transform; the caller drops what it does not need).
+struct NormGrads {
+  Tensor input, weight, bias;
+};
+
+/// Instance normalisation: statistics per (n, c) over the spatial axes, biased variance
+/// (as torch.nn.functional.instance_norm without running statistics).
+NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps);
+NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                                 const Tensor& mean, const Tensor& inv_std);
+
+/// Batch normalisation: statistics per channel over N and the spatial axes. In training it updates
+/// `running_mean` and `running_var` ([C], or undefined to skip) in place; in evaluation it
+/// normalises with them (then they must be defined) and `mean`/`inv_std` are copies derived from them.
+NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var, const BatchNormOptions& opt);
+/// `training` must match the forward: in evaluation the statistics are constants (an affine map).
+NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                              const Tensor& mean, const Tensor& inv_std, bool training);
+
+}  // namespace tlk::kernels::ref
