@@ -78,15 +78,28 @@ TEST_CASE("hooks see and may replace gradients; retain_grad keeps non-leaf gradi
   CHECK(x.grad().to_doubles() == std::vector<double>{180, 360});  // 3 * (6, 12), times 10 by the hook
 }
 
-TEST_CASE("several outputs per op: cat's backward splits one gradient into its inputs") {
+TEST_CASE("several outputs per op: split's node gathers gradients from each output") {
   Generator gen(1);
-  Tensor a = random_leaf({1, 2, 3}, gen), b = random_leaf({1, 3, 3}, gen);
-  Tensor y = ops::cat({a, b}, 1);
-  // narrow gives two outputs of one tensor, each with its own weight
-  Tensor loss = ops::sum(y.narrow(1, 0, 2) * 2.0) + ops::sum(y.narrow(1, 2, 3) * 5.0);
+  Tensor x = random_leaf({2, 5, 3}, gen);
+  std::vector<Tensor> parts = ops::split(x, {2, 1, 2}, 1);
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[0].grad_fn() == parts[2].grad_fn());
+  CHECK(parts[1].shape() == Shape{2, 1, 3});
+  // Output 1 gets no gradient at all: the engine fills zeros for it.
+  Tensor loss = ops::sum(parts[0] * 2.0) + ops::sum(parts[2] * 5.0);
   loss.backward();
-  for (double g : a.grad().to_doubles()) CHECK(g == 2.0);
-  for (double g : b.grad().to_doubles()) CHECK(g == 5.0);
+  auto g = x.grad().to_doubles();
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const auto channel = (i / 3) % 5;
+    CHECK(g[i] == (channel < 2 ? 2.0 : channel == 2 ? 0.0 : 5.0));
+  }
+  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return ops::split(in[0], {1, 4}, -2); }, std::vector<Tensor>{x});
+  CHECK_THROWS_WITH_AS(ops::split(x, {2, 2}, 1), doctest::Contains("sizes add up to 4"), Error);
+}
+
+TEST_CASE("tensors print through fmt") {
+  Tensor t = Tensor::from_vector(std::vector<float>{1, 2}, {2}).set_requires_grad();
+  CHECK(fmt::format("{}", t) == "Tensor[2] f32 cpu plain requires_grad {1, 2}");
 }
 
 TEST_CASE("gradient reversal: identity forward, -lambda * grad backward") {

@@ -139,4 +139,9 @@ TEST_CASE("CUDA device: tensors move to the GPU and back, or the test skips") {
   CHECK(g.device() == Device::cuda(0));
   g.fill_(4.0);
   CHECK(g.to(Device::cpu()).to_doubles() == std::vector<double>{4, 4, 4});
+  CHECK(cuda::device_allocator(0).stats().current_bytes >= 12);
+  // Mixing devices in one op is an error naming both devices.
+  Tensor w = Tensor::zeros({1, 1, 1, 1, 1});
+  CHECK_THROWS_WITH_AS(ops::conv3d(Tensor::zeros({1, 1, 2, 2, 2}).to(Device::cuda()), w),
+                       doctest::Contains("different devices"), Error);
 }

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "tlk/tensor/device.h"
 #include "tlk/tensor/dtype.h"
 #include "tlk/tensor/shape.h"
@@ -186,3 +188,12 @@ void check_inplace_allowed(const Tensor& t, const char* op);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 }  // namespace tlk
+
+/// `fmt::print("{}", tensor)` prints Tensor::str().
+template <>
+struct fmt::formatter<tlk::Tensor> : fmt::formatter<std::string> {
+  template <class Context>
+  auto format(const tlk::Tensor& t, Context& ctx) const {
+    return fmt::formatter<std::string>::format(t.str(), ctx);
+  }
+};

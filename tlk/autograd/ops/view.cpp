@@ -107,6 +107,31 @@ Tensor permute(const Tensor& x, const std::vector<int>& order) {
   return y;
 }
 
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, int dim) {
+  dim = normalize_axis(dim, x.dim(), "split");
+  std::int64_t total = 0;
+  for (auto s : sizes) {
+    check(s >= 0, "split: negative size {} in the sizes", s);
+    total += s;
+  }
+  check(total == x.shape()[dim], "split: sizes add up to {}, but dimension {} of {} has extent {}", total, dim,
+        x.shape().str(), x.shape()[dim]);
+  Tensor base = x.layout() == Layout::blocked ? x.to(Layout::plain) : x;
+  std::vector<Tensor> pieces;
+  std::int64_t start = 0;
+  for (auto s : sizes) {
+    Shape shape = base.shape();
+    shape[dim] = s;
+    pieces.push_back(make_view(base, shape, base.strides(), base.offset() + start * base.strides()[dim]));
+    start += s;
+  }
+  attach("split", {x}, pieces, [dim](const Grads& g, const Node&) {
+    NoGradGuard guard;
+    return Grads{cat(g, dim)};
+  });
+  return pieces;
+}
+
 Tensor cat(const std::vector<Tensor>& tensors, int dim) {
   check(!tensors.empty(), "cat: no tensors given");
   const Tensor& first = tensors.front();
