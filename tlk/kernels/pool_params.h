@@ -10,8 +10,16 @@ namespace tlk {
 /// Window geometry of a 3D max or average pooling; per axis in D, H, W order. `stride` defaults to
 /// the kernel (non-overlapping windows) and padding may be at most half the kernel, as in PyTorch.
 /// Example: `Pool3dOptions{{1, 2, 2}}` halves H and W; overlapping windows:
+/// `Pool3dOptions{{3, 3, 3}, {2, 2, 2}, {1, 1, 1}}` or
 /// `Pool3dOptions{}.with_kernel({3, 3, 3}).with_stride({2, 2, 2}).with_padding({1, 1, 1})`.
 struct Pool3dOptions {
+  /// A 2x2x2 kernel with stride 2.
+  Pool3dOptions() = default;
+  /// `kernel` with stride = kernel and no padding.
+  Pool3dOptions(Int3 kernel) : kernel(kernel) {}
+  Pool3dOptions(Int3 kernel, Int3 stride, Int3 padding = {0, 0, 0})
+      : kernel(kernel), stride(stride), padding(padding) {}
+
   Int3 kernel{2, 2, 2};
   /// Unset means equal to `kernel`.
   std::optional<Int3> stride;

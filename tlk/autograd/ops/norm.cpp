@@ -27,11 +27,9 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   k::NormForward f = k::instance_norm_forward(x, weight, bias, eps);
   attach("instance_norm", {x, weight, bias}, {f.output},
          [xs = SavedTensor(x, "instance_norm"), ws = SavedTensor(weight, "instance_norm"),
-          ms = SavedTensor(f.mean, "instance_norm"), rs = SavedTensor(f.inv_std, "instance_norm")](const Grads& g,
-                                                                                                  const Node& self) {
-           return select(k::instance_norm_backward(g[0], xs.unpack(), ws.defined() ? ws.unpack() : Tensor(),
-                                                   ms.unpack(), rs.unpack()),
-                         self);
+          ms = SavedTensor(f.mean, "instance_norm"),
+          rs = SavedTensor(f.inv_std, "instance_norm")](const Grads& g, const Node& self) {
+           return select(k::instance_norm_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(), rs.unpack()), self);
          });
   return f.output;
 }
@@ -50,8 +48,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
          [xs = SavedTensor(x, "batch_norm"), ws = SavedTensor(weight, "batch_norm"),
           ms = SavedTensor(f.mean, "batch_norm"), rs = SavedTensor(f.inv_std, "batch_norm"),
           training = opt.training](const Grads& g, const Node& self) {
-           return select(k::batch_norm_backward(g[0], xs.unpack(), ws.defined() ? ws.unpack() : Tensor(), ms.unpack(),
-                                                rs.unpack(), training),
+           return select(k::batch_norm_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(), rs.unpack(), training),
                          self);
          });
   return f.output;

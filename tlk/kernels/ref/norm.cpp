@@ -44,6 +44,13 @@ Groups batch_groups(const Shape& x) {
 
 bool parallel_worthwhile(const Groups& gr) { return gr.count > 1 && gr.count * gr.size() > 32768; }
 
+// Checks that `t`, when defined, is [C] for input x [N, C, ...].
+void check_per_channel(const char* op, const Tensor& t, const char* what, const Tensor& x) {
+  if (!t.defined()) return;
+  check(t.shape() == Shape{x.shape()[1]}, "{}: {} has shape {}, expected [{}] (one per channel of input {})", op, what,
+        t.shape().str(), x.shape()[1], x.shape().str());
+}
+
 // Checks what both normalisations share: rank, an affine [C] weight and bias, dtypes, eps.
 void check_common(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, int min_dim,
                   const char* expected_layout, double eps) {
@@ -51,10 +58,8 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
   check(x.dim() >= min_dim, "{}: expected an input {} (at least {}-D), got {}-D with shape {}", op, expected_layout,
         min_dim, x.dim(), x.shape().str());
   check(x.numel() > 0, "{}: input of shape {} is empty", op, x.shape().str());
-  const std::int64_t c = x.shape()[1];
   for (const auto& [t, what] : {std::pair{&weight, "weight"}, std::pair{&bias, "bias"}})
-    check(!t->defined() || t->shape() == Shape{c}, "{}: {} has shape {}, expected [{}] (one per channel of input {})",
-          op, what, t->shape().str(), c, x.shape().str());
+    check_per_channel(op, *t, what, x);
   check_same_dtype(op, {&x, &weight, &bias});
   check(std::isfinite(eps) && eps >= 0.0, "{}: eps must be a finite value >= 0, got {}", op, eps);
 }
@@ -98,8 +103,9 @@ void normalize(const T* x, const Groups& gr, const std::vector<double>& mean, co
 }
 
 // Fills the output and the saved statistics (in the input's dtype) of a forward.
-NormForward finish_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Groups& gr, const Shape& stats_shape,
-                           const std::vector<double>& mean, const std::vector<double>& inv_std, const char* op) {
+NormForward finish_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Groups& gr,
+                           const Shape& stats_shape, const std::vector<double>& mean,
+                           const std::vector<double>& inv_std, const char* op) {
   NormForward out{empty_like(x), Tensor::empty(stats_shape, TensorOptions{x.dtype()}),
                   Tensor::empty(stats_shape, TensorOptions{x.dtype()})};
   visit_floating(x.dtype(), op, [&](auto tag) {
@@ -191,7 +197,8 @@ NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, con
 NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
                                  const Tensor& mean, const Tensor& inv_std) {
   check(input.defined() && input.dim() >= 3, "instance_norm backward: expected the saved input [N, C, ...]");
-  return norm_backward("instance_norm", grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true);
+  return norm_backward("instance_norm", grad_output, input, weight, mean, inv_std, instance_groups(input.shape()),
+                       true);
 }
 
 NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
@@ -202,8 +209,7 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
   check(running_mean.defined() == running_var.defined(),
         "batch_norm: running_mean and running_var must be both defined or both undefined");
   for (const auto& [t, what] : {std::pair{&running_mean, "running_mean"}, std::pair{&running_var, "running_var"}})
-    check(!t->defined() || t->shape() == Shape{c}, "batch_norm: {} has shape {}, expected [{}] (one per channel of input {})",
-          what, t->shape().str(), c, input.shape().str());
+    check_per_channel(op, *t, what, input);
   check_same_dtype(op, {&input, &running_mean, &running_var});
   check(std::isfinite(opt.momentum) && opt.momentum >= 0.0 && opt.momentum <= 1.0,
         "batch_norm: momentum must be in [0, 1], got {}", opt.momentum);
@@ -216,7 +222,8 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
   Tensor x = prepare(input, op, "input"), w = prepare(weight, op, "weight"), b = prepare(bias, op, "bias");
   std::vector<double> mean, var;
   if (opt.training) {
-    visit_floating(x.dtype(), op, [&](auto tag) { group_stats(x.data<typename decltype(tag)::type>(), gr, mean, var); });
+    visit_floating(x.dtype(), op,
+                   [&](auto tag) { group_stats(x.data<typename decltype(tag)::type>(), gr, mean, var); });
   } else {
     mean = cpu_input(running_mean, op, "running_mean").to_doubles();
     var = cpu_input(running_var, op, "running_var").to_doubles();

@@ -32,7 +32,7 @@ NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input,
 NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                const Tensor& running_mean, const Tensor& running_var, const BatchNormOptions& opt);
 /// `training` must match the forward: in evaluation the statistics are constants (an affine map).
-NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
-                              const Tensor& mean, const Tensor& inv_std, bool training);
+NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
+                              const Tensor& inv_std, bool training);
 
 }  // namespace tlk::kernels::ref

@@ -1,0 +1,27 @@
+#include "tlk/autograd/ops/linear.h"
+
+#include "tlk/autograd/function.h"
+#include "tlk/kernels/ref/linear.h"
+
+namespace tlk::ops {
+
+using autograd::attach;
+using autograd::Node;
+using autograd::SavedTensor;
+namespace k = kernels::ref;
+using Grads = std::vector<Tensor>;
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  Tensor y = k::linear_forward(x, weight, bias);
+  attach("linear", {x, weight, bias}, {y},
+         [xs = SavedTensor(x, "linear"), ws = SavedTensor(weight, "linear")](const Grads& g, const Node& self) {
+           Grads out(3);
+           if (self.needs_input_grad(0)) out[0] = k::linear_backward_input(g[0], ws.unpack());
+           if (self.needs_input_grad(1)) out[1] = k::linear_backward_weight(g[0], xs.unpack());
+           if (self.needs_input_grad(2)) out[2] = k::linear_backward_bias(g[0]);
+           return out;
+         });
+  return y;
+}
+
+}  // namespace tlk::ops

@@ -1,0 +1,81 @@
+#include "tlk/autograd/ops/losses.h"
+
+#include "tlk/autograd/function.h"
+#include "tlk/kernels/ref/elementwise.h"
+#include "tlk/kernels/ref/losses.h"
+#include "tlk/kernels/ref/soft_dice.h"
+
+namespace tlk::ops {
+
+using autograd::attach;
+using autograd::Node;
+using autograd::SavedTensor;
+namespace k = kernels::ref;
+using Grads = std::vector<Tensor>;
+
+// The kernels check every argument (shapes, dtypes, label ranges, options) before computing; the
+// ops only wire the backward. Constants (targets, class weights, the teacher) are left out of
+// attach's inputs, so no gradient is ever routed to them.
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+  Tensor loss = k::cross_entropy_forward(logits, target, options);
+  const char* name = "cross_entropy";
+  attach(name, {logits}, {loss},
+         [xs = SavedTensor(logits, name), ts = SavedTensor(target, name), ws = SavedTensor(options.weight, name),
+          ignore = options.ignore_index](const Grads& g, const Node&) {
+           const auto opt = CrossEntropyOptions{}.with_weight(ws.unpack()).with_ignore_index(ignore);
+           return Grads{k::cross_entropy_backward(g[0], xs.unpack(), ts.unpack(), opt)};
+         });
+  return loss;
+}
+
+Tensor soft_dice_loss(const Tensor& logits, const Tensor& target, const SoftDiceOptions& options) {
+  Tensor loss = k::soft_dice_forward(logits, target, options);
+  const char* name = "soft_dice_loss";
+  attach(name, {logits}, {loss},
+         [xs = SavedTensor(logits, name), ts = SavedTensor(target, name), options](const Grads& g, const Node&) {
+           return Grads{k::soft_dice_backward(g[0], xs.unpack(), ts.unpack(), options)};
+         });
+  return loss;
+}
+
+Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const BceOptions& options) {
+  Tensor loss = k::bce_with_logits_forward(logits, target, options);
+  const char* name = "bce_with_logits";
+  attach(name, {logits, target}, {loss},
+         [xs = SavedTensor(logits, name), ys = SavedTensor(target, name),
+          pws = SavedTensor(options.pos_weight, name)](const Grads& g, const Node& self) {
+           auto grads = k::bce_with_logits_backward(g[0], xs.unpack(), ys.unpack(),
+                                                    BceOptions{}.with_pos_weight(pws.unpack()),
+                                                    self.needs_input_grad(0), self.needs_input_grad(1));
+           return Grads{grads[0], grads[1]};
+         });
+  return loss;
+}
+
+Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits, double temperature) {
+  Tensor loss = k::kl_div_with_temperature_forward(student_logits, teacher_logits, temperature);
+  const char* name = "kl_div_with_temperature";
+  attach(name, {student_logits}, {loss},
+         [ss = SavedTensor(student_logits, name), ts = SavedTensor(teacher_logits, name), temperature](
+             const Grads& g, const Node&) {
+           return Grads{k::kl_div_with_temperature_backward(g[0], ss.unpack(), ts.unpack(), temperature)};
+         });
+  return loss;
+}
+
+Tensor mse_loss(const Tensor& a, const Tensor& b) {
+  Tensor loss = k::mse_loss_forward(a, b);
+  const char* name = "mse_loss";
+  attach(name, {a, b}, {loss},
+         [as = SavedTensor(a, name), bs = SavedTensor(b, name)](const Grads& g, const Node& self) {
+           Tensor ga = k::mse_loss_backward(g[0], as.unpack(), bs.unpack());
+           Grads out(2);
+           if (self.needs_input_grad(1)) out[1] = k::unary(ga, k::UnaryOp::neg);
+           if (self.needs_input_grad(0)) out[0] = ga;
+           return out;
+         });
+  return loss;
+}
+
+}  // namespace tlk::ops

@@ -1,0 +1,21 @@
+#include "tlk/autograd/ops/upsample3d.h"
+
+#include "tlk/autograd/function.h"
+#include "tlk/kernels/ref/upsample3d.h"
+
+namespace tlk::ops {
+
+using autograd::attach;
+using autograd::Node;
+namespace k = kernels::ref;
+using Grads = std::vector<Tensor>;
+
+Tensor upsample3d(const Tensor& x, const Upsample3dOptions& opt) {
+  Tensor y = k::upsample3d_forward(x, opt);
+  attach("upsample3d", {x}, {y}, [shape = x.shape(), opt](const Grads& g, const Node&) {
+    return Grads{k::upsample3d_backward(g[0], shape, opt)};
+  });
+  return y;
+}
+
+}  // namespace tlk::ops
