@@ -22,6 +22,8 @@ Run run_tlk(const std::string& args) {
   std::array<char, 4096> buf{};
   while (fgets(buf.data(), buf.size(), pipe.get())) out += buf.data();
   const int status = pclose(pipe.release());
+  // A crash (killed by a signal) must never read as success.
+  REQUIRE_MESSAGE(WIFEXITED(status), "tlk " << args << " did not exit normally (status " << status << ")");
   return {WEXITSTATUS(status), out};
 }
 

@@ -87,3 +87,25 @@ TEST_CASE("conv3d bad input gives a clear error") {
   CHECK_THROWS_WITH_AS(ops::conv3d(Tensor::zeros({1, 3, 8, 8, 8}), w, {}, Conv3dOptions{}.with_stride({0, 1, 1})),
                        doctest::Contains("strides and dilations must be >= 1"), Error);
 }
+
+TEST_CASE("conv3d reads channels-last and blocked inputs like plain ones") {
+  Generator gen(14);
+  Tensor x = randn({2, 5, 4, 5, 3}, gen), w = randn({3, 5, 3, 3, 3}, gen);
+  const auto opt = Conv3dOptions{}.with_padding({1, 1, 1});
+  Tensor expected = ops::conv3d(x, w, {}, opt);
+  CHECK(testing::max_abs_diff(ops::conv3d(x.to(Layout::channels_last), w, {}, opt), expected) == 0.0);
+  CHECK(testing::max_abs_diff(ops::conv3d(x.to(Layout::blocked), w, {}, opt), expected) == 0.0);
+  CHECK(testing::max_abs_diff(ops::relu(x.to(Layout::blocked)), ops::relu(x)) == 0.0);
+}
+
+TEST_CASE("conv3d backward kernels reject gradients that do not fit") {
+  Tensor g = Tensor::zeros({2, 4, 3, 3, 3}), w = Tensor::zeros({4, 3, 3, 3, 3});
+  CHECK_THROWS_WITH_AS(kernels::ref::conv3d_backward_data(g, w, {1, 3, 5, 5, 5}, {}),
+                       doctest::Contains("do not fit input shape"), Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::conv3d_backward_data(g, w.to(DType::f64), {2, 3, 5, 5, 5}, {}),
+                       doctest::Contains("mixed dtypes"), Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::conv3d_backward_weights(g, Tensor::zeros({1, 3, 5, 5, 5}), w.shape(), {}),
+                       doctest::Contains("do not fit weight"), Error);
+  CHECK_THROWS_WITH_AS(ops::conv3d(Tensor::zeros({1, 3, 5, 5, 5}), w, {}, Conv3dOptions{}.with_output_padding({1, 0, 0})),
+                       doctest::Contains("only meaningful for a transposed convolution"), Error);
+}

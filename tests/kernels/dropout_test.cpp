@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "tlk/kernels/ref/dropout.h"
 #include "test_util.h"
 
 using namespace tlk;
@@ -37,6 +38,25 @@ TEST_CASE("dropout: same seed gives the same mask, another seed another; eval, p
   CHECK(ops::dropout(x, 0.0, d, true).is_same(x));
   CHECK(d.state() == state);  // nothing drawn
   for (double v : ops::dropout(x, 1.0, d, true).to_doubles()) CHECK(v == 0.0);
+}
+
+TEST_CASE("dropout mask: one uniform draw per element in row-major order, in the input's dtype") {
+  // Note [Dropout mask]: element i is kept (scaled by 1 / (1 - p)) when the i-th draw is >= p.
+  const Shape shape{2, 3, 4, 5};
+  const double p = 0.3;
+  Generator ref(17);
+  std::vector<double> expected(static_cast<std::size_t>(shape.numel()));
+  for (double& m : expected) m = ref.uniform() >= p ? 1.0 / (1.0 - p) : 0.0;
+  for (DType dtype : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dtype));
+    Generator gen(17);
+    Tensor x = Tensor::ones(shape, TensorOptions{dtype});
+    kernels::ref::DropoutForward f = kernels::ref::dropout_forward(x, p, gen);
+    CHECK(f.mask.dtype() == dtype);
+    CHECK(f.mask.to_doubles() == Tensor::from_doubles(expected, shape, dtype).to_doubles());
+    CHECK(f.output.to_doubles() == f.mask.to_doubles());
+    CHECK(gen.state() == ref.state());
+  }
 }
 
 TEST_CASE("dropout gradient uses the forward's mask") {
@@ -78,4 +98,9 @@ TEST_CASE("dropout bad input gives a clear error") {
                        Error);
   CHECK_THROWS_WITH_AS(ops::dropout(Tensor::ones({2, 3}, TensorOptions{DType::i64}), 0.5, gen, true),
                        doctest::Contains("dtype i64 is not supported"), Error);
+  // The backward kernel checks what it is given.
+  CHECK_THROWS_WITH_AS(kernels::ref::dropout_backward(x, Tensor::ones({2, 3}, TensorOptions{DType::f64})),
+                       doctest::Contains("dropout backward: mixed dtypes f32 and f64"), Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::dropout_backward(x, Tensor::ones({3, 2})),
+                       doctest::Contains("grad_output has shape [2, 3], expected the mask's shape [3, 2]"), Error);
 }

@@ -5,11 +5,8 @@
 #include "test_util.h"
 
 using namespace tlk;
+using testing::f64;
 using testing::random_leaf;
-
-namespace {
-TensorOptions f64() { return TensorOptions{DType::f64}; }
-}  // namespace
 
 TEST_CASE("linear forward matches a hand-computed 2x3 case") {
   Tensor x = Tensor::from_doubles({1, 2, 3, 4, 5, 6}, {2, 3}, DType::f64);
@@ -69,4 +66,15 @@ TEST_CASE("linear bad input gives a clear error") {
                        doctest::Contains("expected an input [N, in] or [..., in], got a 0-D"), Error);
   CHECK_THROWS_WITH_AS(kernels::ref::matmul(x, w), doctest::Contains("matmul: inner extents differ ([2, 4] · [3, 5]"),
                        Error);
+  // The backward kernels check what they are given.
+  CHECK_THROWS_WITH_AS(kernels::ref::linear_backward_input(Tensor::zeros({2, 4}), w),
+                       doctest::Contains("linear backward input: grad_output has shape [2, 4] and weight [3, 5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::linear_backward_input(Tensor::zeros({2, 3}), Tensor::zeros({3, 5}, f64())),
+                       doctest::Contains("linear backward input: mixed dtypes"), Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::linear_backward_weights(Tensor::zeros({2, 3}), Tensor::zeros({4, 5})),
+                       doctest::Contains("linear backward weights: grad_output has shape [2, 3] and input [4, 5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::linear_backward_weights(Tensor::zeros({2, 3}), Tensor::zeros({2, 5}, f64())),
+                       doctest::Contains("linear backward weights: mixed dtypes"), Error);
 }

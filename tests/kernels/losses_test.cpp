@@ -1,14 +1,15 @@
 #include <cmath>
 #include <limits>
 
+#include "tlk/kernels/ref/losses.h"
+#include "tlk/kernels/ref/soft_dice.h"
 #include "test_util.h"
 
 using namespace tlk;
+using testing::f64;
 using testing::random_leaf;
 
 namespace {
-
-TensorOptions f64() { return TensorOptions{DType::f64}; }
 
 // Integer labels in [0, classes), i64.
 Tensor random_labels(const Shape& shape, std::int64_t classes, Generator& gen) {
@@ -464,4 +465,18 @@ TEST_CASE("losses: bad input gives a clear error") {
   // mse_loss
   CHECK_THROWS_WITH_AS(ops::mse_loss(x, Tensor::zeros({2, 5, 1})), doctest::Contains("differ in shape"), Error);
   CHECK_THROWS_WITH_AS(ops::mse_loss(x, x.to(DType::f64)), doctest::Contains("mixed dtypes"), Error);
+  // The backward kernels check the gradient they are given.
+  namespace k = kernels::ref;
+  CHECK_THROWS_WITH_AS(k::cross_entropy_backward(Tensor::scalar(1.0, f64()), x, labels, {}),
+                       doctest::Contains("cross_entropy backward: mixed dtypes f32 and f64"), Error);
+  CHECK_THROWS_WITH_AS(k::mse_loss_backward(Tensor::ones({2}), x, x),
+                       doctest::Contains("mse_loss backward: expected a one-element gradient of the scalar loss (shape "
+                                         "[] or [1]), got shape [2]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(k::soft_dice_backward(Tensor::ones({2}), x, labels, {}),
+                       doctest::Contains("soft_dice_loss backward: expected a one-element gradient of the scalar "
+                                         "loss (shape [] or [1]), got shape [2]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(k::kl_div_with_temperature_backward(Tensor::scalar(1.0), x, x.to(DType::f64), 1.0),
+                       doctest::Contains("kl_div_with_temperature backward: mixed dtypes"), Error);
 }

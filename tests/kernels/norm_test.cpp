@@ -1,13 +1,14 @@
 #include <cmath>
 
+#include "tlk/kernels/ref/norm.h"
 #include "test_util.h"
 
 using namespace tlk;
+using testing::f64;
+using testing::max_rel_diff;
 using testing::random_leaf;
 
 namespace {
-
-TensorOptions f64() { return TensorOptions{DType::f64}; }
 
 // Per-channel statistics of x [N, C, ...] over N and the spatial axes, computed directly.
 struct ChannelStats {
@@ -30,13 +31,6 @@ ChannelStats channel_stats(const Tensor& x) {
     st.unbiased_var.push_back(sq / (m - 1.0));
   }
   return st;
-}
-
-double max_rel_diff(const Tensor& a, const Tensor& b) {
-  auto va = a.to_doubles(), vb = b.to_doubles();
-  double m = 0.0;
-  for (std::size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]) / (1.0 + std::abs(vb[i])));
-  return m;
 }
 
 }  // namespace
@@ -197,4 +191,27 @@ TEST_CASE("normalisation bad input gives a clear error") {
   leaf.set_requires_grad();
   CHECK_THROWS_WITH_AS(ops::batch_norm(x, {}, {}, leaf, rv, train),
                        doctest::Contains("running_mean is a buffer and must not require grad"), Error);
+
+  // The backward kernels check what they are given.
+  namespace k = kernels::ref;
+  Tensor xs = Tensor::zeros({2, 5, 3}), stats = Tensor::zeros({2, 5});
+  CHECK_THROWS_WITH_AS(k::instance_norm_backward(xs, Tensor::zeros({2, 5}), {}, stats, stats),
+                       doctest::Contains("instance_norm backward: expected the saved input [N, C, D, H, W] (at least "
+                                         "3-D), got 2-D with shape [2, 5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(k::batch_norm_backward(xs, Tensor::zeros({5}), {}, stats, stats, true),
+                       doctest::Contains("batch_norm backward: expected the saved input [N, C] or [N, C, D, H, W] (at "
+                                         "least 2-D), got 1-D with shape [5]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(k::instance_norm_backward(xs, xs, Tensor::ones({4}), stats, stats),
+                       doctest::Contains("instance_norm backward: weight has shape [4], expected [5]"), Error);
+  CHECK_THROWS_WITH_AS(k::instance_norm_backward(xs, xs.to(DType::f64), {}, stats, stats),
+                       doctest::Contains("instance_norm backward: mixed dtypes"), Error);
+  CHECK_THROWS_WITH_AS(k::instance_norm_backward(Tensor::zeros({2, 5, 4}), xs, {}, stats, stats),
+                       doctest::Contains("grad_output has shape [2, 5, 4], expected the input's shape [2, 5, 3]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(k::batch_norm_backward(xs, xs, {}, stats, stats, true),
+                       doctest::Contains("batch_norm backward: expected 5 saved statistics for input [2, 5, 3], got "
+                                         "mean [2, 5]"),
+                       Error);
 }

@@ -5,14 +5,12 @@
 #include "test_util.h"
 
 using namespace tlk;
+using testing::check_f32_matches_f64;
 using testing::random_leaf;
+using testing::values;
 using Inputs = std::vector<Tensor>;
 
 namespace {
-
-Tensor values(const std::vector<double>& v, const Shape& shape, DType dtype = DType::f64) {
-  return Tensor::from_doubles(v, shape, dtype);
-}
 
 std::vector<double> arange(std::int64_t n, double scale = 1.0) {
   std::vector<double> v(static_cast<std::size_t>(n));
@@ -29,13 +27,6 @@ Tensor distinct_leaf(const Shape& shape, Generator& gen) {
   Tensor t = values(v, shape);
   t.set_requires_grad(true);
   return t;
-}
-
-void check_f32_matches_f64(const std::function<Tensor(const Tensor&)>& fn, const Shape& shape, Generator& gen) {
-  Tensor x64 = randn(shape, gen, 0, 1, TensorOptions{DType::f64});
-  auto y64 = fn(x64).to_doubles(), y32 = fn(x64.to(DType::f32)).to_doubles();
-  REQUIRE(y64.size() == y32.size());
-  for (std::size_t i = 0; i < y64.size(); ++i) CHECK(y32[i] == doctest::Approx(y64[i]).epsilon(1e-5));
 }
 
 }  // namespace

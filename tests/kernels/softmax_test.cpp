@@ -1,13 +1,11 @@
 #include <cmath>
 
+#include "tlk/kernels/ref/softmax.h"
 #include "test_util.h"
 
 using namespace tlk;
+using testing::f64;
 using testing::random_leaf;
-
-namespace {
-TensorOptions f64() { return TensorOptions{DType::f64}; }
-}  // namespace
 
 TEST_CASE("softmax forward: hand-computed values, rows sum to 1, equals exp(log_softmax)") {
   // softmax([1, 2, 3]) = e^k / (e + e^2 + e^3); shifting by 1000 must not change it (stability).
@@ -70,4 +68,12 @@ TEST_CASE("softmax bad input gives a clear error") {
                        doctest::Contains("log_softmax: axis 2 is out of range for a 2-D tensor"), Error);
   CHECK_THROWS_WITH_AS(ops::softmax(Tensor::zeros({2, 3}, TensorOptions{DType::i64})),
                        doctest::Contains("dtype i64 is not supported"), Error);
+  // The backward kernels check what they are given.
+  Tensor y = Tensor::zeros({2, 3});
+  CHECK_THROWS_WITH_AS(kernels::ref::softmax_backward(y, y.to(DType::f64), 1),
+                       doctest::Contains("softmax backward: mixed dtypes f32 and f64"), Error);
+  CHECK_THROWS_WITH_AS(kernels::ref::log_softmax_backward(Tensor::zeros({2, 4}), y, 1),
+                       doctest::Contains("log_softmax backward: grad_output has shape [2, 4], expected the output's "
+                                         "shape [2, 3]"),
+                       Error);
 }

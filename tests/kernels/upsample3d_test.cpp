@@ -2,14 +2,12 @@
 #include "test_util.h"
 
 using namespace tlk;
+using testing::check_f32_matches_f64;
 using testing::random_leaf;
+using testing::values;
 using Inputs = std::vector<Tensor>;
 
 namespace {
-
-Tensor values(const std::vector<double>& v, const Shape& shape, DType dtype = DType::f64) {
-  return Tensor::from_doubles(v, shape, dtype);
-}
 
 const Upsample3dOptions nearest = Upsample3dOptions{}.with_mode(UpsampleMode::nearest);
 const Upsample3dOptions trilinear = Upsample3dOptions{}.with_mode(UpsampleMode::trilinear);
@@ -86,10 +84,7 @@ TEST_CASE("upsample3d f32 forward agrees with f64") {
       trilinear.with_scale_factor({2, 1.5, 1.3}).with_align_corners(true), trilinear.with_size({2, 3, 2})};
   for (const auto& opt : cases) {
     CAPTURE(opt.str());
-    Tensor x64 = randn({2, 3, 3, 4, 5}, gen, 0, 1, TensorOptions{DType::f64});
-    auto y64 = ops::upsample3d(x64, opt).to_doubles(), y32 = ops::upsample3d(x64.to(DType::f32), opt).to_doubles();
-    REQUIRE(y64.size() == y32.size());
-    for (std::size_t i = 0; i < y64.size(); ++i) CHECK(y32[i] == doctest::Approx(y64[i]).epsilon(1e-5));
+    check_f32_matches_f64([&](const Tensor& x) { return ops::upsample3d(x, opt); }, {2, 3, 3, 4, 5}, gen);
   }
 }
 

@@ -1,6 +1,7 @@
 #include "tlk/autograd/accumulate_grad.h"
 
 #include "tlk/kernels/ref/elementwise.h"
+#include "tlk/tensor/error.h"
 
 namespace tlk::autograd {
 
@@ -15,10 +16,18 @@ std::vector<Tensor> AccumulateGrad::apply(const std::vector<Tensor>& grad_output
   auto& meta = *leaf_->autograd;
   for (auto& hook : meta.leaf_hooks) {
     Tensor changed = hook(grad);
-    if (changed.defined()) grad = changed;
+    if (!changed.defined()) continue;
+    check(changed.shape() == grad.shape() && changed.dtype() == grad.dtype(),
+          "gradient hook on a leaf of shape {}: returned a gradient of shape {} and dtype {}, expected shape {} and "
+          "dtype {}",
+          grad.shape().str(), changed.shape().str(), dtype_name(changed.dtype()), grad.shape().str(),
+          dtype_name(grad.dtype()));
+    grad = changed;
   }
-  // Out of place, so a gradient someone holds from an earlier backward is never changed under them.
-  meta.grad = meta.grad.defined() ? kernels::ref::add(meta.grad, grad) : grad.detach();
+  // Note [Gradient ownership]: the first gradient is copied, never aliased: the incoming tensor may be
+  // shared with another leaf's gradient or with the caller's backward() argument. Later gradients are
+  // added out of place, so a gradient someone holds from an earlier backward never changes under them.
+  meta.grad = meta.grad.defined() ? kernels::ref::add(meta.grad, grad) : grad.detach().clone();
   return {};
 }
 

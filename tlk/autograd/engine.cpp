@@ -108,7 +108,13 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
       if (hooks != node->pre_hooks().end())
         for (auto& hook : hooks->second) {
           Tensor changed = hook(g);
-          if (changed.defined()) g = changed;
+          if (!changed.defined()) continue;
+          check(changed.shape() == meta.shape && changed.dtype() == meta.dtype,
+                "gradient hook on output {} of {}: returned a gradient of shape {} and dtype {}, expected shape {} "
+                "and dtype {}",
+                i, node->name(), changed.shape().str(), dtype_name(changed.dtype()), meta.shape.str(),
+                dtype_name(meta.dtype));
+          g = changed;
         }
     }
     std::vector<Tensor> input_grads = node->apply(grads);

@@ -26,11 +26,17 @@ double projected(const std::vector<Tensor>& outputs, const std::vector<std::vect
 
 GradcheckResult gradcheck(const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn,
                           const std::vector<Tensor>& inputs, const GradcheckOptions& options) {
+  bool any_differentiable = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& x = inputs[i];
-    check(x.defined() && x.dtype() == DType::f64 && x.is_leaf() && x.is_contiguous(),
-          "gradcheck: input {} must be a contiguous f64 leaf tensor", i);
+    check(x.defined(), "gradcheck: input {} is undefined", i);
+    check(x.dtype() == DType::f64, "gradcheck: input {} has dtype {}, expected f64", i, dtype_name(x.dtype()));
+    check(x.is_leaf(), "gradcheck: input {} (shape {}) is not a leaf tensor", i, x.shape().str());
+    check(x.is_contiguous(), "gradcheck: input {} (shape {}) is not contiguous", i, x.shape().str());
+    any_differentiable = any_differentiable || x.requires_grad();
   }
+  check(any_differentiable, "gradcheck: no input requires grad, so nothing would be checked; call "
+        "set_requires_grad() on the inputs to differentiate");
 
   // Analytic gradient of L = Σ <r_k, out_k>.
   for (const Tensor& x : inputs) x.set_grad(Tensor());

@@ -76,6 +76,7 @@ struct AutogradMeta {
   int output_nr = 0;                ///< which output of grad_fn
   std::weak_ptr<Node> accumulator;  ///< leaves: the AccumulateGrad node, made on demand
   std::vector<GradHook> leaf_hooks;  ///< leaves: hooks run before accumulation
+  bool retains_grad = false;         ///< non-leaves: retain_grad() was called
 };
 
 /// True when grad mode is on and some input requires grad (undefined inputs are skipped).

@@ -1,5 +1,6 @@
 // The autograd members of tlk::Tensor (Note [Tensor and autograd] in tensor/tensor.h).
 #include "tlk/autograd/engine.h"
+#include "tlk/autograd/function.h"
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/node.h"
 #include "tlk/kernels/ref/elementwise.h"
@@ -65,12 +66,15 @@ void Tensor::register_hook(GradHook hook) const {
 
 void Tensor::retain_grad() const {
   if (is_leaf()) return;
+  auto& meta = meta_of(*this);
+  if (meta.retains_grad) return;
+  meta.retains_grad = true;
   // A weak reference: the hook lives in this tensor's own grad_fn, so a strong one would be a cycle.
   std::weak_ptr<TensorImpl> weak = impl_ptr();
   register_hook([weak](const Tensor& g) {
     if (auto impl = weak.lock()) {
       auto& meta = *impl->autograd;
-      meta.grad = meta.grad.defined() ? kernels::ref::add(meta.grad, g) : g.detach();
+      meta.grad = meta.grad.defined() ? kernels::ref::add(meta.grad, g) : g.detach().clone();
     }
     return Tensor();
   });
@@ -78,10 +82,21 @@ void Tensor::retain_grad() const {
 
 namespace detail {
 void check_inplace_allowed(const Tensor& t, const char* op) {
-  check(!(autograd::GradMode::is_enabled() && t.is_leaf() && t.requires_grad()),
-        "{}: a leaf tensor of shape {} that requires grad cannot be modified in place while gradients are recorded; "
-        "do it under NoGradGuard",
-        op, t.shape().str());
+  if (!autograd::GradMode::is_enabled() || !t.requires_grad()) return;
+  if (t.is_leaf())
+    fail("{}: a leaf tensor of shape {} that requires grad cannot be modified in place while gradients are recorded; "
+         "do it under NoGradGuard",
+         op, t.shape().str());
+  fail("{}: the tensor of shape {} made by {} is part of a recorded graph, and in-place writes are not recorded; "
+       "use an out-of-place op, or detach() it first",
+       op, t.shape().str(), t.grad_fn()->name());
+}
+
+void record_conversion(const Tensor& src, const Tensor& out, const char* op) {
+  autograd::attach(op, {src}, {out}, [dtype = src.dtype(), device = src.device()](const std::vector<Tensor>& g,
+                                                                                  const autograd::Node&) {
+    return std::vector<Tensor>{g[0].to(Layout::plain).to(dtype).to(device)};
+  });
 }
 }  // namespace detail
 

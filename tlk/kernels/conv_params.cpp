@@ -35,6 +35,9 @@ void check_common(const Tensor& input, const Tensor& weight, const Tensor& bias,
 Shape conv3d_output_shape(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt,
                           const char* op) {
   check_common(input, weight, bias, opt, op);
+  check(opt.output_padding == Int3{0, 0, 0},
+        "{}: output_padding {} is only meaningful for a transposed convolution, expected 0", op,
+        fmt::format("{}", opt.output_padding));
   check(input.shape()[1] == weight.shape()[1],
         "{}: input has {} channels but weight expects {} (input {}, weight {})", op, input.shape()[1],
         weight.shape()[1], input.shape().str(), weight.shape().str());

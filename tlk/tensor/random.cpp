@@ -5,6 +5,8 @@
 #include <limits>
 #include <numbers>
 
+#include "tlk/tensor/strided_copy.h"
+
 namespace tlk {
 
 namespace {
@@ -101,7 +103,13 @@ std::int64_t fan_in(const Tensor& weight) {
 void kaiming_normal_(Tensor& weight, Generator& gen, double negative_slope) {
   const double gain = std::sqrt(2.0 / (1.0 + negative_slope * negative_slope));
   const double stddev = gain / std::sqrt(static_cast<double>(fan_in(weight)));
-  weight.copy_(randn(weight.shape(), gen, 0.0, stddev, TensorOptions{weight.dtype()}));
+  // Initialisation is not part of any graph (as torch.nn.init runs under no_grad), so the values are
+  // written directly rather than through copy_(), which refuses parameters while grad mode is on.
+  check(weight.device().is_cpu() && weight.layout() != Layout::blocked,
+        "kaiming_normal_: expected a strided CPU tensor, got one on {} in layout {}", weight.device().str(),
+        layout_name(weight.layout()));
+  detail::copy_strided(weight, randn(weight.shape(), gen, 0.0, stddev, TensorOptions{DType::f64}));
+  weight.impl().storage->bump_version();
 }
 
 }  // namespace tlk

@@ -16,7 +16,7 @@ Dims::Dims(const std::vector<std::int64_t>& values) {
 }
 
 void Dims::push_back(std::int64_t v) {
-  check(size_ < kMaxDims, "shape: at most {} dimensions are supported", kMaxDims);
+  check(size_ < kMaxDims, "shape: at most {} dimensions are supported; adding extent {} to {}", kMaxDims, v, str());
   values_[static_cast<std::size_t>(size_++)] = v;
 }
 

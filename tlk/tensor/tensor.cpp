@@ -16,7 +16,8 @@ namespace {
 
 std::shared_ptr<TensorImpl> new_impl(const Shape& shape, TensorOptions options) {
   for (auto e : shape) check(e >= 0, "tensor: negative extent in shape {}", shape.str());
-  check(options.device.is_cpu() || options.device.is_cuda(), "tensor: unknown device");
+  check(options.device.is_cpu() || options.device.is_cuda(), "tensor: unknown device type {}",
+        static_cast<int>(options.device.type));
   auto impl = std::make_shared<TensorImpl>();
   impl->storage =
       std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(options.dtype), options.device);
@@ -86,7 +87,8 @@ Tensor Tensor::from_doubles(const std::vector<double>& values, const Shape& shap
 // ---- Properties -------------------------------------------------------------------------------------
 
 TensorImpl& Tensor::impl() const {
-  check(impl_ != nullptr, "tensor: use of an undefined tensor");
+  check(impl_ != nullptr, "tensor: use of an undefined tensor (a default-constructed Tensor, e.g. a missing "
+        "gradient or an optional argument left empty)");
   return *impl_;
 }
 
@@ -131,58 +133,51 @@ double Tensor::item() const {
 }
 
 std::vector<double> Tensor::to_doubles() const {
-  Tensor t = to(Device::cpu()).to(Layout::plain).to(DType::f64).contiguous();
+  Tensor t = detach().to(Device::cpu()).to(Layout::plain).to(DType::f64).contiguous();
   const double* p = t.data<double>();
   return std::vector<double>(p, p + t.numel());
 }
 
 // ---- Conversions ------------------------------------------------------------------------------------
+// Note [Differentiable conversions]: each conversion below computes on a detached handle (so the
+// copies it makes internally record nothing), then, when the result is a new tensor, lets autograd
+// connect it to the source (detail::record_conversion), so gradients flow through contiguous(),
+// to(...) and clone() as through any op.
 
-Tensor Tensor::contiguous() const {
-  if (is_contiguous()) return *this;
-  if (layout() == Layout::blocked) return to(Layout::plain);
-  check(device().is_cpu(), "contiguous: strided copies on {} are not supported yet", device().str());
-  Tensor out = empty(shape(), TensorOptions{dtype(), device()});
-  detail::copy_strided(out, *this);
+namespace {
+
+Tensor plain_from_blocked(const Tensor& src) {
+  Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
+  dnnl_reorder(src.blocked_format().desc(), src.impl().storage->data(), strided_desc(out), out.raw_data());
   return out;
 }
 
-Tensor Tensor::to(Layout target) const {
-  const Layout current = layout();
-  if (target == current && target != Layout::plain) return *this;
-  switch (target) {
-    case Layout::plain: {
-      if (current != Layout::blocked) return contiguous();
-      Tensor out = empty(shape(), TensorOptions{dtype(), device()});
-      dnnl_reorder(blocked_format().desc(), impl().storage->data(), strided_desc(out), out.raw_data());
-      return out;
-    }
-    case Layout::channels_last: {
-      check(dim() >= 3, "to(channels_last): needs a tensor with N, C and spatial dimensions, got {}", shape().str());
-      Tensor src = current == Layout::blocked ? to(Layout::plain) : *this;
-      check(device().is_cpu(), "to(channels_last): only CPU tensors for now, got {}", device().str());
-      Tensor out = empty(shape(), TensorOptions{dtype(), device()});
-      out.impl().strides = channels_last_strides(shape());
-      detail::copy_strided(out, src);
-      return out;
-    }
-    case Layout::blocked: return to(BlockedFormat::default_for(shape()));
-  }
-  fail("to(layout): unknown layout");
+Tensor contiguous_copy(const Tensor& src) {
+  if (src.layout() == Layout::blocked) return plain_from_blocked(src);
+  check(src.device().is_cpu(), "contiguous: strided copies on {} are not supported yet (shape {}, strides {})",
+        src.device().str(), src.shape().str(), src.strides().str());
+  Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
+  detail::copy_strided(out, src);
+  return out;
 }
 
-Tensor Tensor::to(const BlockedFormat& format) const {
-  check(dtype() == DType::f32, "to(blocked): oneDNN blocked layouts hold f32 here, got {}", dtype_name(dtype()));
-  check(device().is_cpu(), "to(blocked): blocked layouts are CPU-only, tensor is on {}", device().str());
-  const auto& dims = format.desc().data.dims;
-  check(format.desc().data.ndims == dim() && std::equal(shape().begin(), shape().end(), dims),
-        "to(blocked): format dims do not match tensor shape {}", shape().str());
-  if (impl().blocked && *impl().blocked == format) return *this;
-  Tensor src = impl().blocked ? to(Layout::plain) : *this;
+Tensor channels_last_copy(const Tensor& src_in) {
+  check(src_in.dim() >= 3, "to(channels_last): needs a tensor with N, C and spatial dimensions, got shape {}",
+        src_in.shape().str());
+  check(src_in.device().is_cpu(), "to(channels_last): only CPU tensors for now, got one on {}", src_in.device().str());
+  Tensor src = src_in.layout() == Layout::blocked ? plain_from_blocked(src_in) : src_in;
+  Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
+  out.impl().strides = channels_last_strides(src.shape());
+  detail::copy_strided(out, src);
+  return out;
+}
+
+Tensor blocked_copy(const Tensor& src_in, const BlockedFormat& format) {
+  Tensor src = src_in.layout() == Layout::blocked ? plain_from_blocked(src_in) : src_in;
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(format.nbytes(), Device::cpu());
-  impl->shape = shape();
-  impl->strides = contiguous_strides(shape());
+  impl->shape = src.shape();
+  impl->strides = contiguous_strides(src.shape());
   impl->dtype = DType::f32;
   impl->blocked = std::make_shared<BlockedFormat>(format);
   // Note [Blocked layout]: zero the storage first so the channel padding is zero.
@@ -191,39 +186,85 @@ Tensor Tensor::to(const BlockedFormat& format) const {
   return Tensor(impl);
 }
 
+}  // namespace
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  Tensor out = contiguous_copy(detach());
+  detail::record_conversion(*this, out, "contiguous");
+  return out;
+}
+
+Tensor Tensor::to(Layout target) const {
+  const Layout current = layout();
+  if (target == current && target != Layout::plain) return *this;
+  Tensor out;
+  switch (target) {
+    case Layout::plain:
+      if (current != Layout::blocked) return contiguous();
+      out = plain_from_blocked(detach());
+      break;
+    case Layout::channels_last: out = channels_last_copy(detach()); break;
+    case Layout::blocked: return to(BlockedFormat::default_for(shape()));
+  }
+  detail::record_conversion(*this, out, "to(layout)");
+  return out;
+}
+
+Tensor Tensor::to(const BlockedFormat& format) const {
+  check(dtype() == DType::f32, "to(blocked): oneDNN blocked layouts hold f32 here, got {}", dtype_name(dtype()));
+  check(device().is_cpu(), "to(blocked): blocked layouts are CPU-only, tensor is on {}", device().str());
+  const auto& dims = format.desc().data.dims;
+  check(format.desc().data.ndims == dim() && std::equal(shape().begin(), shape().end(), dims),
+        "to(blocked): format dims {} do not match tensor shape {}",
+        Dims(std::vector<std::int64_t>(dims, dims + format.desc().data.ndims)).str(), shape().str());
+  if (impl().blocked && *impl().blocked == format) return *this;
+  Tensor out = blocked_copy(detach(), format);
+  detail::record_conversion(*this, out, "to(blocked)");
+  return out;
+}
+
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor src = to(Layout::plain);
-  check(device().is_cpu(), "to({}): dtype conversion on {} is not supported yet", dtype_name(target),
-        device().str());
+  check(device().is_cpu(), "to({}): dtype conversion on {} is not supported yet (shape {})", dtype_name(target),
+        device().str(), shape().str());
+  Tensor src = detach();
+  if (src.layout() == Layout::blocked) src = plain_from_blocked(src);
   Tensor out = empty(shape(), TensorOptions{target, device()});
   detail::copy_strided(out, src);
+  detail::record_conversion(*this, out, "to(dtype)");
   return out;
 }
 
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
-  check(!impl().blocked, "to({}): convert the blocked tensor to a plain layout first", target.str());
-  Tensor src = device().is_cpu() ? contiguous() : *this;
-  check(src.is_contiguous(), "to({}): only contiguous tensors can move between devices", target.str());
+  check(!impl().blocked, "to({}): convert the blocked tensor {} to a plain layout first", target.str(), shape().str());
+  Tensor src = device().is_cpu() ? detach().contiguous() : detach();
+  check(src.is_contiguous(), "to({}): only contiguous tensors can move between devices (shape {}, strides {})",
+        target.str(), shape().str(), strides().str());
   Tensor out = empty(shape(), TensorOptions{dtype(), target});
   cuda::copy_bytes(out.raw_data(), target, src.raw_data(), device(),
                    static_cast<std::size_t>(numel()) * element_size(dtype()));
+  detail::record_conversion(*this, out, "to(device)");
   return out;
 }
 
 Tensor Tensor::clone() const {
+  Tensor out;
   if (impl().blocked) {
-    auto impl = std::make_shared<TensorImpl>(*impl_);
-    impl->autograd.reset();
-    impl->storage = std::make_shared<Storage>(impl_->storage->nbytes(), device());
-    std::memcpy(impl->storage->data(), impl_->storage->data(), impl_->storage->nbytes());
-    return Tensor(impl);
+    auto copy = std::make_shared<TensorImpl>(*impl_);
+    copy->autograd.reset();
+    copy->storage = std::make_shared<Storage>(impl_->storage->nbytes(), device());
+    std::memcpy(copy->storage->data(), impl_->storage->data(), impl_->storage->nbytes());
+    out = Tensor(copy);
+  } else if (device().is_cuda()) {
+    out = detach().to(Device::cpu()).to(device());
+  } else {
+    out = empty(shape(), TensorOptions{dtype(), device()});
+    if (layout() == Layout::channels_last) out.impl().strides = strides();
+    detail::copy_strided(out, detach());
   }
-  if (device().is_cuda()) return to(Device::cpu()).to(device());
-  Tensor out = empty(shape(), TensorOptions{dtype(), device()});
-  if (layout() == Layout::channels_last) out.impl().strides = strides();
-  detail::copy_strided(out, *this);
+  detail::record_conversion(*this, out, "clone");
   return out;
 }
 
@@ -233,7 +274,8 @@ Tensor& Tensor::fill_(double value) {
   detail::check_inplace_allowed(*this, "fill_");
   impl().storage->bump_version();
   if (device().is_cuda()) {
-    check(is_contiguous(), "fill_: only contiguous CUDA tensors for now");
+    check(is_contiguous(), "fill_: only contiguous CUDA tensors for now (shape {}, strides {})", shape().str(),
+          strides().str());
     cuda::fill(raw_data(), dtype(), static_cast<std::size_t>(numel()), value, device().index);
     return *this;
   }
@@ -266,13 +308,16 @@ Tensor& Tensor::copy_(const Tensor& src) {
   detail::check_inplace_allowed(*this, "copy_");
   impl().storage->bump_version();
   if (impl().blocked) {
-    Tensor converted = src.to(device()).to(Layout::plain).to(dtype()).to(blocked_format());
+    Tensor converted = src.detach().to(device()).to(Layout::plain).to(dtype()).to(blocked_format());
     std::memcpy(impl().storage->data(), converted.impl().storage->data(), impl().storage->nbytes());
     return *this;
   }
-  Tensor s = src.to(Layout::plain);
+  Tensor s = src.detach().to(Layout::plain);
   if (device().is_cuda() || s.device().is_cuda()) {
-    check(is_contiguous() && dtype() == s.dtype(), "copy_: cross-device copies need contiguous tensors of one dtype");
+    check(is_contiguous() && dtype() == s.dtype(),
+          "copy_: a copy from {} to {} needs a contiguous destination of the source's dtype (destination {} {}, "
+          "source {} {})",
+          s.device().str(), device().str(), shape().str(), dtype_name(dtype()), s.shape().str(), dtype_name(s.dtype()));
     Tensor c = s.contiguous();
     cuda::copy_bytes(raw_data(), device(), c.raw_data(), c.device(), static_cast<std::size_t>(numel()) * element_size(dtype()));
     return *this;

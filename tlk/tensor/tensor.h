@@ -180,8 +180,12 @@ Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 
 namespace detail {
-/// Throws when `t` is a leaf that requires grad while grad mode is on (defined in autograd/).
+/// Throws when `t` requires grad while grad mode is on: in-place writes are not recorded in the graph
+/// (defined in autograd/).
 void check_inplace_allowed(const Tensor& t, const char* op);
+/// Makes `out`, a converted copy of `src`, differentiable: gradients flow back converted to src's dtype
+/// and device (Note [Differentiable conversions]; defined in autograd/).
+void record_conversion(const Tensor& src, const Tensor& out, const char* op);
 }  // namespace detail
 
 /// The size-1 broadcast of two shapes (NumPy rules); throws naming `op` when they do not broadcast.

@@ -1,6 +1,7 @@
 #include "tlk/autograd/ops/arith.h"
 
 #include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/unary.h"
 #include "tlk/kernels/ref/elementwise.h"
 
 namespace tlk::ops {
@@ -84,25 +85,11 @@ Tensor rdiv(double s, const Tensor& a) {
   return y;
 }
 
-namespace {
-Tensor unary_op(const char* name, const Tensor& a, UnaryOp op) {
-  Tensor y = k::unary(a, op);
-  attach(name, {a}, {y}, [name, op, as = SavedTensor(a, name), ys = SavedTensor(y, name)](const Grads& g, const Node&) {
-    return Grads{k::unary_backward(g[0], as.unpack(), ys.unpack(), op)};
-  });
-  return y;
-}
-}  // namespace
-
-Tensor neg(const Tensor& a) {
-  Tensor y = k::unary(a, UnaryOp::neg);
-  attach("neg", {a}, {y}, [](const Grads& g, const Node&) { return Grads{k::unary(g[0], UnaryOp::neg)}; });
-  return y;
-}
-Tensor exp(const Tensor& a) { return unary_op("exp", a, UnaryOp::exp); }
-Tensor log(const Tensor& a) { return unary_op("log", a, UnaryOp::log); }
-Tensor sqrt(const Tensor& a) { return unary_op("sqrt", a, UnaryOp::sqrt); }
-Tensor square(const Tensor& a) { return unary_op("square", a, UnaryOp::square); }
-Tensor abs(const Tensor& a) { return unary_op("abs", a, UnaryOp::abs); }
+Tensor neg(const Tensor& a) { return detail::unary(a, UnaryOp::neg); }
+Tensor exp(const Tensor& a) { return detail::unary(a, UnaryOp::exp); }
+Tensor log(const Tensor& a) { return detail::unary(a, UnaryOp::log); }
+Tensor sqrt(const Tensor& a) { return detail::unary(a, UnaryOp::sqrt); }
+Tensor square(const Tensor& a) { return detail::unary(a, UnaryOp::square); }
+Tensor abs(const Tensor& a) { return detail::unary(a, UnaryOp::abs); }
 
 }  // namespace tlk::ops

@@ -2,7 +2,6 @@
 
 #include "tlk/autograd/function.h"
 #include "tlk/kernels/ref/conv3d.h"
-#include "tlk/kernels/ref/elementwise.h"
 
 namespace tlk::ops {
 
@@ -26,14 +25,9 @@ Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
   return y;
 }
 
-// Note [Transposed convolution as convolution]: conv_transpose3d(x, w) is the input gradient of
-// conv3d with weight w, so its forward is conv3d_backward_data; its input gradient is conv3d of the
-// output gradient, and its weight gradient is conv3d_backward_weights with the roles of input and
-// output gradient exchanged (w has conv3d's [Co, Ci] order seen from the output side).
+// Note [Transposed convolution as convolution] in kernels/ref/conv3d.h.
 Tensor conv_transpose3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
-  const Shape out_shape = conv_transpose3d_output_shape(input, weight, bias, opt);
-  Tensor y = k::conv3d_backward_data(input, weight, out_shape, opt);
-  if (bias.defined()) y = k::add(y, make_view(bias.contiguous(), Shape{1, bias.size(0), 1, 1, 1}, Dims{0, 1, 1, 1, 1}, bias.contiguous().offset()));
+  Tensor y = k::conv_transpose3d_forward(input, weight, bias, opt);
   attach("conv_transpose3d", {input, weight, bias}, {y},
          [xs = SavedTensor(input, "conv_transpose3d"), ws = SavedTensor(weight, "conv_transpose3d"), opt](
              const Grads& g, const Node& self) {

@@ -1,7 +1,5 @@
 #include "tlk/autograd/ops/dropout.h"
 
-#include <cmath>
-
 #include "tlk/autograd/function.h"
 #include "tlk/kernels/ref/dropout.h"
 
@@ -15,7 +13,7 @@ using Grads = std::vector<Tensor>;
 
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   check(x.defined(), "dropout: input is undefined");
-  check(std::isfinite(p) && p >= 0.0 && p <= 1.0, "dropout: probability p must be in [0, 1], got {}", p);
+  k::check_dropout_probability(p);  // also in evaluation, where the kernel does not run
   if (!training || p == 0.0) return x;
   k::DropoutForward f = k::dropout_forward(x, p, gen);
   attach("dropout", {x}, {f.output}, [ms = SavedTensor(f.mask, "dropout")](const Grads& g, const Node&) {

@@ -17,7 +17,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
          [xs = SavedTensor(x, "linear"), ws = SavedTensor(weight, "linear")](const Grads& g, const Node& self) {
            Grads out(3);
            if (self.needs_input_grad(0)) out[0] = k::linear_backward_input(g[0], ws.unpack());
-           if (self.needs_input_grad(1)) out[1] = k::linear_backward_weight(g[0], xs.unpack());
+           if (self.needs_input_grad(1)) out[1] = k::linear_backward_weights(g[0], xs.unpack());
            if (self.needs_input_grad(2)) out[2] = k::linear_backward_bias(g[0]);
            return out;
          });

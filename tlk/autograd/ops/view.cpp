@@ -38,8 +38,9 @@ Shape infer_shape(const Shape& requested, std::int64_t numel, const Shape& from)
 }  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& requested) {
+  check(x.defined(), "reshape: input is undefined");
   const Shape shape = infer_shape(requested, x.numel(), x.shape());
-  Tensor base = x.is_contiguous() ? x : x.contiguous();
+  Tensor base = x.is_contiguous() ? x : x.detach().contiguous();
   Tensor y = make_view(base, shape, contiguous_strides(shape), base.offset());
   attach("reshape", {x}, {y}, [in = x.shape()](const Grads& g, const Node&) {
     Tensor gc = g[0].contiguous();
@@ -64,12 +65,13 @@ Tensor flatten(const Tensor& x, int start, int end) {
 }
 
 Tensor narrow(const Tensor& x, int dim, std::int64_t start, std::int64_t length) {
+  check(x.defined(), "narrow: input is undefined");
   dim = normalize_axis(dim, x.dim(), "narrow");
   const std::int64_t extent = x.shape()[dim];
   check(start >= 0 && length >= 0 && start + length <= extent,
         "narrow: range [{}, {}) is outside dimension {} of extent {} (shape {})", start, start + length, dim, extent,
         x.shape().str());
-  Tensor base = x.layout() == Layout::blocked ? x.to(Layout::plain) : x;
+  Tensor base = x.layout() == Layout::blocked ? x.detach().to(Layout::plain) : x;
   Shape shape = base.shape();
   shape[dim] = length;
   Tensor y = make_view(base, shape, base.strides(), base.offset() + start * base.strides()[dim]);
@@ -83,12 +85,13 @@ Tensor narrow(const Tensor& x, int dim, std::int64_t start, std::int64_t length)
 }
 
 Tensor permute(const Tensor& x, const std::vector<int>& order) {
+  check(x.defined(), "permute: input is undefined");
   const int nd = x.dim();
   check(static_cast<int>(order.size()) == nd, "permute: order has {} entries for a {}-D tensor", order.size(), nd);
   std::vector<bool> used(static_cast<std::size_t>(nd), false);
   Shape shape;
   Dims strides;
-  Tensor base = x.layout() == Layout::blocked ? x.to(Layout::plain) : x;
+  Tensor base = x.layout() == Layout::blocked ? x.detach().to(Layout::plain) : x;
   std::vector<int> inverse(static_cast<std::size_t>(nd));
   for (int i = 0; i < nd; ++i) {
     const int a = normalize_axis(order[static_cast<std::size_t>(i)], nd, "permute");
@@ -108,6 +111,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& order) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, int dim) {
+  check(x.defined(), "split: input is undefined");
   dim = normalize_axis(dim, x.dim(), "split");
   std::int64_t total = 0;
   for (auto s : sizes) {
@@ -116,7 +120,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& size
   }
   check(total == x.shape()[dim], "split: sizes add up to {}, but dimension {} of {} has extent {}", total, dim,
         x.shape().str(), x.shape()[dim]);
-  Tensor base = x.layout() == Layout::blocked ? x.to(Layout::plain) : x;
+  Tensor base = x.layout() == Layout::blocked ? x.detach().to(Layout::plain) : x;
   std::vector<Tensor> pieces;
   std::int64_t start = 0;
   for (auto s : sizes) {
@@ -134,6 +138,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& size
 
 Tensor cat(const std::vector<Tensor>& tensors, int dim) {
   check(!tensors.empty(), "cat: no tensors given");
+  for (std::size_t i = 0; i < tensors.size(); ++i) check(tensors[i].defined(), "cat: tensor {} is undefined", i);
   const Tensor& first = tensors.front();
   dim = normalize_axis(dim, first.dim(), "cat");
   Shape shape = first.shape();

@@ -16,8 +16,8 @@ Tensor narrow(const Tensor& x, int dim, std::int64_t start, std::int64_t length)
 /// Reorders dimensions, as a view.
 Tensor permute(const Tensor& x, const std::vector<int>& order);
 /// Splits `x` along `dim` into consecutive pieces of the given sizes (one graph node, several
-/// outputs); the pieces are views. Example: `auto [source, target] = split(batch, {2, 2}, 0)`-style use.
-std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, int dim = 0);
+/// outputs); the pieces are views. Example: `auto halves = ops::split(batch, {2, 2}, 0);` (source, target).
+std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, int dim = 1);
 /// Joins tensors along `dim` (all other extents equal), e.g. the UNet's skip concat along channels.
 Tensor cat(const std::vector<Tensor>& tensors, int dim = 1);
 

@@ -6,7 +6,21 @@ Tensor cpu_input(const Tensor& t, const char* op, const char* what) {
   check(t.defined(), "{}: {} is undefined", op, what);
   check(t.device().is_cpu(), "{}: {} is on {}, expected the CPU (the reference kernels run on the CPU)", op, what,
         t.device().str());
-  return t.layout() == Layout::blocked ? t.to(Layout::plain) : t;
+  Tensor detached = t.detach();
+  return detached.layout() == Layout::blocked ? detached.to(Layout::plain) : detached;
+}
+
+Tensor cpu_contiguous(const Tensor& t, const char* op, const char* what) {
+  return cpu_input(t, op, what).contiguous();
+}
+
+ChannelView ChannelView::of(const Shape& shape, int axis) {
+  axis = normalize_axis(axis, shape.size(), "ChannelView");
+  ChannelView v;
+  for (int i = 0; i < axis; ++i) v.outer *= shape[i];
+  v.channels = shape[axis];
+  for (int i = axis + 1; i < shape.size(); ++i) v.inner *= shape[i];
+  return v;
 }
 
 void check_same_dtype(const char* op, const std::vector<const Tensor*>& tensors) {

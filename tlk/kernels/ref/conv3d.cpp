@@ -56,7 +56,7 @@ void for_each_tap_run(const Geometry& g, std::int64_t kd, std::int64_t kh, std::
   }
 }
 
-Tensor prepare(const Tensor& t, const char* what) { return cpu_input(t, "conv3d (reference)", what).contiguous(); }
+Tensor prepare(const Tensor& t, const char* what) { return cpu_contiguous(t, "conv3d", what); }
 
 }  // namespace
 
@@ -98,8 +98,11 @@ Tensor conv3d_forward(const Tensor& input_in, const Tensor& weight_in, const Ten
 Tensor conv3d_backward_data(const Tensor& grad_in, const Tensor& weight_in, const Shape& input_shape,
                             const Conv3dOptions& opt) {
   Tensor grad = prepare(grad_in, "grad_output"), weight = prepare(weight_in, "weight");
-  check(input_shape.size() == 5 && grad.dim() == 5 && weight.dim() == 5 && grad.shape()[1] == weight.shape()[0],
-        "conv3d backward data: grad_output {} does not fit weight {}", grad.shape().str(), weight.shape().str());
+  check_same_dtype("conv3d backward data", {&grad, &weight});
+  check(input_shape.size() == 5 && grad.dim() == 5 && weight.dim() == 5 && grad.shape()[1] == weight.shape()[0] &&
+            input_shape[1] == weight.shape()[1] && input_shape[0] == grad.shape()[0],
+        "conv3d backward data: grad_output {} and weight {} do not fit input shape {}", grad.shape().str(),
+        weight.shape().str(), input_shape.str());
   const Geometry g = geometry(input_shape, weight.shape(), grad.shape(), opt);
   Tensor out = Tensor::empty(input_shape, TensorOptions{grad.dtype()});
   visit_floating(grad.dtype(), "conv3d backward data", [&](auto tag) {
@@ -133,8 +136,9 @@ Tensor conv3d_backward_data(const Tensor& grad_in, const Tensor& weight_in, cons
 Tensor conv3d_backward_weights(const Tensor& grad_in, const Tensor& input_in, const Shape& weight_shape,
                                const Conv3dOptions& opt) {
   Tensor grad = prepare(grad_in, "grad_output"), input = prepare(input_in, "input");
+  check_same_dtype("conv3d backward weights", {&grad, &input});
   check(weight_shape.size() == 5 && grad.dim() == 5 && input.dim() == 5 && grad.shape()[1] == weight_shape[0] &&
-            input.shape()[1] == weight_shape[1],
+            input.shape()[1] == weight_shape[1] && input.shape()[0] == grad.shape()[0],
         "conv3d backward weights: grad_output {} and input {} do not fit weight {}", grad.shape().str(),
         input.shape().str(), weight_shape.str());
   const Geometry g = geometry(input.shape(), weight_shape, grad.shape(), opt);
@@ -165,5 +169,14 @@ Tensor conv3d_backward_weights(const Tensor& grad_in, const Tensor& input_in, co
 }
 
 Tensor conv3d_backward_bias(const Tensor& grad_output) { return sum(grad_output, {0, 2, 3, 4}, false); }
+
+Tensor conv_transpose3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias_in,
+                                const Conv3dOptions& opt) {
+  const Shape out_shape = conv_transpose3d_output_shape(input, weight, bias_in, opt);
+  Tensor out = conv3d_backward_data(input, weight, out_shape, opt);
+  if (!bias_in.defined()) return out;
+  Tensor bias = prepare(bias_in, "bias");
+  return add(out, make_view(bias, Shape{1, bias.size(0), 1, 1, 1}, Dims{0, 1, 0, 0, 0}, bias.offset()));
+}
 
 }  // namespace tlk::kernels::ref

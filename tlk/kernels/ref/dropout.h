@@ -11,6 +11,9 @@ struct DropoutForward {
   Tensor mask;  ///< shaped like the input, in its dtype: 0 where dropped, 1 / (1 - p) where kept
 };
 
+/// Checks that the drop probability p is in [0, 1] (the one check behind dropout's p errors).
+void check_dropout_probability(double p);
+
 /// Drops each element with probability p in [0, 1) and scales the rest by 1 / (1 - p); p == 1 gives
 /// zeros without drawing. The mask draws one uniform number per element in row-major order, so the
 /// same generator state gives the same mask on any machine.

@@ -54,15 +54,41 @@ T unary_derivative(T x, T y, UnaryOp op, T alpha) {
   return T(0);
 }
 
-bool reads_input(UnaryOp op) {
-  return op == UnaryOp::relu || op == UnaryOp::leaky_relu || op == UnaryOp::log || op == UnaryOp::abs ||
-         op == UnaryOp::square;
-}
-
 }  // namespace
 
+bool unary_reads_input(UnaryOp op) {
+  return op == UnaryOp::relu || op == UnaryOp::leaky_relu || op == UnaryOp::log || op == UnaryOp::abs ||
+         op == UnaryOp::square || op == UnaryOp::neg;
+}
+
+const char* op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::add: return "add";
+    case BinaryOp::sub: return "sub";
+    case BinaryOp::mul: return "mul";
+    case BinaryOp::div: return "div";
+  }
+  return "binary op";
+}
+
+const char* op_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::relu: return "relu";
+    case UnaryOp::leaky_relu: return "leaky_relu";
+    case UnaryOp::sigmoid: return "sigmoid";
+    case UnaryOp::tanh: return "tanh";
+    case UnaryOp::exp: return "exp";
+    case UnaryOp::log: return "log";
+    case UnaryOp::neg: return "neg";
+    case UnaryOp::abs: return "abs";
+    case UnaryOp::sqrt: return "sqrt";
+    case UnaryOp::square: return "square";
+  }
+  return "unary op";
+}
+
 Tensor binary(const Tensor& a_in, const Tensor& b_in, BinaryOp op) {
-  const char* name = "binary op";
+  const char* name = op_name(op);
   Tensor a = cpu_input(a_in, name, "left operand"), b = cpu_input(b_in, name, "right operand");
   check_same_dtype(name, {&a, &b});
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
@@ -82,9 +108,10 @@ Tensor binary(const Tensor& a_in, const Tensor& b_in, BinaryOp op) {
 }
 
 Tensor binary_scalar(const Tensor& a_in, double s, BinaryOp op, bool scalar_first) {
-  Tensor a = cpu_input(a_in, "scalar op", "operand");
+  const char* name = op_name(op);
+  Tensor a = cpu_input(a_in, name, "operand");
   Tensor out = Tensor::empty(a.shape(), TensorOptions{a.dtype()});
-  visit_floating(a.dtype(), "scalar op", [&](auto tag) {
+  visit_floating(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* o = out.data<T>();
     const T* pa = a.data<T>();
@@ -102,9 +129,10 @@ Tensor binary_scalar(const Tensor& a_in, double s, BinaryOp op, bool scalar_firs
 }
 
 Tensor unary(const Tensor& x_in, UnaryOp op, double alpha) {
-  Tensor x = cpu_input(x_in, "unary op", "input").contiguous();
+  const char* name = op_name(op);
+  Tensor x = cpu_contiguous(x_in, name, "input");
   Tensor out = empty_like(x);
-  visit_floating(x.dtype(), "unary op", [&](auto tag) {
+  visit_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* o = out.data<T>();
@@ -117,13 +145,20 @@ Tensor unary(const Tensor& x_in, UnaryOp op, double alpha) {
 }
 
 Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y_in, UnaryOp op, double alpha) {
-  Tensor grad = cpu_input(grad_in, "unary op backward", "gradient").contiguous();
-  Tensor x = x_in.defined() ? x_in.contiguous() : Tensor();
-  Tensor y = y_in.defined() ? y_in.contiguous() : Tensor();
-  check(!reads_input(op) || x.defined(), "unary op backward: this op needs its input saved");
-  check(reads_input(op) || op == UnaryOp::neg || y.defined(), "unary op backward: this op needs its output saved");
+  const char* name = op_name(op);
+  Tensor grad = cpu_contiguous(grad_in, name, "gradient");
+  const bool reads_input = unary_reads_input(op);
+  const Tensor& saved_in = reads_input ? x_in : y_in;
+  check(op == UnaryOp::neg || saved_in.defined(), "{} backward: needs the op's {}, which was not given", name,
+        reads_input ? "input" : "output");
+  Tensor saved = saved_in.defined() ? cpu_contiguous(saved_in, name, reads_input ? "input" : "output") : Tensor();
+  check(!saved.defined() || (saved.shape() == grad.shape() && saved.dtype() == grad.dtype()),
+        "{} backward: gradient {} {} does not match the saved {} {} {}", name, grad.shape().str(),
+        dtype_name(grad.dtype()), reads_input ? "input" : "output", saved.defined() ? saved.shape().str() : "",
+        saved.defined() ? dtype_name(saved.dtype()) : "");
+  Tensor x = reads_input ? saved : Tensor(), y = reads_input ? Tensor() : saved;
   Tensor out = empty_like(grad);
-  visit_floating(grad.dtype(), "unary op backward", [&](auto tag) {
+  visit_floating(grad.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* g = grad.data<T>();
     const T* px = x.defined() ? x.data<T>() : nullptr;
@@ -141,13 +176,15 @@ Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   const int lead = grad.dim() - shape.size();
-  check(lead >= 0, "sum_to: cannot reduce shape {} to the larger shape {}", grad.shape().str(), shape.str());
+  check(lead >= 0 && broadcast_shapes(shape, grad.shape(), "sum_to") == grad.shape(),
+        "sum_to: gradient of shape {} cannot be reduced to shape {} (it is not a broadcast of it)", grad.shape().str(),
+        shape.str());
   std::vector<int> axes;
   for (int i = 0; i < grad.dim(); ++i)
     if (i < lead || (shape[i - lead] == 1 && grad.shape()[i] != 1)) axes.push_back(i);
   Tensor reduced = sum(grad, axes, true);
   // Drop the leading axes that `shape` does not have.
-  return make_view(reduced, shape, contiguous_strides(shape), 0);
+  return make_view(reduced, shape, contiguous_strides(shape), reduced.offset());
 }
 
 Tensor expand_to(const Tensor& x, const Shape& shape) {
@@ -157,7 +194,7 @@ Tensor expand_to(const Tensor& x, const Shape& shape) {
 }
 
 Tensor sum(const Tensor& x_in, const std::vector<int>& axes_in, bool keepdim) {
-  Tensor x = cpu_input(x_in, "sum", "input").contiguous();
+  Tensor x = cpu_contiguous(x_in, "sum", "input");
   const int nd = x.dim();
   std::vector<bool> reduce(static_cast<std::size_t>(nd), axes_in.empty());
   for (int a : axes_in) reduce[static_cast<std::size_t>(normalize_axis(a, nd, "sum"))] = true;
@@ -188,7 +225,7 @@ Tensor sum(const Tensor& x_in, const std::vector<int>& axes_in, bool keepdim) {
   Shape squeezed;
   for (int i = 0; i < nd; ++i)
     if (!reduce[static_cast<std::size_t>(i)]) squeezed.push_back(x.shape()[i]);
-  return make_view(out, squeezed, contiguous_strides(squeezed), 0);
+  return make_view(out, squeezed, contiguous_strides(squeezed), out.offset());
 }
 
 Tensor where(const Tensor& mask_in, const Tensor& a_in, const Tensor& b_in) {

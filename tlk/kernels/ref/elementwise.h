@@ -9,6 +9,12 @@ namespace tlk::kernels::ref {
 enum class BinaryOp { add, sub, mul, div };
 enum class UnaryOp { relu, leaky_relu, sigmoid, tanh, exp, log, neg, abs, sqrt, square };
 
+/// "add", "relu", ...: the op's name in messages.
+const char* op_name(BinaryOp op);
+const char* op_name(UnaryOp op);
+/// Whether unary_backward needs the op's input (else its output) to compute the derivative.
+bool unary_reads_input(UnaryOp op);
+
 /// `a op b` with NumPy broadcasting; the result is contiguous.
 Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op);
 /// `a op s`, or `s op a` when `scalar_first`.
@@ -20,8 +26,8 @@ inline Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, Binary
 
 /// f(x); `alpha` is leaky_relu's negative slope.
 Tensor unary(const Tensor& x, UnaryOp op, double alpha = 0.0);
-/// grad * f'(x), where f' is computed from the input `x` or the output `y` as the op needs
-/// (relu, leaky_relu, log, abs, sqrt, square read x; sigmoid, tanh, exp, sqrt read y); pass both when unsure.
+/// grad * f'(x), where f' is computed from the input `x` when unary_reads_input(op), else from the
+/// output `y` (neg needs neither).
 Tensor unary_backward(const Tensor& grad, const Tensor& x, const Tensor& y, UnaryOp op, double alpha = 0.0);
 
 /// Sums `grad` over the dimensions along which `shape` was broadcast, giving `shape`.

@@ -10,7 +10,7 @@ namespace {
 
 // [..., k] as a [rows, k] view of its contiguous data.
 Tensor as_matrix(const Tensor& t, const char* op, const char* what) {
-  Tensor c = cpu_input(t, op, what).contiguous();
+  Tensor c = cpu_contiguous(t, op, what);
   check(c.dim() >= 1, "{}: {} must have at least one dimension, got a 0-D tensor", op, what);
   const std::int64_t cols = c.shape()[c.dim() - 1];
   const Shape shape{cols == 0 ? 0 : c.numel() / cols, cols};
@@ -34,7 +34,7 @@ Tensor matmul_impl(const Tensor& a_in, const Tensor& b_in, const Tensor& bias_in
   check(a.dim() == 2 && b.dim() == 2, "{}: expected 2-D operands, got {} and {}", op, a.shape().str(), b.shape().str());
   check(a.shape()[1] == b.shape()[0], "{}: inner extents differ ({} · {}; expected [M, K] · [K, N])", op,
         a.shape().str(), b.shape().str());
-  Tensor bias = bias_in.defined() ? cpu_input(bias_in, op, "bias").contiguous() : Tensor();
+  Tensor bias = bias_in.defined() ? cpu_contiguous(bias_in, op, "bias") : Tensor();
   check_same_dtype(op, {&a, &b, &bias});
   const std::int64_t m = a.shape()[0], kk = a.shape()[1], n = b.shape()[1];
   Tensor out = Tensor::empty(Shape{m, n}, TensorOptions{a.dtype()});
@@ -78,14 +78,26 @@ Tensor linear_forward(const Tensor& input, const Tensor& weight, const Tensor& b
 
 Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight) {
   const char* op = "linear backward input";
+  check(grad_output.defined() && weight.defined(), "{}: grad_output and weight must be defined", op);
+  check_same_dtype(op, {&grad_output, &weight});
+  check(weight.dim() == 2 && grad_output.dim() >= 1 && grad_output.shape()[grad_output.dim() - 1] == weight.shape()[0],
+        "{}: grad_output has shape {} and weight {}, expected grad_output [..., out] and weight [out, in]", op,
+        grad_output.shape().str(), weight.shape().str());
   Tensor g = as_matrix(grad_output, op, "grad_output");
   Tensor dx = matmul_impl(g, cpu_input(weight, op, "weight"), Tensor(), op);
   const Shape shape = with_last(grad_output.shape(), weight.shape()[1]);
   return make_view(dx, shape, contiguous_strides(shape), 0);
 }
 
-Tensor linear_backward_weight(const Tensor& grad_output, const Tensor& input) {
-  const char* op = "linear backward weight";
+Tensor linear_backward_weights(const Tensor& grad_output, const Tensor& input) {
+  const char* op = "linear backward weights";
+  check(grad_output.defined() && input.defined(), "{}: grad_output and input must be defined", op);
+  check_same_dtype(op, {&grad_output, &input});
+  const int nd = grad_output.dim();
+  bool leading_match = nd >= 1 && input.dim() == nd;
+  for (int i = 0; leading_match && i + 1 < nd; ++i) leading_match = grad_output.shape()[i] == input.shape()[i];
+  check(leading_match, "{}: grad_output has shape {} and input {}, expected [..., out] and [..., in] with the same "
+        "leading axes", op, grad_output.shape().str(), input.shape().str());
   return matmul_impl(transposed(as_matrix(grad_output, op, "grad_output")), as_matrix(input, op, "input"), Tensor(),
                      op);
 }

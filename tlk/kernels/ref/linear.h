@@ -14,7 +14,7 @@ Tensor linear_forward(const Tensor& input, const Tensor& weight, const Tensor& b
 /// grad [..., out] · weight -> [..., in].
 Tensor linear_backward_input(const Tensor& grad_output, const Tensor& weight);
 /// gradᵀ · x over all leading axes -> [out, in].
-Tensor linear_backward_weight(const Tensor& grad_output, const Tensor& input);
+Tensor linear_backward_weights(const Tensor& grad_output, const Tensor& input);
 /// grad summed over all leading axes -> [out].
 Tensor linear_backward_bias(const Tensor& grad_output);
 

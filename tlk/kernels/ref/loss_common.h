@@ -4,26 +4,26 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "tlk/kernels/ref/common.h"
 
 namespace tlk::kernels::ref::loss_detail {
 
-/// A contiguous [N, C, ...spatial] tensor seen as [N, C, S] with S the product of the spatial extents.
-/// A "position" p in [0, N*S) is one (sample, voxel) pair; its channel c lies at base(p) + c * s.
-struct ChannelLayout {
-  std::int64_t n = 0, c = 0, s = 1;
-  std::int64_t positions() const { return n * s; }
-  std::int64_t base(std::int64_t p) const { return (p / s) * c * s + p % s; }
-};
+/// A contiguous [N, C, ...spatial] tensor is read through a ChannelView [N, C, S]. A "position" p in
+/// [0, N*S) is one (sample, voxel) pair; its channel c lies at position_base(v, p) + c * v.inner.
+inline std::int64_t positions(const ChannelView& v) { return v.outer * v.inner; }
+inline std::int64_t position_base(const ChannelView& v, std::int64_t p) {
+  return v.index(p / v.inner, 0, p % v.inner);
+}
 
-inline ChannelLayout channel_layout(const Shape& shape) {
-  ChannelLayout l;
-  l.n = shape[0];
-  l.c = shape[1];
-  for (int i = 2; i < shape.size(); ++i) l.s *= shape[i];
-  return l;
+/// The value of the 0-D (or one-element) gradient of a scalar loss, checked.
+inline double grad_scalar(const Tensor& grad_output, const char* op) {
+  check(grad_output.defined() && grad_output.numel() == 1,
+        "{} backward: expected a one-element gradient of the scalar loss (shape [] or [1]), got {}", op,
+        grad_output.defined() ? "shape " + grad_output.shape().str() : std::string("an undefined tensor"));
+  return grad_output.item();
 }
 
 /// Checks that `logits` is f32/f64 and at least 2-D ([N, C, ...spatial]).

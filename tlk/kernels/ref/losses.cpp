@@ -9,46 +9,41 @@
 namespace tlk::kernels::ref {
 
 using loss_detail::blocked_sum;
-using loss_detail::ChannelLayout;
+using loss_detail::grad_scalar;
 using loss_detail::log_sum_exp;
+using loss_detail::position_base;
+using loss_detail::positions;
 
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double grad_scalar(const Tensor& grad_output, const char* op) {
-  check(grad_output.defined() && grad_output.numel() == 1,
-        "{} backward: expected a one-element gradient of the scalar loss, got shape {}", op,
-        grad_output.defined() ? grad_output.shape().str() : std::string("(undefined)"));
-  return grad_output.item();
-}
-
 // ---- cross entropy ------------------------------------------------------------------------------
 
 struct CrossEntropyArgs {
   Tensor logits, target, weight;
-  ChannelLayout layout;
+  ChannelView layout;
 };
 
 CrossEntropyArgs cross_entropy_args(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opt) {
   const char* op = "cross_entropy";
   CrossEntropyArgs a;
-  a.logits = cpu_input(logits, op, "logits").contiguous();
+  a.logits = cpu_contiguous(logits, op, "logits");
   loss_detail::check_logits(a.logits, op, "logits");
   Tensor t = cpu_input(target, op, "target");
   a.target = loss_detail::labels_as_i64(t, op, "target");
   check(loss_detail::is_label_shape(t.shape(), a.logits.shape()),
         "cross_entropy: target has shape {}, expected {} (one class index per element of logits {})", t.shape().str(),
         loss_detail::label_shape(a.logits.shape()).str(), a.logits.shape().str());
-  a.layout = loss_detail::channel_layout(a.logits.shape());
+  a.layout = ChannelView::of(a.logits.shape());
   if (opt.weight.defined()) {
-    a.weight = cpu_input(opt.weight, op, "weight").contiguous();
-    check(a.weight.dim() == 1 && a.weight.size(0) == a.layout.c,
+    a.weight = cpu_contiguous(opt.weight, op, "weight");
+    check(a.weight.dim() == 1 && a.weight.size(0) == a.layout.channels,
           "cross_entropy: weight has shape {}, expected [{}] (one per class of logits {})", a.weight.shape().str(),
-          a.layout.c, a.logits.shape().str());
+          a.layout.channels, a.logits.shape().str());
     check_same_dtype(op, {&a.logits, &a.weight});
   }
-  loss_detail::check_label_range(a.target, a.layout.c, op, true, opt.ignore_index);
+  loss_detail::check_label_range(a.target, a.layout.channels, op, true, opt.ignore_index);
   return a;
 }
 
@@ -56,20 +51,20 @@ CrossEntropyArgs cross_entropy_args(const Tensor& logits, const Tensor& target, 
 
 Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opt) {
   const CrossEntropyArgs a = cross_entropy_args(logits, target, opt);
-  const ChannelLayout L = a.layout;
+  const ChannelView L = a.layout;
   double loss = 0.0;
   visit_floating(a.logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* x = a.logits.data<T>();
     const T* w = a.weight.defined() ? a.weight.data<T>() : nullptr;
     const std::int64_t* t = a.target.data<std::int64_t>();
-    const auto sums = blocked_sum(L.positions(), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
+    const auto sums = blocked_sum(positions(L), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
       for (std::int64_t p = begin; p < end; ++p) {
         const std::int64_t cls = t[p];
         if (cls == opt.ignore_index) continue;
-        const T* xp = x + L.base(p);
+        const T* xp = x + position_base(L, p);
         const double wt = w ? static_cast<double>(w[cls]) : 1.0;
-        acc[0] += wt * (log_sum_exp(xp, L.s, L.c, 1.0) - static_cast<double>(xp[cls * L.s]));
+        acc[0] += wt * (log_sum_exp(xp, L.inner, L.channels, 1.0) - static_cast<double>(xp[cls * L.inner]));
         acc[1] += wt;
       }
     });
@@ -82,9 +77,10 @@ Tensor cross_entropy_forward(const Tensor& logits, const Tensor& target, const C
 
 Tensor cross_entropy_backward(const Tensor& grad_output, const Tensor& logits, const Tensor& target,
                               const CrossEntropyOptions& opt) {
+  check_same_dtype("cross_entropy backward", {&logits, &grad_output});  // target and weight: cross_entropy_args
   const double g = grad_scalar(grad_output, "cross_entropy");
   const CrossEntropyArgs a = cross_entropy_args(logits, target, opt);
-  const ChannelLayout L = a.layout;
+  const ChannelView L = a.layout;
   Tensor out = empty_like(a.logits);
   visit_floating(a.logits.dtype(), "cross_entropy backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -92,23 +88,23 @@ Tensor cross_entropy_backward(const Tensor& grad_output, const Tensor& logits, c
     const T* w = a.weight.defined() ? a.weight.data<T>() : nullptr;
     const std::int64_t* t = a.target.data<std::int64_t>();
     T* o = out.data<T>();
-    const double total = blocked_sum(L.positions(), 1, [&](std::int64_t begin, std::int64_t end, double* acc) {
+    const double total = blocked_sum(positions(L), 1, [&](std::int64_t begin, std::int64_t end, double* acc) {
       for (std::int64_t p = begin; p < end; ++p)
         if (t[p] != opt.ignore_index) acc[0] += w ? static_cast<double>(w[t[p]]) : 1.0;
     })[0];
     const double scale = g / total;
-#pragma omp parallel for if (L.positions() * L.c > 32768)
-    for (std::int64_t p = 0; p < L.positions(); ++p) {
-      const std::int64_t cls = t[p], base = L.base(p);
+#pragma omp parallel for if (positions(L) * L.channels > 32768)
+    for (std::int64_t p = 0; p < positions(L); ++p) {
+      const std::int64_t cls = t[p], base = position_base(L, p);
       if (cls == opt.ignore_index) {
-        for (std::int64_t c = 0; c < L.c; ++c) o[base + c * L.s] = T(0);
+        for (std::int64_t c = 0; c < L.channels; ++c) o[base + c * L.inner] = T(0);
         continue;
       }
       const double f = scale * (w ? static_cast<double>(w[cls]) : 1.0);
-      const double lse = log_sum_exp(x + base, L.s, L.c, 1.0);
-      for (std::int64_t c = 0; c < L.c; ++c) {
-        const double sm = std::exp(static_cast<double>(x[base + c * L.s]) - lse);
-        o[base + c * L.s] = static_cast<T>(f * (sm - (c == cls ? 1.0 : 0.0)));
+      const double lse = log_sum_exp(x + base, L.inner, L.channels, 1.0);
+      for (std::int64_t c = 0; c < L.channels; ++c) {
+        const double sm = std::exp(static_cast<double>(x[base + c * L.inner]) - lse);
+        o[base + c * L.inner] = static_cast<T>(f * (sm - (c == cls ? 1.0 : 0.0)));
       }
     }
   });
@@ -131,8 +127,8 @@ struct BceArgs {
 BceArgs bce_args(const Tensor& logits, const Tensor& target, const BceOptions& opt) {
   const char* op = "bce_with_logits";
   BceArgs a;
-  a.logits = cpu_input(logits, op, "logits").contiguous();
-  a.target = cpu_input(target, op, "target").contiguous();
+  a.logits = cpu_contiguous(logits, op, "logits");
+  a.target = cpu_contiguous(target, op, "target");
   check(a.logits.dtype() == DType::f32 || a.logits.dtype() == DType::f64, "{}: logits must be f32 or f64, got {}", op,
         dtype_name(a.logits.dtype()));
   check(is_floating(a.target.dtype()), "{}: target must hold floating probabilities in [0, 1], got {} with shape {}",
@@ -141,14 +137,15 @@ BceArgs bce_args(const Tensor& logits, const Tensor& target, const BceOptions& o
   check(a.logits.shape() == a.target.shape(), "{}: target has shape {}, expected the logits' shape {}", op,
         a.target.shape().str(), a.logits.shape().str());
   if (opt.pos_weight.defined()) {
-    a.pos_weight = cpu_input(opt.pos_weight, op, "pos_weight").contiguous();
+    a.pos_weight = cpu_contiguous(opt.pos_weight, op, "pos_weight");
     check_same_dtype(op, {&a.logits, &a.pos_weight});
     if (a.pos_weight.numel() != 1) {
       check(a.pos_weight.dim() == 1 && a.logits.dim() >= 2 && a.pos_weight.size(0) == a.logits.size(1),
             "{}: pos_weight has shape {}, expected one element or [C] with C = dimension 1 of logits {}", op,
             a.pos_weight.shape().str(), a.logits.shape().str());
-      a.channels = a.logits.size(1);
-      for (int i = 2; i < a.logits.dim(); ++i) a.inner *= a.logits.size(i);
+      const ChannelView v = ChannelView::of(a.logits.shape());
+      a.channels = v.channels;
+      a.inner = v.inner;
     }
   }
   return a;
@@ -185,6 +182,7 @@ Tensor bce_with_logits_forward(const Tensor& logits, const Tensor& target, const
 
 std::array<Tensor, 2> bce_with_logits_backward(const Tensor& grad_output, const Tensor& logits, const Tensor& target,
                                                const BceOptions& opt, bool need_logits, bool need_target) {
+  check_same_dtype("bce_with_logits backward", {&logits, &grad_output});  // target and pos_weight: bce_args
   const double g = grad_scalar(grad_output, "bce_with_logits");
   const BceArgs a = bce_args(logits, target, opt);
   std::array<Tensor, 2> out;
@@ -217,21 +215,21 @@ namespace {
 
 struct KlArgs {
   Tensor student, teacher;
-  ChannelLayout layout;
+  ChannelView layout;
 };
 
 KlArgs kl_args(const Tensor& student, const Tensor& teacher, double temperature) {
   const char* op = "kl_div_with_temperature";
   KlArgs a;
-  a.student = cpu_input(student, op, "student logits").contiguous();
-  a.teacher = cpu_input(teacher, op, "teacher logits").contiguous();
+  a.student = cpu_contiguous(student, op, "student logits");
+  a.teacher = cpu_contiguous(teacher, op, "teacher logits");
   loss_detail::check_logits(a.student, op, "student logits");
   check_same_dtype(op, {&a.student, &a.teacher});
   check(a.student.shape() == a.teacher.shape(), "{}: student logits {} and teacher logits {} differ in shape", op,
         a.student.shape().str(), a.teacher.shape().str());
   check(std::isfinite(temperature) && temperature > 0.0, "{}: temperature must be a finite value > 0, got {}", op,
         temperature);
-  a.layout = loss_detail::channel_layout(a.student.shape());
+  a.layout = ChannelView::of(a.student.shape());
   return a;
 }
 
@@ -239,46 +237,49 @@ KlArgs kl_args(const Tensor& student, const Tensor& teacher, double temperature)
 
 Tensor kl_div_with_temperature_forward(const Tensor& student, const Tensor& teacher, double temperature) {
   const KlArgs a = kl_args(student, teacher, temperature);
-  const ChannelLayout L = a.layout;
+  const ChannelView L = a.layout;
   const double inv_t = 1.0 / temperature;
   double loss = 0.0;
   visit_floating(a.student.dtype(), "kl_div_with_temperature", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
-    const auto sum = blocked_sum(L.positions(), 1, [&](std::int64_t begin, std::int64_t end, double* acc) {
+    const auto sum = blocked_sum(positions(L), 1, [&](std::int64_t begin, std::int64_t end, double* acc) {
       for (std::int64_t p = begin; p < end; ++p) {
-        const std::int64_t base = L.base(p);
-        const double lse_s = log_sum_exp(s + base, L.s, L.c, inv_t), lse_t = log_sum_exp(t + base, L.s, L.c, inv_t);
-        for (std::int64_t c = 0; c < L.c; ++c) {
-          const double log_q = inv_t * static_cast<double>(t[base + c * L.s]) - lse_t;
-          const double log_p = inv_t * static_cast<double>(s[base + c * L.s]) - lse_s;
+        const std::int64_t base = position_base(L, p);
+        const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
+        const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
+        for (std::int64_t c = 0; c < L.channels; ++c) {
+          const double log_q = inv_t * static_cast<double>(t[base + c * L.inner]) - lse_t;
+          const double log_p = inv_t * static_cast<double>(s[base + c * L.inner]) - lse_s;
           const double q = std::exp(log_q);
           if (q > 0.0) acc[0] += q * (log_q - log_p);  // 0·log 0 = 0
         }
       }
     });
-    loss = L.positions() == 0 ? kNaN : temperature * temperature * sum[0] / static_cast<double>(L.positions());
+    loss = positions(L) == 0 ? kNaN : temperature * temperature * sum[0] / static_cast<double>(positions(L));
   });
   return Tensor::scalar(loss, TensorOptions{a.student.dtype()});
 }
 
 Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor& student, const Tensor& teacher,
                                         double temperature) {
+  check_same_dtype("kl_div_with_temperature backward", {&student, &teacher, &grad_output});
   const double g = grad_scalar(grad_output, "kl_div_with_temperature");
   const KlArgs a = kl_args(student, teacher, temperature);
-  const ChannelLayout L = a.layout;
-  const double inv_t = 1.0 / temperature, scale = g * temperature / static_cast<double>(L.positions());
+  const ChannelView L = a.layout;
+  const double inv_t = 1.0 / temperature, scale = g * temperature / static_cast<double>(positions(L));
   Tensor out = empty_like(a.student);
   visit_floating(a.student.dtype(), "kl_div_with_temperature backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
     T* o = out.data<T>();
-#pragma omp parallel for if (L.positions() * L.c > 32768)
-    for (std::int64_t p = 0; p < L.positions(); ++p) {
-      const std::int64_t base = L.base(p);
-      const double lse_s = log_sum_exp(s + base, L.s, L.c, inv_t), lse_t = log_sum_exp(t + base, L.s, L.c, inv_t);
-      for (std::int64_t c = 0; c < L.c; ++c) {
-        const std::int64_t i = base + c * L.s;
+#pragma omp parallel for if (positions(L) * L.channels > 32768)
+    for (std::int64_t p = 0; p < positions(L); ++p) {
+      const std::int64_t base = position_base(L, p);
+      const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
+      const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
+      for (std::int64_t c = 0; c < L.channels; ++c) {
+        const std::int64_t i = base + c * L.inner;
         const double pc = std::exp(inv_t * static_cast<double>(s[i]) - lse_s);
         const double qc = std::exp(inv_t * static_cast<double>(t[i]) - lse_t);
         o[i] = static_cast<T>(scale * (pc - qc));
@@ -294,7 +295,7 @@ namespace {
 
 std::array<Tensor, 2> mse_args(const Tensor& a_in, const Tensor& b_in) {
   const char* op = "mse_loss";
-  Tensor a = cpu_input(a_in, op, "first input").contiguous(), b = cpu_input(b_in, op, "second input").contiguous();
+  Tensor a = cpu_contiguous(a_in, op, "first input"), b = cpu_contiguous(b_in, op, "second input");
   check(a.dtype() == DType::f32 || a.dtype() == DType::f64, "{}: inputs must be f32 or f64, got {}", op,
         dtype_name(a.dtype()));
   check_same_dtype(op, {&a, &b});
@@ -324,6 +325,7 @@ Tensor mse_loss_forward(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor mse_loss_backward(const Tensor& grad_output, const Tensor& a_in, const Tensor& b_in) {
+  check_same_dtype("mse_loss backward", {&a_in, &b_in, &grad_output});
   const double g = grad_scalar(grad_output, "mse_loss");
   const std::array<Tensor, 2> ab = mse_args(a_in, b_in);
   const Tensor &a = ab[0], &b = ab[1];

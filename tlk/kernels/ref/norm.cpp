@@ -1,6 +1,7 @@
 #include "tlk/kernels/ref/norm.h"
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "tlk/kernels/ref/common.h"
@@ -10,9 +11,9 @@ namespace tlk::kernels::ref {
 namespace {
 
 // Note [Normalisation groups]: instance and batch norm differ only in which elements share one
-// mean and variance. With S the spatial volume of a contiguous [N, C, S] input, group g holds
-// `segments` runs of `length` = S contiguous elements starting at g * S + s * seg_stride, and uses
-// channel g % C's weight and bias. Instance norm: N * C groups of one run each. Batch norm: C
+// mean and variance. With S the spatial volume of a contiguous input seen as [N, C, S] (its
+// ChannelView), group g holds `segments` runs of `length` = S contiguous elements starting at
+// g * S + s * seg_stride, and uses channel g % C's weight and bias. Instance norm: N * C groups of one run each. Batch norm: C
 // groups of N runs each, one per sample, seg_stride = C * S. One set of loops serves both.
 struct Groups {
   std::int64_t count, channels, segments, length, seg_stride;
@@ -26,20 +27,14 @@ struct Groups {
   }
 };
 
-std::int64_t spatial_volume(const Shape& shape) {
-  std::int64_t s = 1;
-  for (int i = 2; i < shape.size(); ++i) s *= shape[i];
-  return s;
-}
-
 Groups instance_groups(const Shape& x) {
-  const std::int64_t s = spatial_volume(x);
-  return {x[0] * x[1], x[1], 1, s, 0};
+  const ChannelView v = ChannelView::of(x);
+  return {v.outer * v.channels, v.channels, 1, v.inner, 0};
 }
 
 Groups batch_groups(const Shape& x) {
-  const std::int64_t s = spatial_volume(x);
-  return {x[1], x[1], x[0], s, x[1] * s};
+  const ChannelView v = ChannelView::of(x);
+  return {v.channels, v.channels, v.outer, v.inner, v.channels * v.inner};
 }
 
 bool parallel_worthwhile(const Groups& gr) { return gr.count > 1 && gr.count * gr.size() > 32768; }
@@ -64,8 +59,16 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
   check(std::isfinite(eps) && eps >= 0.0, "{}: eps must be a finite value >= 0, got {}", op, eps);
 }
 
-Tensor prepare(const Tensor& t, const char* op, const char* what) {
-  return t.defined() ? cpu_input(t, op, what).contiguous() : Tensor();
+// Checks that a backward's saved input is defined and has at least `min_dim` axes ([N, C, ...]).
+void check_saved_input(const char* op, const Tensor& x, int min_dim, const char* expected_layout) {
+  check(x.defined() && x.dim() >= min_dim, "{}: expected the saved input {} (at least {}-D), got {}", op,
+        expected_layout, min_dim,
+        x.defined() ? fmt::format("{}-D with shape {}", x.dim(), x.shape().str()) : std::string("an undefined tensor"));
+}
+
+// cpu_contiguous for the optional tensors (weight, bias): undefined stays undefined.
+Tensor optional_contiguous(const Tensor& t, const char* op, const char* what) {
+  return t.defined() ? cpu_contiguous(t, op, what) : Tensor();
 }
 
 // Two-pass mean and biased variance of every group, in double.
@@ -125,16 +128,21 @@ NormForward finish_forward(const Tensor& x, const Tensor& w, const Tensor& b, co
 //   dx = γσ⁻¹ (g - mean(g) - x̂ · mean(g x̂)),
 // the two means being the gradients that flow through μ and σ. With fixed statistics (batch norm in
 // evaluation) the map is affine and dx = γσ⁻¹ g. In both cases dγ = Σ g x̂ and dβ = Σ g per channel.
+// `op` names the backward ("instance_norm backward"); the caller has run check_saved_input on x_in.
 NormGrads norm_backward(const char* op, const Tensor& grad_in, const Tensor& x_in, const Tensor& w_in,
                         const Tensor& mean_in, const Tensor& inv_std_in, const Groups& gr, bool stats_from_input) {
-  Tensor g = prepare(grad_in, op, "grad_output"), x = prepare(x_in, op, "input"), w = prepare(w_in, op, "weight");
-  Tensor mean = prepare(mean_in, op, "mean"), inv_std = prepare(inv_std_in, op, "inv_std");
-  check(g.shape() == x.shape(), "{} backward: grad_output {} does not match input {}", op, g.shape().str(),
-        x.shape().str());
-  check(mean.numel() == gr.count && inv_std.numel() == gr.count,
-        "{} backward: expected {} saved statistics, got mean {} and inv_std {}", op, gr.count, mean.shape().str(),
-        inv_std.shape().str());
-  check_same_dtype(op, {&g, &x, &w, &mean, &inv_std});
+  check(grad_in.defined() && mean_in.defined() && inv_std_in.defined(),
+        "{}: grad_output, mean and inv_std must be defined", op);
+  check_same_dtype(op, {&grad_in, &x_in, &w_in, &mean_in, &inv_std_in});
+  check(grad_in.shape() == x_in.shape(), "{}: grad_output has shape {}, expected the input's shape {}", op,
+        grad_in.shape().str(), x_in.shape().str());
+  check_per_channel(op, w_in, "weight", x_in);
+  check(mean_in.numel() == gr.count && inv_std_in.numel() == gr.count,
+        "{}: expected {} saved statistics for input {}, got mean {} and inv_std {}", op, gr.count,
+        x_in.shape().str(), mean_in.shape().str(), inv_std_in.shape().str());
+  Tensor g = cpu_contiguous(grad_in, op, "grad_output"), x = cpu_contiguous(x_in, op, "input");
+  Tensor w = optional_contiguous(w_in, op, "weight");
+  Tensor mean = cpu_contiguous(mean_in, op, "mean"), inv_std = cpu_contiguous(inv_std_in, op, "inv_std");
   const Shape channel_shape{gr.channels};
   NormGrads out{empty_like(x), Tensor::empty(channel_shape, TensorOptions{x.dtype()}),
                 Tensor::empty(channel_shape, TensorOptions{x.dtype()})};
@@ -185,7 +193,8 @@ NormGrads norm_backward(const char* op, const Tensor& grad_in, const Tensor& x_i
 NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "instance_norm";
   check_common(op, input, weight, bias, 3, "[N, C, D, H, W]", eps);
-  Tensor x = prepare(input, op, "input"), w = prepare(weight, op, "weight"), b = prepare(bias, op, "bias");
+  Tensor x = cpu_contiguous(input, op, "input");
+  Tensor w = optional_contiguous(weight, op, "weight"), b = optional_contiguous(bias, op, "bias");
   const Groups gr = instance_groups(x.shape());
   std::vector<double> mean, var;
   visit_floating(x.dtype(), op, [&](auto tag) { group_stats(x.data<typename decltype(tag)::type>(), gr, mean, var); });
@@ -196,9 +205,9 @@ NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, con
 
 NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
                                  const Tensor& mean, const Tensor& inv_std) {
-  check(input.defined() && input.dim() >= 3, "instance_norm backward: expected the saved input [N, C, ...]");
-  return norm_backward("instance_norm", grad_output, input, weight, mean, inv_std, instance_groups(input.shape()),
-                       true);
+  const char* op = "instance_norm backward";
+  check_saved_input(op, input, 3, "[N, C, D, H, W]");
+  return norm_backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true);
 }
 
 NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
@@ -219,7 +228,8 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
   check(opt.training || running_mean.defined(),
         "batch_norm: evaluation mode normalises with running_mean and running_var, which are undefined");
 
-  Tensor x = prepare(input, op, "input"), w = prepare(weight, op, "weight"), b = prepare(bias, op, "bias");
+  Tensor x = cpu_contiguous(input, op, "input");
+  Tensor w = optional_contiguous(weight, op, "weight"), b = optional_contiguous(bias, op, "bias");
   std::vector<double> mean, var;
   if (opt.training) {
     visit_floating(x.dtype(), op,
@@ -253,8 +263,9 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
 
 NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
                               const Tensor& inv_std, bool training) {
-  check(input.defined() && input.dim() >= 2, "batch_norm backward: expected the saved input [N, C, ...]");
-  return norm_backward("batch_norm", grad_output, input, weight, mean, inv_std, batch_groups(input.shape()), training);
+  const char* op = "batch_norm backward";
+  check_saved_input(op, input, 2, "[N, C] or [N, C, D, H, W]");
+  return norm_backward(op, grad_output, input, weight, mean, inv_std, batch_groups(input.shape()), training);
 }
 
 }  // namespace tlk::kernels::ref

@@ -57,8 +57,6 @@ void for_each_window(const Spans& s, Fn&& fn) {
       for (const Span& sw : s[2]) fn(o++, sd, sh, sw);
 }
 
-std::int64_t spatial(const Shape& s) { return s[2] * s[3] * s[4]; }
-
 double divisor(const Span& sd, const Span& sh, const Span& sw, bool include_pad) {
   return include_pad ? static_cast<double>(sd.padded * sh.padded * sw.padded)
                      : static_cast<double>((sd.hi - sd.lo) * (sh.hi - sh.lo) * (sw.hi - sw.lo));
@@ -66,10 +64,11 @@ double divisor(const Span& sd, const Span& sh, const Span& sw, bool include_pad)
 
 Tensor average_forward(const Tensor& input_in, const Shape& out_shape, const Spans& spans, bool include_pad,
                        const char* op) {
-  Tensor input = cpu_input(input_in, op, "input").contiguous();
+  Tensor input = cpu_contiguous(input_in, op, "input");
   Tensor out = Tensor::empty(out_shape, TensorOptions{input.dtype()});
   const Shape& in_shape = input.shape();
-  const std::int64_t planes = in_shape[0] * in_shape[1], in_vol = spatial(in_shape), out_vol = spatial(out_shape);
+  const ChannelView in = ChannelView::of(in_shape);
+  const std::int64_t planes = in.outer * in.channels, in_vol = in.inner, out_vol = ChannelView::of(out_shape).inner;
   const std::int64_t H = in_shape[3], W = in_shape[4];
   visit_floating(input.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -93,9 +92,10 @@ Tensor average_forward(const Tensor& input_in, const Shape& out_shape, const Spa
 
 Tensor average_backward(const Tensor& grad_in, const Shape& in_shape, const Spans& spans, bool include_pad,
                         const char* op) {
-  Tensor grad = cpu_input(grad_in, op, "grad_output").contiguous();
+  Tensor grad = cpu_contiguous(grad_in, op, "grad_output");
   Tensor out = Tensor::empty(in_shape, TensorOptions{grad.dtype()});
-  const std::int64_t planes = in_shape[0] * in_shape[1], in_vol = spatial(in_shape), out_vol = spatial(grad.shape());
+  const ChannelView in = ChannelView::of(in_shape);
+  const std::int64_t planes = in.outer * in.channels, in_vol = in.inner, out_vol = ChannelView::of(grad.shape()).inner;
   const std::int64_t H = in_shape[3], W = in_shape[4];
   visit_floating(grad.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -130,10 +130,11 @@ MaxPool3dResult max_pool3d_forward(const Tensor& input_in, const Pool3dOptions& 
   const char* op = "max_pool3d";
   check(input_in.defined(), "{}: input is undefined", op);
   const Shape out_shape = pool3d_output_shape(input_in.shape(), opt, op);
-  Tensor input = cpu_input(input_in, op, "input").contiguous();
+  Tensor input = cpu_contiguous(input_in, op, "input");
   const Spans spans = pool_spans(input.shape(), out_shape, opt);
   const Shape& in_shape = input.shape();
-  const std::int64_t planes = in_shape[0] * in_shape[1], in_vol = spatial(in_shape), out_vol = spatial(out_shape);
+  const ChannelView in = ChannelView::of(in_shape);
+  const std::int64_t planes = in.outer * in.channels, in_vol = in.inner, out_vol = ChannelView::of(out_shape).inner;
   const std::int64_t H = in_shape[3], W = in_shape[4];
   MaxPool3dResult result;
   visit_floating(input.dtype(), op, [&](auto tag) {
@@ -175,15 +176,17 @@ MaxPool3dResult max_pool3d_forward(const Tensor& input_in, const Pool3dOptions& 
 Tensor max_pool3d_backward(const Tensor& grad_in, const Tensor& indices_in, const Shape& input_shape) {
   const char* op = "max_pool3d backward";
   check_volume_shape(input_shape, op);
-  Tensor grad = cpu_input(grad_in, op, "grad_output").contiguous();
-  Tensor indices = cpu_input(indices_in, op, "indices").contiguous();
+  Tensor grad = cpu_input(grad_in, op, "grad_output"), indices = cpu_input(indices_in, op, "indices");
+  // grad_output is the only floating tensor read; the indices are i64 by construction.
   check(indices.dtype() == DType::i64, "{}: indices have dtype {}, expected i64", op, dtype_name(indices.dtype()));
   check(grad.dim() == 5 && grad.shape() == indices.shape() && grad.size(0) == input_shape[0] &&
             grad.size(1) == input_shape[1],
-        "{}: grad_output {} and indices {} do not fit input {}", op, grad.shape().str(), indices.shape().str(),
-        input_shape.str());
-  const std::int64_t planes = input_shape[0] * input_shape[1], in_vol = spatial(input_shape);
-  const std::int64_t out_vol = spatial(grad.shape());
+        "{}: grad_output {} and indices {} do not fit input {} (expected one 5-D shape with the input's N and C)", op,
+        grad.shape().str(), indices.shape().str(), input_shape.str());
+  grad = grad.contiguous();
+  indices = indices.contiguous();
+  const ChannelView in = ChannelView::of(input_shape);
+  const std::int64_t planes = in.outer * in.channels, in_vol = in.inner, out_vol = ChannelView::of(grad.shape()).inner;
   const std::int64_t* idx = indices.data<std::int64_t>();
   for (std::int64_t i = 0; i < indices.numel(); ++i)
     check(idx[i] >= 0 && idx[i] < in_vol, "{}: index {} at position {} is outside the input volume {}", op, idx[i], i,

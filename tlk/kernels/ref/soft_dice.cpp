@@ -10,7 +10,9 @@
 namespace tlk::kernels::ref {
 
 using loss_detail::blocked_sum;
-using loss_detail::ChannelLayout;
+using loss_detail::grad_scalar;
+using loss_detail::position_base;
+using loss_detail::positions;
 
 // Note [nnUNet soft Dice]: as nnUNet's SoftDiceLoss (v1 dice_loss.py, v2 loss/dice.py), with
 // p = softmax(logits) over channels and y the one-hot target, per class c and per sample (or per
@@ -28,18 +30,18 @@ constexpr double kMinDenominator = 1e-8;
 
 struct DiceArgs {
   Tensor logits, labels, onehot;  // exactly one of labels (i64) and onehot (logits' dtype) is defined
-  ChannelLayout layout;
+  ChannelView layout;
 };
 
 DiceArgs dice_args(const Tensor& logits, const Tensor& target, const SoftDiceOptions& opt) {
   const char* op = "soft_dice_loss";
   DiceArgs a;
-  a.logits = cpu_input(logits, op, "logits").contiguous();
+  a.logits = cpu_contiguous(logits, op, "logits");
   loss_detail::check_logits(a.logits, op, "logits");
-  a.layout = loss_detail::channel_layout(a.logits.shape());
-  check(opt.do_background || a.layout.c >= 2,
+  a.layout = ChannelView::of(a.logits.shape());
+  check(opt.do_background || a.layout.channels >= 2,
         "{}: logits {} have {} channel; with do_background=false at least 2 are needed (channel 0 is the background)",
-        op, a.logits.shape().str(), a.layout.c);
+        op, a.logits.shape().str(), a.layout.channels);
   check(std::isfinite(opt.smooth) && opt.smooth >= 0.0, "{}: smooth must be a finite value >= 0, got {}", op,
         opt.smooth);
   Tensor t = cpu_input(target, op, "target");
@@ -55,20 +57,20 @@ DiceArgs dice_args(const Tensor& logits, const Tensor& target, const SoftDiceOpt
     check(loss_detail::is_label_shape(t.shape(), a.logits.shape()),
           "{}: target labels have shape {}, expected {} (or a one-hot target {}) for logits {}", op, t.shape().str(),
           loss_detail::label_shape(a.logits.shape()).str(), a.logits.shape().str(), a.logits.shape().str());
-    loss_detail::check_label_range(a.labels, a.layout.c, op, false, 0);
+    loss_detail::check_label_range(a.labels, a.layout.channels, op, false, 0);
   }
   return a;
 }
 
 // Softmax (or identity) of the C channels at `base` into p[0..C).
 template <class T>
-void probabilities(const T* x, std::int64_t base, const ChannelLayout& L, bool apply_softmax, double* p) {
+void probabilities(const T* x, std::int64_t base, const ChannelView& L, bool apply_softmax, double* p) {
   if (!apply_softmax) {
-    for (std::int64_t c = 0; c < L.c; ++c) p[c] = static_cast<double>(x[base + c * L.s]);
+    for (std::int64_t c = 0; c < L.channels; ++c) p[c] = static_cast<double>(x[base + c * L.inner]);
     return;
   }
-  const double lse = loss_detail::log_sum_exp(x + base, L.s, L.c, 1.0);
-  for (std::int64_t c = 0; c < L.c; ++c) p[c] = std::exp(static_cast<double>(x[base + c * L.s]) - lse);
+  const double lse = loss_detail::log_sum_exp(x + base, L.inner, L.channels, 1.0);
+  for (std::int64_t c = 0; c < L.channels; ++c) p[c] = std::exp(static_cast<double>(x[base + c * L.inner]) - lse);
 }
 
 // The target's pointers: one-hot values or labels (the other is null).
@@ -77,7 +79,7 @@ struct TargetView {
   const T* onehot = nullptr;
   const std::int64_t* labels = nullptr;
   std::int64_t s = 1;
-  explicit TargetView(const DiceArgs& a) : s(a.layout.s) {
+  explicit TargetView(const DiceArgs& a) : s(a.layout.inner) {
     if (a.onehot.defined()) onehot = a.onehot.data<T>();
     else labels = a.labels.data<std::int64_t>();
   }
@@ -96,18 +98,18 @@ struct DiceTerms {
 
 template <class T>
 DiceTerms dice_terms(const DiceArgs& a, const SoftDiceOptions& opt) {
-  const ChannelLayout& L = a.layout;
+  const ChannelView& L = a.layout;
   const T* x = a.logits.data<T>();
   const TargetView<T> y_at(a);
-  const std::size_t C = static_cast<std::size_t>(L.c);
+  const std::size_t C = static_cast<std::size_t>(L.channels);
   DiceTerms d;
-  d.groups = opt.batch_dice ? 1 : L.n;
+  d.groups = opt.batch_dice ? 1 : L.outer;
   std::vector<double> stats(static_cast<std::size_t>(d.groups) * C * 3, 0.0);  // tp, fp, fn per group and class
-  for (std::int64_t n = 0; n < L.n; ++n) {
-    const auto sums = blocked_sum(L.s, 3 * C, [&](std::int64_t begin, std::int64_t end, double* acc) {
+  for (std::int64_t n = 0; n < L.outer; ++n) {
+    const auto sums = blocked_sum(L.inner, 3 * C, [&](std::int64_t begin, std::int64_t end, double* acc) {
       std::vector<double> p(C);
       for (std::int64_t s = begin; s < end; ++s) {
-        const std::int64_t pos = n * L.s + s, base = L.base(pos);
+        const std::int64_t pos = n * L.inner + s, base = L.index(n, 0, s);
         probabilities(x, base, L, opt.apply_softmax, p.data());
         for (std::size_t c = 0; c < C; ++c) {
           const double y = y_at.at(pos, base, static_cast<std::int64_t>(c));
@@ -141,7 +143,7 @@ Tensor soft_dice_forward(const Tensor& logits, const Tensor& target, const SoftD
   visit_floating(a.logits.dtype(), "soft_dice_loss", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const DiceTerms d = dice_terms<T>(a, opt);
-    const std::int64_t C = a.layout.c, first = opt.do_background ? 0 : 1;
+    const std::int64_t C = a.layout.channels, first = opt.do_background ? 0 : 1;
     double sum = 0.0;
     for (std::int64_t g = 0; g < d.groups; ++g)
       for (std::int64_t c = first; c < C; ++c) {
@@ -155,16 +157,15 @@ Tensor soft_dice_forward(const Tensor& logits, const Tensor& target, const SoftD
 
 Tensor soft_dice_backward(const Tensor& grad_output, const Tensor& logits, const Tensor& target,
                           const SoftDiceOptions& opt) {
-  check(grad_output.defined() && grad_output.numel() == 1,
-        "soft_dice_loss backward: expected a one-element gradient of the scalar loss");
-  const double g = grad_output.item();
+  check_same_dtype("soft_dice_loss backward", {&logits, &grad_output});  // the target: dice_args
+  const double g = grad_scalar(grad_output, "soft_dice_loss");
   const DiceArgs a = dice_args(logits, target, opt);
-  const ChannelLayout& L = a.layout;
+  const ChannelView& L = a.layout;
   Tensor out = empty_like(a.logits);
   visit_floating(a.logits.dtype(), "soft_dice_loss backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const DiceTerms d = dice_terms<T>(a, opt);
-    const std::int64_t C = L.c, first = opt.do_background ? 0 : 1;
+    const std::int64_t C = L.channels, first = opt.do_background ? 0 : 1;
     // dL/dp = coef_y·y + coef_1 per group and class (zero for an excluded background).
     const double scale = -g / static_cast<double>(d.groups * (C - first));
     std::vector<double> coef_y(d.num.size(), 0.0), coef_1(d.num.size(), 0.0);
@@ -177,13 +178,13 @@ Tensor soft_dice_backward(const Tensor& grad_output, const Tensor& logits, const
     const T* x = a.logits.data<T>();
     const TargetView<T> y_at(a);
     T* o = out.data<T>();
-#pragma omp parallel if (L.positions() * C > 32768)
+#pragma omp parallel if (positions(L) * C > 32768)
     {
       std::vector<double> p(static_cast<std::size_t>(C)), gp(static_cast<std::size_t>(C));
 #pragma omp for
-      for (std::int64_t pos = 0; pos < L.positions(); ++pos) {
-        const std::int64_t base = L.base(pos);
-        const std::size_t group = static_cast<std::size_t>((opt.batch_dice ? 0 : pos / L.s) * C);
+      for (std::int64_t pos = 0; pos < positions(L); ++pos) {
+        const std::int64_t base = position_base(L, pos);
+        const std::size_t group = static_cast<std::size_t>((opt.batch_dice ? 0 : pos / L.inner) * C);
         probabilities(x, base, L, opt.apply_softmax, p.data());
         double dot = 0.0;
         for (std::int64_t c = 0; c < C; ++c) {
@@ -194,7 +195,7 @@ Tensor soft_dice_backward(const Tensor& grad_output, const Tensor& logits, const
         // Softmax backward: dx_c = p_c·(dL/dp_c − Σ_k p_k·dL/dp_k).
         for (std::int64_t c = 0; c < C; ++c) {
           const std::size_t k = static_cast<std::size_t>(c);
-          o[base + c * L.s] = static_cast<T>(opt.apply_softmax ? p[k] * (gp[k] - dot) : gp[k]);
+          o[base + c * L.inner] = static_cast<T>(opt.apply_softmax ? p[k] * (gp[k] - dot) : gp[k]);
         }
       }
     }

@@ -93,17 +93,16 @@ void for_each_tap(const AxisTaps& taps, std::int64_t H, std::int64_t W, Fn&& fn)
       }
 }
 
-std::int64_t spatial(const Shape& s) { return s[2] * s[3] * s[4]; }
-
 }  // namespace
 
 Tensor upsample3d_forward(const Tensor& input_in, const Upsample3dOptions& opt) {
   const char* op = "upsample3d";
   check(input_in.defined(), "{}: input is undefined", op);
   const Shape out_shape = upsample3d_output_shape(input_in.shape(), opt, op);
-  Tensor input = cpu_input(input_in, op, "input").contiguous();
+  Tensor input = cpu_contiguous(input_in, op, "input");
   const Shape& in_shape = input.shape();
-  const std::int64_t planes = in_shape[0] * in_shape[1], in_vol = spatial(in_shape), out_vol = spatial(out_shape);
+  const ChannelView in = ChannelView::of(in_shape);
+  const std::int64_t planes = in.outer * in.channels, in_vol = in.inner, out_vol = ChannelView::of(out_shape).inner;
   Tensor out;
   visit_floating(input.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -128,11 +127,12 @@ Tensor upsample3d_forward(const Tensor& input_in, const Upsample3dOptions& opt) 
 Tensor upsample3d_backward(const Tensor& grad_in, const Shape& input_shape, const Upsample3dOptions& opt) {
   const char* op = "upsample3d backward";
   const Shape out_shape = upsample3d_output_shape(input_shape, opt, op);
-  Tensor grad = cpu_input(grad_in, op, "grad_output").contiguous();
+  Tensor grad = cpu_input(grad_in, op, "grad_output");  // the only tensor read
   check(grad.shape() == out_shape, "{}: grad_output has shape {}, expected {} for input {} ({})", op,
         grad.shape().str(), out_shape.str(), input_shape.str(), opt.str());
-  const std::int64_t planes = input_shape[0] * input_shape[1], in_vol = spatial(input_shape);
-  const std::int64_t out_vol = spatial(out_shape);
+  grad = grad.contiguous();
+  const ChannelView in = ChannelView::of(input_shape);
+  const std::int64_t planes = in.outer * in.channels, in_vol = in.inner, out_vol = ChannelView::of(out_shape).inner;
   Tensor out;
   visit_floating(grad.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
