@@ -43,13 +43,17 @@ int main(int argc, char** argv) {
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--iters" && i + 1 < argc) iters = std::max(1, std::stoi(argv[++i]));
-    else if (a == "--threads" && i + 1 < argc) omp_set_num_threads(std::stoi(argv[++i]));
-    else if (a == "--quick") quick = true;
+    if (a == "--iters" && i + 1 < argc)
+      iters = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--threads" && i + 1 < argc)
+      omp_set_num_threads(std::stoi(argv[++i]));
+    else if (a == "--quick")
+      quick = true;
     else if (a == "--help" || a == "-h") {
-      fmt::print("usage: conv3d_ref [--iters N] [--threads N] [--quick]\n"
-                 "Times the reference conv3d passes on UNet layer shapes (median ms, GFLOP/s).\n"
-                 "example: build/bench/conv3d_ref --iters 3 --threads 2\n");
+      fmt::print(
+          "usage: conv3d_ref [--iters N] [--threads N] [--quick]\n"
+          "Times the reference conv3d passes on UNet layer shapes (median ms, GFLOP/s).\n"
+          "example: build/bench/conv3d_ref --iters 3 --threads 2\n");
       return 0;
     } else {
       fmt::print(stderr, "conv3d_ref: unknown argument '{}' (see --help)\n", a);
@@ -57,11 +61,8 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<LayerShape> shapes = {
-      {2, 32, 32, 32, 32, 32, {3, 3, 3}},
-      {2, 64, 64, 16, 16, 16, {3, 3, 3}},
-      {2, 128, 128, 8, 8, 8, {3, 3, 3}},
-      {2, 320, 320, 4, 4, 4, {3, 3, 3}},
-      {2, 32, 32, 8, 32, 32, {1, 3, 3}},
+      {2, 32, 32, 32, 32, 32, {3, 3, 3}}, {2, 64, 64, 16, 16, 16, {3, 3, 3}}, {2, 128, 128, 8, 8, 8, {3, 3, 3}},
+      {2, 320, 320, 4, 4, 4, {3, 3, 3}},  {2, 32, 32, 8, 32, 32, {1, 3, 3}},
   };
   if (quick) shapes = {{1, 8, 8, 8, 8, 8, {3, 3, 3}}};
   fmt::print("# reference conv3d, {} thread(s), median of {} run(s)\n", omp_get_max_threads(), iters);
@@ -78,8 +79,8 @@ int main(int argc, char** argv) {
     const double fwd = median_ms(iters, [&] { kernels::ref::conv3d_forward(x, w, {}, opt); });
     const double bd = median_ms(iters, [&] { kernels::ref::conv3d_backward_data(y, w, x.shape(), opt); });
     const double bw = median_ms(iters, [&] { kernels::ref::conv3d_backward_weights(y, x, w.shape(), opt); });
-    const std::string name = fmt::format("N{} {}->{} {}x{}x{} k{}x{}x{}", s.n, s.ci, s.co, s.d, s.h, s.w, s.k[0],
-                                         s.k[1], s.k[2]);
+    const std::string name =
+        fmt::format("N{} {}->{} {}x{}x{} k{}x{}x{}", s.n, s.ci, s.co, s.d, s.h, s.w, s.k[0], s.k[1], s.k[2]);
     fmt::print("{:<34} {:>10.1f} {:>10.1f} {:>10.1f} {:>8.2f} {:>8.2f} {:>8.2f}\n", name, fwd, bd, bw,
                flops / fwd / 1e6, flops / bd / 1e6, flops / bw / 1e6);
   }

@@ -19,10 +19,10 @@ std::filesystem::path shared_dir();
 }  // namespace tlk::testing
 
 /// Runs gradcheck and reports its message on failure.
-#define CHECK_GRADCHECK(fn, inputs, ...)                                                \
-  do {                                                                                  \
+#define CHECK_GRADCHECK(fn, inputs, ...)                                                    \
+  do {                                                                                      \
     auto tlk_gc_result = ::tlk::autograd::gradcheck(fn, inputs __VA_OPT__(, ) __VA_ARGS__); \
-    CHECK_MESSAGE(tlk_gc_result.ok, tlk_gc_result.message);                             \
+    CHECK_MESSAGE(tlk_gc_result.ok, tlk_gc_result.message);                                 \
   } while (0)
 
 #include "tlk/autograd/function.h"

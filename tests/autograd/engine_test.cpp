@@ -86,7 +86,7 @@ TEST_CASE("hooks see and may replace gradients; retain_grad keeps non-leaf gradi
     return Tensor();  // keep
   });
   x.register_hook([](const Tensor& g) { return g * 10.0; });  // replaces the leaf's gradient
-  h.retain_grad();  // a second call changes nothing
+  h.retain_grad();                                            // a second call changes nothing
   ops::sum(h * h).backward();
   CHECK(seen == std::vector<double>{6, 12});
   CHECK(h.grad().to_doubles() == std::vector<double>{6, 12});
@@ -130,10 +130,14 @@ TEST_CASE("gradients are owned, never aliased") {
 TEST_CASE("conversions inside a graph pass gradients through") {
   Generator gen(6);
   Tensor x = random_leaf({2, 3, 2, 3, 2}, gen);
-  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0].permute({0, 2, 1, 3, 4}).contiguous()}; },
-                  std::vector<Tensor>{x});
-  CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0].to(Layout::channels_last) * 2.0}; },
-                  std::vector<Tensor>{x});
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{in[0].permute({0, 2, 1, 3, 4}).contiguous()};
+      },
+      std::vector<Tensor>{x});
+  CHECK_GRADCHECK(
+      [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0].to(Layout::channels_last) * 2.0}; },
+      std::vector<Tensor>{x});
   CHECK_GRADCHECK([](const std::vector<Tensor>& in) { return std::vector<Tensor>{ops::square(in[0].clone())}; },
                   std::vector<Tensor>{x});
   // f32 through the blocked layout and back: the gradient of sum(w * x) is w.
@@ -231,9 +235,10 @@ TEST_CASE("gradcheck catches a wrong backward") {
   // A deliberately wrong op: forward x^2, backward pretends the derivative is x.
   auto wrong = [](const std::vector<Tensor>& in) {
     Tensor y = kernels::ref::unary(in[0], kernels::ref::UnaryOp::square);
-    autograd::attach("wrong_square", {in[0]}, {y}, [s = autograd::SavedTensor(in[0], "wrong")](const auto& g, const autograd::Node&) {
-      return std::vector<Tensor>{kernels::ref::mul(g[0], s.unpack())};
-    });
+    autograd::attach("wrong_square", {in[0]}, {y},
+                     [s = autograd::SavedTensor(in[0], "wrong")](const auto& g, const autograd::Node&) {
+                       return std::vector<Tensor>{kernels::ref::mul(g[0], s.unpack())};
+                     });
     return std::vector<Tensor>{y};
   };
   auto result = autograd::gradcheck(wrong, {x});

@@ -106,6 +106,7 @@ TEST_CASE("conv3d backward kernels reject gradients that do not fit") {
                        doctest::Contains("mixed dtypes"), Error);
   CHECK_THROWS_WITH_AS(kernels::ref::conv3d_backward_weights(g, Tensor::zeros({1, 3, 5, 5, 5}), w.shape(), {}),
                        doctest::Contains("do not fit weight"), Error);
-  CHECK_THROWS_WITH_AS(ops::conv3d(Tensor::zeros({1, 3, 5, 5, 5}), w, {}, Conv3dOptions{}.with_output_padding({1, 0, 0})),
-                       doctest::Contains("only meaningful for a transposed convolution"), Error);
+  CHECK_THROWS_WITH_AS(
+      ops::conv3d(Tensor::zeros({1, 3, 5, 5, 5}), w, {}, Conv3dOptions{}.with_output_padding({1, 0, 0})),
+      doctest::Contains("only meaningful for a transposed convolution"), Error);
 }

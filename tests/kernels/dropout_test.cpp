@@ -1,6 +1,7 @@
+#include "tlk/kernels/ref/dropout.h"
+
 #include <cmath>
 
-#include "tlk/kernels/ref/dropout.h"
 #include "test_util.h"
 
 using namespace tlk;

@@ -44,27 +44,32 @@ TEST_CASE("unary ops and activations: values and gradients") {
   Generator gen(22);
   // Keep values away from 0, where relu-type derivatives jump.
   Tensor v = random_leaf({3, 5, 2, 3, 2}, gen, 0.1, 1.0);
-  Tensor sign = Tensor::from_doubles([&] {
-    std::vector<double> s(static_cast<std::size_t>(v.numel()));
-    for (std::size_t i = 0; i < s.size(); ++i) s[i] = i % 3 == 0 ? -1.0 : 1.0;
-    return s;
-  }(), v.shape(), DType::f64);
+  Tensor sign = Tensor::from_doubles(
+      [&] {
+        std::vector<double> s(static_cast<std::size_t>(v.numel()));
+        for (std::size_t i = 0; i < s.size(); ++i) s[i] = i % 3 == 0 ? -1.0 : 1.0;
+        return s;
+      }(),
+      v.shape(), DType::f64);
   auto signed_input = [sign](const Tensor& t) { return t * sign; };
   CHECK_GRADCHECK([&](const Inputs& t) { return Inputs{ops::relu(signed_input(t[0]))}; }, Inputs{v});
   CHECK_GRADCHECK([&](const Inputs& t) { return Inputs{ops::leaky_relu(signed_input(t[0]), 0.01)}; }, Inputs{v});
   CHECK_GRADCHECK([&](const Inputs& t) { return Inputs{ops::sigmoid(signed_input(t[0]))}; }, Inputs{v});
   CHECK_GRADCHECK([&](const Inputs& t) { return Inputs{ops::tanh(signed_input(t[0]))}; }, Inputs{v});
-  CHECK_GRADCHECK([](const Inputs& t) {
-    return Inputs{ops::exp(t[0]), ops::log(t[0]), ops::sqrt(t[0]), ops::square(t[0]), ops::neg(t[0])};
-  }, Inputs{v});
+  CHECK_GRADCHECK(
+      [](const Inputs& t) {
+        return Inputs{ops::exp(t[0]), ops::log(t[0]), ops::sqrt(t[0]), ops::square(t[0]), ops::neg(t[0])};
+      },
+      Inputs{v});
   CHECK_GRADCHECK([&](const Inputs& t) { return Inputs{ops::abs(signed_input(t[0]))}; }, Inputs{v});
 }
 
 TEST_CASE("f32 and f64 elementwise results agree") {
   Generator gen(23);
   Tensor x = randn({3, 5, 4, 3, 2}, gen, 0, 1, TensorOptions{DType::f64});
-  for (auto fn : {+[](const Tensor& t) { return ops::sigmoid(t); }, +[](const Tensor& t) { return ops::tanh(t); },
-                  +[](const Tensor& t) { return ops::leaky_relu(t, 0.01); }, +[](const Tensor& t) { return t * t + 1.0; }}) {
+  for (auto fn :
+       {+[](const Tensor& t) { return ops::sigmoid(t); }, +[](const Tensor& t) { return ops::tanh(t); },
+        +[](const Tensor& t) { return ops::leaky_relu(t, 0.01); }, +[](const Tensor& t) { return t * t + 1.0; }}) {
     CHECK(testing::max_abs_diff(fn(x.to(DType::f32)), fn(x)) < 1e-6);
   }
 }

@@ -1,9 +1,10 @@
+#include "tlk/kernels/ref/losses.h"
+
 #include <cmath>
 #include <limits>
 
-#include "tlk/kernels/ref/losses.h"
-#include "tlk/kernels/ref/soft_dice.h"
 #include "test_util.h"
+#include "tlk/kernels/ref/soft_dice.h"
 
 using namespace tlk;
 using testing::f64;
@@ -228,7 +229,7 @@ TEST_CASE("soft_dice_loss: batch dice differs from per-sample dice on a crafted 
   // N=2, C=2, 4 voxels. Sample 0: labels [1, 1, 0, 0], predicted with logits ±50 (p = 1 − e).
   // Sample 1: no foreground; voxel 0 has logits (0, 0) so p = 1/2, the rest are confident background.
   const double L = 50.0, e = 1.0 / (1.0 + std::exp(2 * L));
-  Tensor logits = Tensor::from_doubles({-L, -L, L, L, /* fg */ L, L, -L, -L,   // sample 0: bg, fg channels
+  Tensor logits = Tensor::from_doubles({-L, -L, L, L, /* fg */ L, L, -L, -L,  // sample 0: bg, fg channels
                                         0, L, L, L, /* fg */ 0, -L, -L, -L},  // sample 1
                                        {2, 2, 4}, DType::f64);
   Tensor labels = Tensor::from_vector<std::int64_t>({1, 1, 0, 0, 0, 0, 0, 0}, {2, 4});
@@ -257,7 +258,8 @@ TEST_CASE("soft_dice_loss forward matches the nnUNet formula on random inputs") 
       CAPTURE(batch);
       CAPTURE(bg);
       const auto opt = SoftDiceOptions{}.with_batch_dice(batch).with_do_background(bg).with_smooth(0.3);
-      CHECK(ops::soft_dice_loss(logits, labels, opt).item() == doctest::Approx(naive_dice(logits, onehot, opt)).epsilon(1e-13));
+      CHECK(ops::soft_dice_loss(logits, labels, opt).item() ==
+            doctest::Approx(naive_dice(logits, onehot, opt)).epsilon(1e-13));
     }
   // apply_softmax = false takes probabilities as given; a soft (non one-hot) target is accepted.
   Tensor probs = rand(shape, gen, 0.05, 1.0, f64());
@@ -444,7 +446,8 @@ TEST_CASE("losses: bad input gives a clear error") {
                        doctest::Contains("target label 5 (element 0) is out of range for 5 classes"), Error);
   CHECK_THROWS_WITH_AS(ops::soft_dice_loss(x, Tensor::zeros({2, 4, 4})), doctest::Contains("floating target has shape"),
                        Error);
-  CHECK_THROWS_WITH_AS(ops::soft_dice_loss(x, Tensor::zeros({2, 5, 4}, f64())), doctest::Contains("mixed dtypes"), Error);
+  CHECK_THROWS_WITH_AS(ops::soft_dice_loss(x, Tensor::zeros({2, 5, 4}, f64())), doctest::Contains("mixed dtypes"),
+                       Error);
   CHECK_THROWS_WITH_AS(ops::soft_dice_loss(x, Tensor::zeros({2, 5}, TensorOptions{DType::i64})),
                        doctest::Contains("target labels have shape [2, 5], expected [2, 4]"), Error);
   CHECK_THROWS_WITH_AS(ops::soft_dice_loss(x, labels, SoftDiceOptions{}.with_smooth(-1)),
@@ -454,14 +457,16 @@ TEST_CASE("losses: bad input gives a clear error") {
                        doctest::Contains("target has shape [2, 5], expected the logits' shape [2, 5, 4]"), Error);
   CHECK_THROWS_WITH_AS(ops::bce_with_logits(x, Tensor::zeros({2, 5, 4}, TensorOptions{DType::i64})),
                        doctest::Contains("floating probabilities"), Error);
-  CHECK_THROWS_WITH_AS(ops::bce_with_logits(x, Tensor::zeros({2, 5, 4}, f64())), doctest::Contains("mixed dtypes"), Error);
+  CHECK_THROWS_WITH_AS(ops::bce_with_logits(x, Tensor::zeros({2, 5, 4}, f64())), doctest::Contains("mixed dtypes"),
+                       Error);
   CHECK_THROWS_WITH_AS(ops::bce_with_logits(x, x, BceOptions{}.with_pos_weight(Tensor::ones({4}))),
                        doctest::Contains("pos_weight has shape [4]"), Error);
   // kl_div_with_temperature
   CHECK_THROWS_WITH_AS(ops::kl_div_with_temperature(x, Tensor::zeros({2, 4, 4}), 1.0),
                        doctest::Contains("differ in shape"), Error);
   CHECK_THROWS_WITH_AS(ops::kl_div_with_temperature(x, x, 0.0), doctest::Contains("temperature must be"), Error);
-  CHECK_THROWS_WITH_AS(ops::kl_div_with_temperature(x, x.to(DType::f64), 1.0), doctest::Contains("mixed dtypes"), Error);
+  CHECK_THROWS_WITH_AS(ops::kl_div_with_temperature(x, x.to(DType::f64), 1.0), doctest::Contains("mixed dtypes"),
+                       Error);
   // mse_loss
   CHECK_THROWS_WITH_AS(ops::mse_loss(x, Tensor::zeros({2, 5, 1})), doctest::Contains("differ in shape"), Error);
   CHECK_THROWS_WITH_AS(ops::mse_loss(x, x.to(DType::f64)), doctest::Contains("mixed dtypes"), Error);

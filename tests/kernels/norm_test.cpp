@@ -1,6 +1,7 @@
+#include "tlk/kernels/ref/norm.h"
+
 #include <cmath>
 
-#include "tlk/kernels/ref/norm.h"
 #include "test_util.h"
 
 using namespace tlk;

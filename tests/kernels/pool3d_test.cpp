@@ -1,7 +1,8 @@
+#include "tlk/kernels/ref/pool3d.h"
+
 #include <cmath>
 #include <limits>
 
-#include "tlk/kernels/ref/pool3d.h"
 #include "test_util.h"
 
 using namespace tlk;
@@ -169,8 +170,8 @@ TEST_CASE("pool3d bad input gives a clear error") {
                        doctest::Contains("kernel and stride must be >= 1"), Error);
   CHECK_THROWS_WITH_AS(ops::max_pool3d(x, Pool3dOptions{}.with_kernel({3, 3, 3}).with_padding({2, 1, 1})),
                        doctest::Contains("more than half the kernel"), Error);
-  CHECK_THROWS_WITH_AS(ops::avg_pool3d(x, Pool3dOptions{}.with_padding({0, -1, 0})),
-                       doctest::Contains("padding >= 0"), Error);
+  CHECK_THROWS_WITH_AS(ops::avg_pool3d(x, Pool3dOptions{}.with_padding({0, -1, 0})), doctest::Contains("padding >= 0"),
+                       Error);
   CHECK_THROWS_WITH_AS(ops::max_pool3d(x, Pool3dOptions{{5, 2, 2}}), doctest::Contains("output would be empty"), Error);
   CHECK_THROWS_WITH_AS(ops::max_pool3d(Tensor::zeros({1, 0, 4, 4, 4}), Pool3dOptions{}), doctest::Contains("is empty"),
                        Error);

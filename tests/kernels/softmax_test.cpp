@@ -1,6 +1,7 @@
+#include "tlk/kernels/ref/softmax.h"
+
 #include <cmath>
 
-#include "tlk/kernels/ref/softmax.h"
 #include "test_util.h"
 
 using namespace tlk;

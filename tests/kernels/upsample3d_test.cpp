@@ -1,4 +1,5 @@
 #include "tlk/kernels/ref/upsample3d.h"
+
 #include "test_util.h"
 
 using namespace tlk;
@@ -69,8 +70,7 @@ TEST_CASE("upsample3d trilinear matches hand-computed values for both align_corn
   check_approx(ops::upsample3d(c, trilinear.with_scale_factor({2, 2, 2})).to_doubles(), cube);
   // Scale factor 1.5 on 3 -> 4 uses src = (dst + 0.5) / 1.5 - 0.5; size 4 uses (dst + 0.5) * 3/4 - 0.5.
   Tensor r = values({0, 1, 2}, {1, 1, 1, 1, 3});
-  check_approx(ops::upsample3d(r, trilinear.with_scale_factor({1, 1, 1.5})).to_doubles(),
-               {0, 0.5, 7.0 / 6, 11.0 / 6});
+  check_approx(ops::upsample3d(r, trilinear.with_scale_factor({1, 1, 1.5})).to_doubles(), {0, 0.5, 7.0 / 6, 11.0 / 6});
   check_approx(ops::upsample3d(r, trilinear.with_size({1, 1, 4})).to_doubles(), {0, 0.625, 1.375, 2});
   // align_corners with one output element reads the first input.
   CHECK(ops::upsample3d(r, trilinear.with_size({1, 1, 1}).with_align_corners(true)).to_doubles() ==
@@ -126,9 +126,9 @@ TEST_CASE("upsample3d bad input gives a clear error") {
                        doctest::Contains("output would be empty along axis 1"), Error);
   CHECK_THROWS_WITH_AS(ops::upsample3d(x, trilinear.with_size({4, 0, 4})),
                        doctest::Contains("output would be empty along axis 1"), Error);
-  CHECK_THROWS_WITH_AS(ops::upsample3d(Tensor::zeros({1, 3, 2, 2, 2}, TensorOptions{DType::i64}),
-                                       nearest.with_size({4, 4, 4})),
-                       doctest::Contains("upsample3d: dtype i64 is not supported"), Error);
+  CHECK_THROWS_WITH_AS(
+      ops::upsample3d(Tensor::zeros({1, 3, 2, 2, 2}, TensorOptions{DType::i64}), nearest.with_size({4, 4, 4})),
+      doctest::Contains("upsample3d: dtype i64 is not supported"), Error);
   CHECK_THROWS_WITH_AS(kernels::ref::upsample3d_backward(x, x.shape(), nearest.with_size({4, 4, 4})),
                        doctest::Contains("grad_output has shape [1, 3, 2, 2, 2], expected [1, 3, 4, 4, 4]"), Error);
 }

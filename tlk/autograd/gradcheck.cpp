@@ -35,7 +35,8 @@ GradcheckResult gradcheck(const std::function<std::vector<Tensor>(const std::vec
     check(x.is_contiguous(), "gradcheck: input {} (shape {}) is not contiguous", i, x.shape().str());
     any_differentiable = any_differentiable || x.requires_grad();
   }
-  check(any_differentiable, "gradcheck: no input requires grad, so nothing would be checked; call "
+  check(any_differentiable,
+        "gradcheck: no input requires grad, so nothing would be checked; call "
         "set_requires_grad() on the inputs to differentiate");
 
   // Analytic gradient of L = Σ <r_k, out_k>.
@@ -80,8 +81,8 @@ GradcheckResult gradcheck(const std::function<std::vector<Tensor>(const std::vec
       result.max_abs_error = std::max(result.max_abs_error, error);
       if (!(error <= options.atol + options.rtol * std::abs(numeric)) && result.ok) {
         result.ok = false;
-        result.message = fmt::format("gradcheck: input {} (shape {}), element {}: analytic {:.10g}, numeric {:.10g}",
-                                     i, x.shape().str(), e, a, numeric);
+        result.message = fmt::format("gradcheck: input {} (shape {}), element {}: analytic {:.10g}, numeric {:.10g}", i,
+                                     x.shape().str(), e, a, numeric);
       }
     }
   }

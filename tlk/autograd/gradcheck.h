@@ -9,9 +9,9 @@ namespace tlk::autograd {
 
 /// Tolerances and step of a gradient check.
 struct GradcheckOptions {
-  double eps = 1e-6;   ///< finite-difference step
-  double atol = 1e-7;  ///< absolute tolerance
-  double rtol = 1e-5;  ///< relative tolerance
+  double eps = 1e-6;          ///< finite-difference step
+  double atol = 1e-7;         ///< absolute tolerance
+  double rtol = 1e-5;         ///< relative tolerance
   std::uint64_t seed = 1234;  ///< for the random projection of the outputs
 };
 

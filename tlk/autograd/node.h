@@ -70,11 +70,11 @@ class Node : public std::enable_shared_from_this<Node> {
 
 /// The autograd state attached to a tensor.
 struct AutogradMeta {
-  bool requires_grad = false;       ///< leaves only: set by set_requires_grad
-  Tensor grad;                      ///< accumulated gradient (leaves, or retain_grad)
-  std::shared_ptr<Node> grad_fn;    ///< the node that produced this tensor (non-leaves)
-  int output_nr = 0;                ///< which output of grad_fn
-  std::weak_ptr<Node> accumulator;  ///< leaves: the AccumulateGrad node, made on demand
+  bool requires_grad = false;        ///< leaves only: set by set_requires_grad
+  Tensor grad;                       ///< accumulated gradient (leaves, or retain_grad)
+  std::shared_ptr<Node> grad_fn;     ///< the node that produced this tensor (non-leaves)
+  int output_nr = 0;                 ///< which output of grad_fn
+  std::weak_ptr<Node> accumulator;   ///< leaves: the AccumulateGrad node, made on demand
   std::vector<GradHook> leaf_hooks;  ///< leaves: hooks run before accumulation
   bool retains_grad = false;         ///< non-leaves: retain_grad() was called
 };

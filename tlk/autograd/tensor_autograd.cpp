@@ -84,19 +84,21 @@ namespace detail {
 void check_inplace_allowed(const Tensor& t, const char* op) {
   if (!autograd::GradMode::is_enabled() || !t.requires_grad()) return;
   if (t.is_leaf())
-    fail("{}: a leaf tensor of shape {} that requires grad cannot be modified in place while gradients are recorded; "
-         "do it under NoGradGuard",
-         op, t.shape().str());
-  fail("{}: the tensor of shape {} made by {} is part of a recorded graph, and in-place writes are not recorded; "
-       "use an out-of-place op, or detach() it first",
-       op, t.shape().str(), t.grad_fn()->name());
+    fail(
+        "{}: a leaf tensor of shape {} that requires grad cannot be modified in place while gradients are recorded; "
+        "do it under NoGradGuard",
+        op, t.shape().str());
+  fail(
+      "{}: the tensor of shape {} made by {} is part of a recorded graph, and in-place writes are not recorded; "
+      "use an out-of-place op, or detach() it first",
+      op, t.shape().str(), t.grad_fn()->name());
 }
 
 void record_conversion(const Tensor& src, const Tensor& out, const char* op) {
-  autograd::attach(op, {src}, {out}, [dtype = src.dtype(), device = src.device()](const std::vector<Tensor>& g,
-                                                                                  const autograd::Node&) {
-    return std::vector<Tensor>{g[0].to(Layout::plain).to(dtype).to(device)};
-  });
+  autograd::attach(op, {src}, {out},
+                   [dtype = src.dtype(), device = src.device()](const std::vector<Tensor>& g, const autograd::Node&) {
+                     return std::vector<Tensor>{g[0].to(Layout::plain).to(dtype).to(device)};
+                   });
 }
 }  // namespace detail
 

@@ -17,8 +17,7 @@ void check_common(const Tensor& input, const Tensor& weight, const Tensor& bias,
   check(input.defined() && weight.defined(), "{}: input and weight must be defined", op);
   check(input.dim() == 5, "{}: expected a 5-D input [N, C, D, H, W], got {}-D with shape {}", op, input.dim(),
         input.shape().str());
-  check(weight.dim() == 5, "{}: expected a 5-D weight, got {}-D with shape {}", op, weight.dim(),
-        weight.shape().str());
+  check(weight.dim() == 5, "{}: expected a 5-D weight, got {}-D with shape {}", op, weight.dim(), weight.shape().str());
   check(input.dtype() == weight.dtype() && (!bias.defined() || bias.dtype() == input.dtype()),
         "{}: mixed dtypes (input {}, weight {}{}); convert with to(DType)", op, dtype_name(input.dtype()),
         dtype_name(weight.dtype()), bias.defined() ? fmt::format(", bias {}", dtype_name(bias.dtype())) : "");
@@ -38,9 +37,8 @@ Shape conv3d_output_shape(const Tensor& input, const Tensor& weight, const Tenso
   check(opt.output_padding == Int3{0, 0, 0},
         "{}: output_padding {} is only meaningful for a transposed convolution, expected 0", op,
         fmt::format("{}", opt.output_padding));
-  check(input.shape()[1] == weight.shape()[1],
-        "{}: input has {} channels but weight expects {} (input {}, weight {})", op, input.shape()[1],
-        weight.shape()[1], input.shape().str(), weight.shape().str());
+  check(input.shape()[1] == weight.shape()[1], "{}: input has {} channels but weight expects {} (input {}, weight {})",
+        op, input.shape()[1], weight.shape()[1], input.shape().str(), weight.shape().str());
   check(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]),
         "{}: bias has shape {}, expected [{}]", op, bias.defined() ? bias.shape().str() : "", weight.shape()[0]);
   Shape out{input.shape()[0], weight.shape()[0], 0, 0, 0};

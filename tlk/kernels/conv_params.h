@@ -18,10 +18,26 @@ struct Conv3dOptions {
   /// Transposed convolution only: extra size added to one side of the output.
   Int3 output_padding{0, 0, 0};
 
-  Conv3dOptions with_stride(Int3 s) const { auto o = *this; o.stride = s; return o; }
-  Conv3dOptions with_padding(Int3 p) const { auto o = *this; o.padding = p; return o; }
-  Conv3dOptions with_dilation(Int3 d) const { auto o = *this; o.dilation = d; return o; }
-  Conv3dOptions with_output_padding(Int3 p) const { auto o = *this; o.output_padding = p; return o; }
+  Conv3dOptions with_stride(Int3 s) const {
+    auto o = *this;
+    o.stride = s;
+    return o;
+  }
+  Conv3dOptions with_padding(Int3 p) const {
+    auto o = *this;
+    o.padding = p;
+    return o;
+  }
+  Conv3dOptions with_dilation(Int3 d) const {
+    auto o = *this;
+    o.dilation = d;
+    return o;
+  }
+  Conv3dOptions with_output_padding(Int3 p) const {
+    auto o = *this;
+    o.output_padding = p;
+    return o;
+  }
   std::string str() const;
 };
 

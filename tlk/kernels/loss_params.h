@@ -13,8 +13,16 @@ struct CrossEntropyOptions {
   /// Target value whose elements count neither in the loss nor in the mean's denominator.
   std::int64_t ignore_index = -100;
 
-  CrossEntropyOptions with_weight(const Tensor& w) const { auto o = *this; o.weight = w; return o; }
-  CrossEntropyOptions with_ignore_index(std::int64_t i) const { auto o = *this; o.ignore_index = i; return o; }
+  CrossEntropyOptions with_weight(const Tensor& w) const {
+    auto o = *this;
+    o.weight = w;
+    return o;
+  }
+  CrossEntropyOptions with_ignore_index(std::int64_t i) const {
+    auto o = *this;
+    o.ignore_index = i;
+    return o;
+  }
 };
 
 /// Options of soft_dice_loss, with nnUNet's defaults (`SoftDiceLoss(batch_dice, do_bg=False, smooth=1e-5)`).
@@ -29,10 +37,26 @@ struct SoftDiceOptions {
   /// Softmax over the channel axis first; false takes the input as probabilities already.
   bool apply_softmax = true;
 
-  SoftDiceOptions with_batch_dice(bool b) const { auto o = *this; o.batch_dice = b; return o; }
-  SoftDiceOptions with_do_background(bool b) const { auto o = *this; o.do_background = b; return o; }
-  SoftDiceOptions with_smooth(double s) const { auto o = *this; o.smooth = s; return o; }
-  SoftDiceOptions with_apply_softmax(bool b) const { auto o = *this; o.apply_softmax = b; return o; }
+  SoftDiceOptions with_batch_dice(bool b) const {
+    auto o = *this;
+    o.batch_dice = b;
+    return o;
+  }
+  SoftDiceOptions with_do_background(bool b) const {
+    auto o = *this;
+    o.do_background = b;
+    return o;
+  }
+  SoftDiceOptions with_smooth(double s) const {
+    auto o = *this;
+    o.smooth = s;
+    return o;
+  }
+  SoftDiceOptions with_apply_softmax(bool b) const {
+    auto o = *this;
+    o.apply_softmax = b;
+    return o;
+  }
 };
 
 /// Options of bce_with_logits.
@@ -42,7 +66,11 @@ struct BceOptions {
   /// of [N, C, ...] logits (see Note [pos_weight axis]). A constant: it gets no gradient.
   Tensor pos_weight;
 
-  BceOptions with_pos_weight(const Tensor& w) const { auto o = *this; o.pos_weight = w; return o; }
+  BceOptions with_pos_weight(const Tensor& w) const {
+    auto o = *this;
+    o.pos_weight = w;
+    return o;
+  }
 };
 
 }  // namespace tlk

@@ -13,9 +13,21 @@ struct BatchNormOptions {
   double momentum = 0.1;  ///< in [0, 1]; PyTorch's cumulative average (momentum=None) is not offered
   double eps = 1e-5;      ///< added to the variance before the square root; >= 0
 
-  BatchNormOptions with_training(bool t) const { auto o = *this; o.training = t; return o; }
-  BatchNormOptions with_momentum(double m) const { auto o = *this; o.momentum = m; return o; }
-  BatchNormOptions with_eps(double e) const { auto o = *this; o.eps = e; return o; }
+  BatchNormOptions with_training(bool t) const {
+    auto o = *this;
+    o.training = t;
+    return o;
+  }
+  BatchNormOptions with_momentum(double m) const {
+    auto o = *this;
+    o.momentum = m;
+    return o;
+  }
+  BatchNormOptions with_eps(double e) const {
+    auto o = *this;
+    o.eps = e;
+    return o;
+  }
 };
 
 }  // namespace tlk

@@ -25,8 +25,8 @@ Shape pool3d_output_shape(const Shape& input, const Pool3dOptions& opt, const ch
     check(opt.kernel[i] >= 1 && stride[i] >= 1 && opt.padding[i] >= 0,
           "{}: invalid geometry ({}); kernel and stride must be >= 1, padding >= 0", op, opt.str());
     check(opt.padding[i] <= opt.kernel[i] / 2,
-          "{}: padding {} along axis {} is more than half the kernel {} ({}); padded windows could hold no input",
-          op, opt.padding[i], i, opt.kernel[i], opt.str());
+          "{}: padding {} along axis {} is more than half the kernel {} ({}); padded windows could hold no input", op,
+          opt.padding[i], i, opt.kernel[i], opt.str());
   }
   Shape out{input[0], input[1], 0, 0, 0};
   for (int i = 0; i < 3; ++i) {

@@ -27,10 +27,26 @@ struct Pool3dOptions {
   /// Average pooling only: whether padded positions count in the divisor (PyTorch's default true).
   bool count_include_pad = true;
 
-  Pool3dOptions with_kernel(Int3 k) const { auto o = *this; o.kernel = k; return o; }
-  Pool3dOptions with_stride(Int3 s) const { auto o = *this; o.stride = s; return o; }
-  Pool3dOptions with_padding(Int3 p) const { auto o = *this; o.padding = p; return o; }
-  Pool3dOptions with_count_include_pad(bool c) const { auto o = *this; o.count_include_pad = c; return o; }
+  Pool3dOptions with_kernel(Int3 k) const {
+    auto o = *this;
+    o.kernel = k;
+    return o;
+  }
+  Pool3dOptions with_stride(Int3 s) const {
+    auto o = *this;
+    o.stride = s;
+    return o;
+  }
+  Pool3dOptions with_padding(Int3 p) const {
+    auto o = *this;
+    o.padding = p;
+    return o;
+  }
+  Pool3dOptions with_count_include_pad(bool c) const {
+    auto o = *this;
+    o.count_include_pad = c;
+    return o;
+  }
   /// The stride in use: `stride` when set, else `kernel`.
   Int3 effective_stride() const { return stride.value_or(kernel); }
   std::string str() const;

@@ -12,8 +12,10 @@ namespace tlk {
 
 const char* upsample_mode_name(UpsampleMode mode) {
   switch (mode) {
-    case UpsampleMode::nearest: return "nearest";
-    case UpsampleMode::trilinear: return "trilinear";
+    case UpsampleMode::nearest:
+      return "nearest";
+    case UpsampleMode::trilinear:
+      return "trilinear";
   }
   return "?";
 }
@@ -28,8 +30,8 @@ Shape upsample3d_output_shape(const Shape& input, const Upsample3dOptions& opt, 
   check_volume_shape(input, op);
   check(opt.mode == UpsampleMode::nearest || opt.mode == UpsampleMode::trilinear, "{}: unknown mode {}", op,
         static_cast<int>(opt.mode));
-  check(opt.size.has_value() != opt.scale_factor.has_value(),
-        "{}: give exactly one of size and scale_factor ({})", op, opt.str());
+  check(opt.size.has_value() != opt.scale_factor.has_value(), "{}: give exactly one of size and scale_factor ({})", op,
+        opt.str());
   check(!opt.align_corners || opt.mode == UpsampleMode::trilinear,
         "{}: align_corners applies to trilinear mode only ({})", op, opt.str());
   Shape out{input[0], input[1], 0, 0, 0};
@@ -41,8 +43,8 @@ Shape upsample3d_output_shape(const Shape& input, const Upsample3dOptions& opt, 
       check(std::isfinite(s) && s > 0.0, "{}: scale_factor must be finite and > 0 along every axis ({})", op,
             opt.str());
       const double extent = std::floor(static_cast<double>(input[2 + i]) * s);
-      check(extent < 1e12, "{}: scale_factor gives an absurd output extent {} along axis {} (input {}, {})", op,
-            extent, i, input.str(), opt.str());
+      check(extent < 1e12, "{}: scale_factor gives an absurd output extent {} along axis {} (input {}, {})", op, extent,
+            i, input.str(), opt.str());
       out[2 + i] = static_cast<std::int64_t>(extent);
     }
     check(out[2 + i] >= 1, "{}: output would be empty along axis {} (input {}, {})", op, i, input.str(), opt.str());

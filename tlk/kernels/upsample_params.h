@@ -22,10 +22,26 @@ struct Upsample3dOptions {
   /// Trilinear only: map the corner voxel centres onto each other (src = dst * (in - 1) / (out - 1)).
   bool align_corners = false;
 
-  Upsample3dOptions with_mode(UpsampleMode m) const { auto o = *this; o.mode = m; return o; }
-  Upsample3dOptions with_size(Int3 s) const { auto o = *this; o.size = s; return o; }
-  Upsample3dOptions with_scale_factor(std::array<double, 3> s) const { auto o = *this; o.scale_factor = s; return o; }
-  Upsample3dOptions with_align_corners(bool a) const { auto o = *this; o.align_corners = a; return o; }
+  Upsample3dOptions with_mode(UpsampleMode m) const {
+    auto o = *this;
+    o.mode = m;
+    return o;
+  }
+  Upsample3dOptions with_size(Int3 s) const {
+    auto o = *this;
+    o.size = s;
+    return o;
+  }
+  Upsample3dOptions with_scale_factor(std::array<double, 3> s) const {
+    auto o = *this;
+    o.scale_factor = s;
+    return o;
+  }
+  Upsample3dOptions with_align_corners(bool a) const {
+    auto o = *this;
+    o.align_corners = a;
+    return o;
+  }
   std::string str() const;
 };
 

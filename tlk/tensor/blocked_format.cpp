@@ -39,9 +39,15 @@ BlockedFormat BlockedFormat::default_for(const Shape& shape) {
   using tag = dnnl::memory::format_tag;
   tag t;
   switch (shape.size()) {
-    case 3: t = avx512 ? tag::nCw16c : tag::nCw8c; break;
-    case 4: t = avx512 ? tag::nChw16c : tag::nChw8c; break;
-    default: t = avx512 ? tag::nCdhw16c : tag::nCdhw8c; break;
+    case 3:
+      t = avx512 ? tag::nCw16c : tag::nCw8c;
+      break;
+    case 4:
+      t = avx512 ? tag::nChw16c : tag::nChw8c;
+      break;
+    default:
+      t = avx512 ? tag::nCdhw16c : tag::nCdhw8c;
+      break;
   }
   dnnl::memory::dims dims(shape.begin(), shape.end());
   return BlockedFormat(dnnl::memory::desc(dims, dnnl::memory::data_type::f32, t));

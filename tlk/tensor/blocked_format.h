@@ -1,6 +1,5 @@
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
-
 #include <string>
 
 #include "tlk/tensor/shape.h"

@@ -1,8 +1,8 @@
 #pragma once
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace tlk {
 
@@ -30,9 +30,12 @@ enum class Layout : std::uint8_t { plain, channels_last, blocked };
 
 constexpr const char* layout_name(Layout l) {
   switch (l) {
-    case Layout::plain: return "plain";
-    case Layout::channels_last: return "channels_last";
-    case Layout::blocked: return "blocked";
+    case Layout::plain:
+      return "plain";
+    case Layout::channels_last:
+      return "channels_last";
+    case Layout::blocked:
+      return "blocked";
   }
   return "?";
 }

@@ -87,7 +87,8 @@ Tensor Tensor::from_doubles(const std::vector<double>& values, const Shape& shap
 // ---- Properties -------------------------------------------------------------------------------------
 
 TensorImpl& Tensor::impl() const {
-  check(impl_ != nullptr, "tensor: use of an undefined tensor (a default-constructed Tensor, e.g. a missing "
+  check(impl_ != nullptr,
+        "tensor: use of an undefined tensor (a default-constructed Tensor, e.g. a missing "
         "gradient or an optional argument left empty)");
   return *impl_;
 }
@@ -204,8 +205,11 @@ Tensor Tensor::to(Layout target) const {
       if (current != Layout::blocked) return contiguous();
       out = plain_from_blocked(detach());
       break;
-    case Layout::channels_last: out = channels_last_copy(detach()); break;
-    case Layout::blocked: return to(BlockedFormat::default_for(shape()));
+    case Layout::channels_last:
+      out = channels_last_copy(detach());
+      break;
+    case Layout::blocked:
+      return to(BlockedFormat::default_for(shape()));
   }
   detail::record_conversion(*this, out, "to(layout)");
   return out;
@@ -319,7 +323,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
           "source {} {})",
           s.device().str(), device().str(), shape().str(), dtype_name(dtype()), s.shape().str(), dtype_name(s.dtype()));
     Tensor c = s.contiguous();
-    cuda::copy_bytes(raw_data(), device(), c.raw_data(), c.device(), static_cast<std::size_t>(numel()) * element_size(dtype()));
+    cuda::copy_bytes(raw_data(), device(), c.raw_data(), c.device(),
+                     static_cast<std::size_t>(numel()) * element_size(dtype()));
     return *this;
   }
   detail::copy_strided(*this, s);
@@ -364,8 +369,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   for (int i = 0; i < n; ++i) {
     const int ia = i - (n - a.size()), ib = i - (n - b.size());
     const std::int64_t ea = ia >= 0 ? a[ia] : 1, eb = ib >= 0 ? b[ib] : 1;
-    check(ea == eb || ea == 1 || eb == 1, "{}: shapes {} and {} do not broadcast (dimension {}: {} vs {})", op,
-          a.str(), b.str(), i, ea, eb);
+    check(ea == eb || ea == 1 || eb == 1, "{}: shapes {} and {} do not broadcast (dimension {}: {} vs {})", op, a.str(),
+          b.str(), i, ea, eb);
     out.push_back(ea == 1 ? eb : ea);
   }
   return out;

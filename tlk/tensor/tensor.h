@@ -1,11 +1,11 @@
 #pragma once
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "tlk/tensor/device.h"
 #include "tlk/tensor/dtype.h"

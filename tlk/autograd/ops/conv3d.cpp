@@ -1,27 +1,21 @@
 #include "tlk/autograd/ops/conv3d.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/conv3d.h"
 
 namespace tlk::ops {
 
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
-
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
   Tensor y = k::conv3d_forward(input, weight, bias, opt);
-  attach("conv3d", {input, weight, bias}, {y},
-         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt](const Grads& g, const Node& self) {
-           Grads out(3);
-           if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(g[0], ws.unpack(), xs.unpack().shape(), opt);
-           if (self.needs_input_grad(1))
-             out[1] = k::conv3d_backward_weights(g[0], xs.unpack(), ws.unpack().shape(), opt);
-           if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(g[0]);
-           return out;
-         });
+  attach(
+      "conv3d", {input, weight, bias}, {y},
+      [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt](const Grads& g, const Node& self) {
+        Grads out(3);
+        if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(g[0], ws.unpack(), xs.unpack().shape(), opt);
+        if (self.needs_input_grad(1)) out[1] = k::conv3d_backward_weights(g[0], xs.unpack(), ws.unpack().shape(), opt);
+        if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(g[0]);
+        return out;
+      });
   return y;
 }
 

@@ -1,15 +1,9 @@
 #include "tlk/autograd/ops/dropout.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/dropout.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
   check(x.defined(), "dropout: input is undefined");

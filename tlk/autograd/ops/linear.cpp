@@ -1,15 +1,9 @@
 #include "tlk/autograd/ops/linear.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/linear.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = k::linear_forward(x, weight, bias);

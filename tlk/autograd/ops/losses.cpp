@@ -1,17 +1,11 @@
 #include "tlk/autograd/ops/losses.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/elementwise.h"
 #include "tlk/kernels/ref/losses.h"
 #include "tlk/kernels/ref/soft_dice.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 // The kernels check every argument (shapes, dtypes, label ranges, options) before computing; the
 // ops only wire the backward. Constants (targets, class weights, the teacher) are left out of
@@ -43,11 +37,11 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const BceOpti
   Tensor loss = k::bce_with_logits_forward(logits, target, options);
   const char* name = "bce_with_logits";
   attach(name, {logits, target}, {loss},
-         [xs = SavedTensor(logits, name), ys = SavedTensor(target, name),
-          pws = SavedTensor(options.pos_weight, name)](const Grads& g, const Node& self) {
-           auto grads = k::bce_with_logits_backward(g[0], xs.unpack(), ys.unpack(),
-                                                    BceOptions{}.with_pos_weight(pws.unpack()),
-                                                    self.needs_input_grad(0), self.needs_input_grad(1));
+         [xs = SavedTensor(logits, name), ys = SavedTensor(target, name), pws = SavedTensor(options.pos_weight, name)](
+             const Grads& g, const Node& self) {
+           auto grads =
+               k::bce_with_logits_backward(g[0], xs.unpack(), ys.unpack(), BceOptions{}.with_pos_weight(pws.unpack()),
+                                           self.needs_input_grad(0), self.needs_input_grad(1));
            return Grads{grads[0], grads[1]};
          });
   return loss;
@@ -57,8 +51,8 @@ Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teach
   Tensor loss = k::kl_div_with_temperature_forward(student_logits, teacher_logits, temperature);
   const char* name = "kl_div_with_temperature";
   attach(name, {student_logits}, {loss},
-         [ss = SavedTensor(student_logits, name), ts = SavedTensor(teacher_logits, name), temperature](
-             const Grads& g, const Node&) {
+         [ss = SavedTensor(student_logits, name), ts = SavedTensor(teacher_logits, name), temperature](const Grads& g,
+                                                                                                       const Node&) {
            return Grads{k::kl_div_with_temperature_backward(g[0], ss.unpack(), ts.unpack(), temperature)};
          });
   return loss;

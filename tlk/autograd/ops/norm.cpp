@@ -1,16 +1,10 @@
 #include "tlk/autograd/ops/norm.h"
 
-#include "tlk/autograd/function.h"
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/norm.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 namespace {
 // Keeps the gradients the node's inputs need (weight and bias only when they were given).

@@ -1,15 +1,9 @@
 #include "tlk/autograd/ops/pool3d.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/pool3d.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 Tensor max_pool3d(const Tensor& x, const Pool3dOptions& opt) {
   auto [y, indices] = k::max_pool3d_forward(x, opt);

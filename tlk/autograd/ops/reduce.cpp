@@ -1,14 +1,9 @@
 #include "tlk/autograd/ops/reduce.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/elementwise.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 namespace {
 // The reduced tensor's shape with the reduced axes kept as 1, so a gradient broadcasts back.
@@ -30,9 +25,8 @@ Tensor expand_gradient(const Tensor& g, const Shape& kept, const Shape& in) {
 Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
   const Shape kept = kept_shape(x.shape(), axes, "sum");
   Tensor y = k::sum(x, axes, keepdim);
-  attach("sum", {x}, {y}, [in = x.shape(), kept](const Grads& g, const Node&) {
-    return Grads{expand_gradient(g[0], kept, in)};
-  });
+  attach("sum", {x}, {y},
+         [in = x.shape(), kept](const Grads& g, const Node&) { return Grads{expand_gradient(g[0], kept, in)}; });
   return y;
 }
 

@@ -1,15 +1,9 @@
 #include "tlk/autograd/ops/softmax.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/softmax.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using autograd::SavedTensor;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 // Both backwards read only the output, so the input is not kept.
 Tensor softmax(const Tensor& x, int dim) {

@@ -1,14 +1,9 @@
 #include "tlk/autograd/ops/upsample3d.h"
 
-#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/upsample3d.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-namespace k = kernels::ref;
-using Grads = std::vector<Tensor>;
 
 Tensor upsample3d(const Tensor& x, const Upsample3dOptions& opt) {
   Tensor y = k::upsample3d_forward(x, opt);

@@ -1,14 +1,10 @@
 #include "tlk/autograd/ops/view.h"
 
-#include "tlk/autograd/function.h"
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/elementwise.h"
 
 namespace tlk::ops {
-
-using autograd::attach;
-using autograd::Node;
-using Grads = std::vector<Tensor>;
 
 namespace {
 
@@ -171,8 +167,10 @@ Tensor cat(const std::vector<Tensor>& tensors, int dim) {
     std::int64_t start = 0;
     NoGradGuard guard;
     for (std::size_t i = 0; i < extents.size(); ++i) {
-      if (self.needs_input_grad(static_cast<int>(i))) out.push_back(narrow(g[0], dim, start, extents[i]).contiguous());
-      else out.push_back(Tensor());
+      if (self.needs_input_grad(static_cast<int>(i)))
+        out.push_back(narrow(g[0], dim, start, extents[i]).contiguous());
+      else
+        out.push_back(Tensor());
       start += extents[i];
     }
     return out;

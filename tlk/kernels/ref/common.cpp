@@ -10,9 +10,7 @@ Tensor cpu_input(const Tensor& t, const char* op, const char* what) {
   return detached.layout() == Layout::blocked ? detached.to(Layout::plain) : detached;
 }
 
-Tensor cpu_contiguous(const Tensor& t, const char* op, const char* what) {
-  return cpu_input(t, op, what).contiguous();
-}
+Tensor cpu_contiguous(const Tensor& t, const char* op, const char* what) { return cpu_input(t, op, what).contiguous(); }
 
 ChannelView ChannelView::of(const Shape& shape, int axis) {
   axis = normalize_axis(axis, shape.size(), "ChannelView");

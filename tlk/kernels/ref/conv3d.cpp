@@ -33,8 +33,13 @@ struct Geometry {
 };
 
 Geometry geometry(const Shape& input, const Shape& weight, const Shape& output, const Conv3dOptions& opt) {
-  return {input[0], input[1], weight[0], {input[2], input[3], input[4]}, {output[2], output[3], output[4]},
-          {weight[2], weight[3], weight[4]}, opt};
+  return {input[0],
+          input[1],
+          weight[0],
+          {input[2], input[3], input[4]},
+          {output[2], output[3], output[4]},
+          {weight[2], weight[3], weight[4]},
+          opt};
 }
 
 // Calls fn(in_offset, out_offset, count, in_stride) for every run of output positions along W that
@@ -60,7 +65,8 @@ Tensor prepare(const Tensor& t, const char* what) { return cpu_contiguous(t, "co
 
 }  // namespace
 
-Tensor conv3d_forward(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in, const Conv3dOptions& opt) {
+Tensor conv3d_forward(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in,
+                      const Conv3dOptions& opt) {
   const Shape out_shape = conv3d_output_shape(input_in, weight_in, bias_in, opt);
   Tensor input = prepare(input_in, "input"), weight = prepare(weight_in, "weight");
   Tensor bias = bias_in.defined() ? prepare(bias_in, "bias") : Tensor();
@@ -83,9 +89,11 @@ Tensor conv3d_forward(const Tensor& input_in, const Tensor& weight_in, const Ten
             for (std::int64_t kh = 0; kh < g.k[1]; ++kh)
               for (std::int64_t kw = 0; kw < g.k[2]; ++kw) {
                 const double wv = wk[(kd * g.k[1] + kh) * g.k[2] + kw];
-                for_each_tap_run(g, kd, kh, kw, [&](std::int64_t in_off, std::int64_t out_off, std::int64_t count, std::int64_t s) {
-                  for (std::int64_t i = 0; i < count; ++i) acc[static_cast<std::size_t>(out_off + i)] += wv * xs[in_off + i * s];
-                });
+                for_each_tap_run(g, kd, kh, kw,
+                                 [&](std::int64_t in_off, std::int64_t out_off, std::int64_t count, std::int64_t s) {
+                                   for (std::int64_t i = 0; i < count; ++i)
+                                     acc[static_cast<std::size_t>(out_off + i)] += wv * xs[in_off + i * s];
+                                 });
               }
         }
         T* ys = y + (n * g.co + co) * g.out_volume();
@@ -121,9 +129,11 @@ Tensor conv3d_backward_data(const Tensor& grad_in, const Tensor& weight_in, cons
             for (std::int64_t kh = 0; kh < g.k[1]; ++kh)
               for (std::int64_t kw = 0; kw < g.k[2]; ++kw) {
                 const double wv = wk[(kd * g.k[1] + kh) * g.k[2] + kw];
-                for_each_tap_run(g, kd, kh, kw, [&](std::int64_t in_off, std::int64_t out_off, std::int64_t count, std::int64_t s) {
-                  for (std::int64_t i = 0; i < count; ++i) acc[static_cast<std::size_t>(in_off + i * s)] += wv * dys[out_off + i];
-                });
+                for_each_tap_run(g, kd, kh, kw,
+                                 [&](std::int64_t in_off, std::int64_t out_off, std::int64_t count, std::int64_t s) {
+                                   for (std::int64_t i = 0; i < count; ++i)
+                                     acc[static_cast<std::size_t>(in_off + i * s)] += wv * dys[out_off + i];
+                                 });
               }
         }
         T* dxs = dx + (n * g.ci + ci) * g.in_volume();
@@ -158,9 +168,11 @@ Tensor conv3d_backward_weights(const Tensor& grad_in, const Tensor& input_in, co
               for (std::int64_t n = 0; n < g.n; ++n) {
                 const T* dys = dy + (n * g.co + co) * g.out_volume();
                 const T* xs = x + (n * g.ci + ci) * g.in_volume();
-                for_each_tap_run(g, kd, kh, kw, [&](std::int64_t in_off, std::int64_t out_off, std::int64_t count, std::int64_t s) {
-                  for (std::int64_t i = 0; i < count; ++i) acc += static_cast<double>(dys[out_off + i]) * xs[in_off + i * s];
-                });
+                for_each_tap_run(g, kd, kh, kw,
+                                 [&](std::int64_t in_off, std::int64_t out_off, std::int64_t count, std::int64_t s) {
+                                   for (std::int64_t i = 0; i < count; ++i)
+                                     acc += static_cast<double>(dys[out_off + i]) * xs[in_off + i * s];
+                                 });
               }
               dw[((co * g.ci + ci) * g.k[0] + kd) * g.k[1] * g.k[2] + kh * g.k[2] + kw] = static_cast<T>(acc);
             }

@@ -20,6 +20,7 @@ Tensor conv3d_backward_bias(const Tensor& grad_output);
 /// Note [Transposed convolution as convolution]: its forward is conv3d_backward_data with the same
 /// weight; its input gradient is conv3d_forward of the output gradient; its weight gradient is
 /// conv3d_backward_weights with the roles of input and output gradient exchanged.
-Tensor conv_transpose3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt);
+Tensor conv_transpose3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                const Conv3dOptions& opt);
 
 }  // namespace tlk::kernels::ref

@@ -11,10 +11,14 @@ namespace {
 template <class T>
 T apply_binary(T a, T b, BinaryOp op) {
   switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
+    case BinaryOp::add:
+      return a + b;
+    case BinaryOp::sub:
+      return a - b;
+    case BinaryOp::mul:
+      return a * b;
+    case BinaryOp::div:
+      return a / b;
   }
   return T(0);
 }
@@ -22,16 +26,26 @@ T apply_binary(T a, T b, BinaryOp op) {
 template <class T>
 T apply_unary(T x, UnaryOp op, T alpha) {
   switch (op) {
-    case UnaryOp::relu: return x > T(0) ? x : T(0);
-    case UnaryOp::leaky_relu: return x > T(0) ? x : alpha * x;
-    case UnaryOp::sigmoid: return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-    case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::neg: return -x;
-    case UnaryOp::abs: return std::abs(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::square: return x * x;
+    case UnaryOp::relu:
+      return x > T(0) ? x : T(0);
+    case UnaryOp::leaky_relu:
+      return x > T(0) ? x : alpha * x;
+    case UnaryOp::sigmoid:
+      return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+    case UnaryOp::tanh:
+      return std::tanh(x);
+    case UnaryOp::exp:
+      return std::exp(x);
+    case UnaryOp::log:
+      return std::log(x);
+    case UnaryOp::neg:
+      return -x;
+    case UnaryOp::abs:
+      return std::abs(x);
+    case UnaryOp::sqrt:
+      return std::sqrt(x);
+    case UnaryOp::square:
+      return x * x;
   }
   return T(0);
 }
@@ -40,16 +54,26 @@ T apply_unary(T x, UnaryOp op, T alpha) {
 template <class T>
 T unary_derivative(T x, T y, UnaryOp op, T alpha) {
   switch (op) {
-    case UnaryOp::relu: return x > T(0) ? T(1) : T(0);
-    case UnaryOp::leaky_relu: return x > T(0) ? T(1) : alpha;
-    case UnaryOp::sigmoid: return y * (T(1) - y);
-    case UnaryOp::tanh: return T(1) - y * y;
-    case UnaryOp::exp: return y;
-    case UnaryOp::log: return T(1) / x;
-    case UnaryOp::neg: return T(-1);
-    case UnaryOp::abs: return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
-    case UnaryOp::sqrt: return T(0.5) / y;
-    case UnaryOp::square: return T(2) * x;
+    case UnaryOp::relu:
+      return x > T(0) ? T(1) : T(0);
+    case UnaryOp::leaky_relu:
+      return x > T(0) ? T(1) : alpha;
+    case UnaryOp::sigmoid:
+      return y * (T(1) - y);
+    case UnaryOp::tanh:
+      return T(1) - y * y;
+    case UnaryOp::exp:
+      return y;
+    case UnaryOp::log:
+      return T(1) / x;
+    case UnaryOp::neg:
+      return T(-1);
+    case UnaryOp::abs:
+      return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+    case UnaryOp::sqrt:
+      return T(0.5) / y;
+    case UnaryOp::square:
+      return T(2) * x;
   }
   return T(0);
 }
@@ -63,26 +87,40 @@ bool unary_reads_input(UnaryOp op) {
 
 const char* op_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::add: return "add";
-    case BinaryOp::sub: return "sub";
-    case BinaryOp::mul: return "mul";
-    case BinaryOp::div: return "div";
+    case BinaryOp::add:
+      return "add";
+    case BinaryOp::sub:
+      return "sub";
+    case BinaryOp::mul:
+      return "mul";
+    case BinaryOp::div:
+      return "div";
   }
   return "binary op";
 }
 
 const char* op_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::relu: return "relu";
-    case UnaryOp::leaky_relu: return "leaky_relu";
-    case UnaryOp::sigmoid: return "sigmoid";
-    case UnaryOp::tanh: return "tanh";
-    case UnaryOp::exp: return "exp";
-    case UnaryOp::log: return "log";
-    case UnaryOp::neg: return "neg";
-    case UnaryOp::abs: return "abs";
-    case UnaryOp::sqrt: return "sqrt";
-    case UnaryOp::square: return "square";
+    case UnaryOp::relu:
+      return "relu";
+    case UnaryOp::leaky_relu:
+      return "leaky_relu";
+    case UnaryOp::sigmoid:
+      return "sigmoid";
+    case UnaryOp::tanh:
+      return "tanh";
+    case UnaryOp::exp:
+      return "exp";
+    case UnaryOp::log:
+      return "log";
+    case UnaryOp::neg:
+      return "neg";
+    case UnaryOp::abs:
+      return "abs";
+    case UnaryOp::sqrt:
+      return "sqrt";
+    case UnaryOp::square:
+      return "square";
   }
   return "unary op";
 }
@@ -167,8 +205,7 @@ Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y
     const std::int64_t n = grad.numel();
     const T a = static_cast<T>(alpha);
 #pragma omp parallel for if (n > 32768)
-    for (std::int64_t i = 0; i < n; ++i)
-      o[i] = g[i] * unary_derivative(px ? px[i] : T(0), py ? py[i] : T(0), op, a);
+    for (std::int64_t i = 0; i < n; ++i) o[i] = g[i] * unary_derivative(px ? px[i] : T(0), py ? py[i] : T(0), op, a);
   });
   return out;
 }

@@ -96,8 +96,10 @@ Tensor linear_backward_weights(const Tensor& grad_output, const Tensor& input) {
   const int nd = grad_output.dim();
   bool leading_match = nd >= 1 && input.dim() == nd;
   for (int i = 0; leading_match && i + 1 < nd; ++i) leading_match = grad_output.shape()[i] == input.shape()[i];
-  check(leading_match, "{}: grad_output has shape {} and input {}, expected [..., out] and [..., in] with the same "
-        "leading axes", op, grad_output.shape().str(), input.shape().str());
+  check(leading_match,
+        "{}: grad_output has shape {} and input {}, expected [..., out] and [..., in] with the same "
+        "leading axes",
+        op, grad_output.shape().str(), input.shape().str());
   return matmul_impl(transposed(as_matrix(grad_output, op, "grad_output")), as_matrix(input, op, "input"), Tensor(),
                      op);
 }

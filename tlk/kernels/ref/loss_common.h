@@ -14,9 +14,7 @@ namespace tlk::kernels::ref::loss_detail {
 /// A contiguous [N, C, ...spatial] tensor is read through a ChannelView [N, C, S]. A "position" p in
 /// [0, N*S) is one (sample, voxel) pair; its channel c lies at position_base(v, p) + c * v.inner.
 inline std::int64_t positions(const ChannelView& v) { return v.outer * v.inner; }
-inline std::int64_t position_base(const ChannelView& v, std::int64_t p) {
-  return v.index(p / v.inner, 0, p % v.inner);
-}
+inline std::int64_t position_base(const ChannelView& v, std::int64_t p) { return v.index(p / v.inner, 0, p % v.inner); }
 
 /// The value of the 0-D (or one-element) gradient of a scalar loss, checked.
 inline double grad_scalar(const Tensor& grad_output, const char* op) {

@@ -27,8 +27,7 @@ std::array<Tensor, 2> bce_with_logits_backward(const Tensor& grad_output, const 
                                                bool need_target = false);
 
 /// T²·mean over N and spatial of Σ_c q_c·(log q_c − log p_c), q = softmax(teacher/T), p = softmax(student/T).
-Tensor kl_div_with_temperature_forward(const Tensor& student_logits, const Tensor& teacher_logits,
-                                       double temperature);
+Tensor kl_div_with_temperature_forward(const Tensor& student_logits, const Tensor& teacher_logits, double temperature);
 /// Gradient w.r.t. the student logits: g·T/M·(p − q), M = N·spatial. The teacher gets none.
 Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor& student_logits,
                                         const Tensor& teacher_logits, double temperature);

@@ -13,8 +13,8 @@ namespace {
 // Note [Normalisation groups]: instance and batch norm differ only in which elements share one
 // mean and variance. With S the spatial volume of a contiguous input seen as [N, C, S] (its
 // ChannelView), group g holds `segments` runs of `length` = S contiguous elements starting at
-// g * S + s * seg_stride, and uses channel g % C's weight and bias. Instance norm: N * C groups of one run each. Batch norm: C
-// groups of N runs each, one per sample, seg_stride = C * S. One set of loops serves both.
+// g * S + s * seg_stride, and uses channel g % C's weight and bias. Instance norm: N * C groups of one run each. Batch
+// norm: C groups of N runs each, one per sample, seg_stride = C * S. One set of loops serves both.
 struct Groups {
   std::int64_t count, channels, segments, length, seg_stride;
   std::int64_t size() const { return segments * length; }
@@ -138,8 +138,8 @@ NormGrads norm_backward(const char* op, const Tensor& grad_in, const Tensor& x_i
         grad_in.shape().str(), x_in.shape().str());
   check_per_channel(op, w_in, "weight", x_in);
   check(mean_in.numel() == gr.count && inv_std_in.numel() == gr.count,
-        "{}: expected {} saved statistics for input {}, got mean {} and inv_std {}", op, gr.count,
-        x_in.shape().str(), mean_in.shape().str(), inv_std_in.shape().str());
+        "{}: expected {} saved statistics for input {}, got mean {} and inv_std {}", op, gr.count, x_in.shape().str(),
+        mean_in.shape().str(), inv_std_in.shape().str());
   Tensor g = cpu_contiguous(grad_in, op, "grad_output"), x = cpu_contiguous(x_in, op, "input");
   Tensor w = optional_contiguous(w_in, op, "weight");
   Tensor mean = cpu_contiguous(mean_in, op, "mean"), inv_std = cpu_contiguous(inv_std_in, op, "inv_std");

@@ -220,8 +220,7 @@ Tensor avg_pool3d_backward(const Tensor& grad_output, const Shape& input_shape, 
   const char* op = "avg_pool3d backward";
   const Shape out_shape = pool3d_output_shape(input_shape, opt, op);
   check_grad_shape(grad_output, out_shape, input_shape, op);
-  return average_backward(grad_output, input_shape, pool_spans(input_shape, out_shape, opt), opt.count_include_pad,
-                          op);
+  return average_backward(grad_output, input_shape, pool_spans(input_shape, out_shape, opt), opt.count_include_pad, op);
 }
 
 Tensor adaptive_avg_pool3d_forward(const Tensor& input, const Int3& output_size) {

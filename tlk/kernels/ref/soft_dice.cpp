@@ -80,8 +80,10 @@ struct TargetView {
   const std::int64_t* labels = nullptr;
   std::int64_t s = 1;
   explicit TargetView(const DiceArgs& a) : s(a.layout.inner) {
-    if (a.onehot.defined()) onehot = a.onehot.data<T>();
-    else labels = a.labels.data<std::int64_t>();
+    if (a.onehot.defined())
+      onehot = a.onehot.data<T>();
+    else
+      labels = a.labels.data<std::int64_t>();
   }
   /// y at channel c of position pos (whose channel 0 lies at base).
   double at(std::int64_t pos, std::int64_t base, std::int64_t c) const {

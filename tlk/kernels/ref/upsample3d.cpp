@@ -30,33 +30,37 @@ using AxisTaps = std::array<std::vector<Taps>, 3>;
 // A `scale_factor` of 0 means none was given (as PyTorch's compute_scales_value reads it).
 std::vector<Taps> nearest_taps(std::int64_t in, std::int64_t out, double scale_factor) {
   std::vector<Taps> taps(static_cast<std::size_t>(out));
-  const float scale = scale_factor > 0.0 ? static_cast<float>(1.0 / scale_factor)
-                                         : static_cast<float>(in) / static_cast<float>(out);
+  const float scale =
+      scale_factor > 0.0 ? static_cast<float>(1.0 / scale_factor) : static_cast<float>(in) / static_cast<float>(out);
   for (std::int64_t dst = 0; dst < out; ++dst) {
     std::int64_t src;
-    if (out == in) src = dst;
-    else if (out == 2 * in) src = dst >> 1;
-    else src = std::min(static_cast<std::int64_t>(std::floor(static_cast<float>(dst) * scale)), in - 1);
+    if (out == in)
+      src = dst;
+    else if (out == 2 * in)
+      src = dst >> 1;
+    else
+      src = std::min(static_cast<std::int64_t>(std::floor(static_cast<float>(dst) * scale)), in - 1);
     taps[static_cast<std::size_t>(dst)] = {{src, src}, {1.0, 0.0}, 1};
   }
   return taps;
 }
 
 template <class T>
-std::vector<Taps> linear_taps(std::int64_t in, std::int64_t out, bool align_corners,
-                              double scale_factor) {
+std::vector<Taps> linear_taps(std::int64_t in, std::int64_t out, bool align_corners, double scale_factor) {
   std::vector<Taps> taps(static_cast<std::size_t>(out));
   T scale;
-  if (align_corners) scale = out > 1 ? static_cast<T>(in - 1) / static_cast<T>(out - 1) : T(0);
-  else scale = scale_factor > 0.0 ? static_cast<T>(1.0 / scale_factor) : static_cast<T>(in) / static_cast<T>(out);
+  if (align_corners)
+    scale = out > 1 ? static_cast<T>(in - 1) / static_cast<T>(out - 1) : T(0);
+  else
+    scale = scale_factor > 0.0 ? static_cast<T>(1.0 / scale_factor) : static_cast<T>(in) / static_cast<T>(out);
   for (std::int64_t dst = 0; dst < out; ++dst) {
     auto& t = taps[static_cast<std::size_t>(dst)];
     if (out == in) {
       t = {{dst, dst}, {1.0, 0.0}, 2};
       continue;
     }
-    const T src = align_corners ? scale * static_cast<T>(dst)
-                                : std::max(scale * (static_cast<T>(dst) + T(0.5)) - T(0.5), T(0));
+    const T src =
+        align_corners ? scale * static_cast<T>(dst) : std::max(scale * (static_cast<T>(dst) + T(0.5)) - T(0.5), T(0));
     const std::int64_t i0 = std::min(static_cast<std::int64_t>(std::floor(src)), in - 1);
     const T l1 = std::min(std::max(src - static_cast<T>(i0), T(0)), T(1));
     const T l0 = T(1) - l1;
@@ -115,9 +119,8 @@ Tensor upsample3d_forward(const Tensor& input_in, const Upsample3dOptions& opt) 
       const T* xs = x + p * in_vol;
       T* ys = y + p * out_vol;
       std::vector<double> acc(static_cast<std::size_t>(out_vol), 0.0);
-      for_each_tap(taps, in_shape[3], in_shape[4], [&](std::int64_t o, std::int64_t i, double w) {
-        acc[static_cast<std::size_t>(o)] += w * xs[i];
-      });
+      for_each_tap(taps, in_shape[3], in_shape[4],
+                   [&](std::int64_t o, std::int64_t i, double w) { acc[static_cast<std::size_t>(o)] += w * xs[i]; });
       for (std::int64_t o = 0; o < out_vol; ++o) ys[o] = static_cast<T>(acc[static_cast<std::size_t>(o)]);
     }
   });
@@ -144,9 +147,8 @@ Tensor upsample3d_backward(const Tensor& grad_in, const Shape& input_shape, cons
     for (std::int64_t p = 0; p < planes; ++p) {
       const T* dys = dy + p * out_vol;
       std::vector<double> acc(static_cast<std::size_t>(in_vol), 0.0);
-      for_each_tap(taps, input_shape[3], input_shape[4], [&](std::int64_t o, std::int64_t i, double w) {
-        acc[static_cast<std::size_t>(i)] += w * dys[o];
-      });
+      for_each_tap(taps, input_shape[3], input_shape[4],
+                   [&](std::int64_t o, std::int64_t i, double w) { acc[static_cast<std::size_t>(i)] += w * dys[o]; });
       T* dxs = dx + p * in_vol;
       for (std::int64_t i = 0; i < in_vol; ++i) dxs[i] = static_cast<T>(acc[static_cast<std::size_t>(i)]);
     }
