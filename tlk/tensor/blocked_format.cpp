@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
 #include "tlk/tensor/error.h"
 
 namespace tlk {
@@ -14,6 +16,22 @@ dnnl::engine& cpu_engine() {
 dnnl::stream& cpu_stream() {
   static dnnl::stream stream(cpu_engine());
   return stream;
+}
+
+namespace {
+std::atomic<std::uint64_t> activation_reorders{0};
+std::atomic<std::uint64_t> weight_reorders{0};
+}  // namespace
+
+ReorderStats reorder_stats() { return {activation_reorders.load(), weight_reorders.load()}; }
+
+void reorder(const dnnl::memory::desc& src_desc, const void* src, const dnnl::memory::desc& dst_desc, void* dst,
+             bool is_weight) {
+  (is_weight ? weight_reorders : activation_reorders).fetch_add(1, std::memory_order_relaxed);
+  dnnl::memory src_mem(src_desc, cpu_engine(), const_cast<void*>(src));
+  dnnl::memory dst_mem(dst_desc, cpu_engine(), dst);
+  dnnl::reorder(src_mem, dst_mem).execute(cpu_stream(), src_mem, dst_mem);
+  cpu_stream().wait();
 }
 
 std::string BlockedFormat::name() const {

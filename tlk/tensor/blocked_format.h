@@ -3,6 +3,7 @@
 #include <string>
 
 #include "tlk/tensor/shape.h"
+#include "tlk/tensor/tensor.h"
 
 namespace tlk {
 
@@ -29,6 +30,24 @@ class BlockedFormat {
  private:
   dnnl::memory::desc desc_;
 };
+
+/// How many layout reorders (plain <-> blocked, or between two blocked formats) of activations and
+/// gradients TLK has run since start: the figure the fast path keeps low (Note [Stay blocked]).
+/// Weight reorders, which every training step needs once per convolution, are counted apart.
+struct ReorderStats {
+  std::uint64_t activations = 0;
+  std::uint64_t weights = 0;
+};
+ReorderStats reorder_stats();
+/// Runs a oneDNN reorder between two memory descriptors over raw pointers and counts it.
+void reorder(const dnnl::memory::desc& src_desc, const void* src, const dnnl::memory::desc& dst_desc, void* dst,
+             bool is_weight = false);
+
+/// The oneDNN descriptor of an f32 CPU tensor: its blocked format, or its dims and strides.
+dnnl::memory::desc memory_desc_of(const Tensor& t);
+/// A new CPU f32 tensor of `shape` stored in the oneDNN format `desc` (zeroed, so padding is zero);
+/// a plain tensor when `desc` is a dense row-major format.
+Tensor empty_with_desc(const Shape& shape, const dnnl::memory::desc& desc);
 
 /// The process-wide oneDNN CPU engine and stream (OpenMP runtime, so no thread pool of its own).
 dnnl::engine& cpu_engine();

@@ -33,18 +33,19 @@ bool strides_match(const Tensor& t, const Dims& expected) {
   return true;
 }
 
-// Reorders between a strided f32 tensor and a oneDNN descriptor with a oneDNN reorder primitive.
-void dnnl_reorder(const dnnl::memory::desc& src_desc, void* src, const dnnl::memory::desc& dst_desc, void* dst) {
-  dnnl::memory src_mem(src_desc, cpu_engine(), src);
-  dnnl::memory dst_mem(dst_desc, cpu_engine(), dst);
-  dnnl::reorder(src_mem, dst_mem).execute(cpu_stream(), src_mem, dst_mem);
-  cpu_stream().wait();
-}
-
 dnnl::memory::desc strided_desc(const Tensor& t) {
   dnnl::memory::dims dims(t.shape().begin(), t.shape().end());
   dnnl::memory::dims strides(t.strides().begin(), t.strides().end());
   return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+}
+
+bool is_plain_row_major(const dnnl::memory::desc& desc, const Shape& shape) {
+  const auto& d = desc.data;
+  if (d.format_kind != dnnl_blocked || d.format_desc.blocking.inner_nblks != 0 || d.offset0 != 0) return false;
+  const Dims expected = contiguous_strides(shape);
+  for (int i = 0; i < shape.size(); ++i)
+    if (shape[i] != 1 && d.format_desc.blocking.strides[i] != expected[i]) return false;
+  return true;
 }
 
 }  // namespace
@@ -149,7 +150,7 @@ namespace {
 
 Tensor plain_from_blocked(const Tensor& src) {
   Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
-  dnnl_reorder(src.blocked_format().desc(), src.impl().storage->data(), strided_desc(out), out.raw_data());
+  reorder(src.blocked_format().desc(), src.impl().storage->data(), strided_desc(out), out.raw_data());
   return out;
 }
 
@@ -173,18 +174,13 @@ Tensor channels_last_copy(const Tensor& src_in) {
   return out;
 }
 
-Tensor blocked_copy(const Tensor& src_in, const BlockedFormat& format) {
-  Tensor src = src_in.layout() == Layout::blocked ? plain_from_blocked(src_in) : src_in;
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(format.nbytes(), Device::cpu());
-  impl->shape = src.shape();
-  impl->strides = contiguous_strides(src.shape());
-  impl->dtype = DType::f32;
-  impl->blocked = std::make_shared<BlockedFormat>(format);
-  // Note [Blocked layout]: zero the storage first so the channel padding is zero.
-  if (format.nbytes() > 0) std::memset(impl->storage->data(), 0, format.nbytes());
-  dnnl_reorder(strided_desc(src), src.raw_data(), format.desc(), impl->storage->data());
-  return Tensor(impl);
+Tensor blocked_copy(const Tensor& src, const BlockedFormat& format) {
+  // Reorders straight from the source's format, blocked or strided, into the target format.
+  Tensor out = empty_with_desc(src.shape(), format.desc());
+  if (!out.impl().blocked) out.impl().blocked = std::make_shared<BlockedFormat>(format);
+  reorder(memory_desc_of(src), src.layout() == Layout::blocked ? src.impl().storage->data() : src.raw_data(),
+          format.desc(), out.impl().storage->data());
+  return out;
 }
 
 }  // namespace
@@ -346,6 +342,25 @@ std::string Tensor::str(int max_values) const {
   for (std::size_t i = 0; i < shown; ++i) out += fmt::format("{}{:.6g}", i ? ", " : "", values[i]);
   if (shown < values.size()) out += fmt::format(", ... ({} more)", values.size() - shown);
   return out + "}";
+}
+
+dnnl::memory::desc memory_desc_of(const Tensor& t) {
+  check(t.dtype() == DType::f32 && t.device().is_cpu(), "oneDNN: expected an f32 CPU tensor, got {} on {}",
+        dtype_name(t.dtype()), t.device().str());
+  return t.layout() == Layout::blocked ? t.blocked_format().desc() : strided_desc(t);
+}
+
+Tensor empty_with_desc(const Shape& shape, const dnnl::memory::desc& desc) {
+  if (is_plain_row_major(desc, shape)) return Tensor::empty(shape);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(desc.get_size(), Device::cpu());
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = DType::f32;
+  impl->blocked = std::make_shared<BlockedFormat>(desc);
+  // Note [Blocked layout]: zeroed so the channel padding is zero.
+  if (desc.get_size() > 0) std::memset(impl->storage->data(), 0, desc.get_size());
+  return Tensor(impl);
 }
 
 Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, std::int64_t offset) {

@@ -1,21 +1,36 @@
 #include "tlk/autograd/ops/conv3d.h"
 
 #include "tlk/autograd/ops/op_support.h"
+#include "tlk/kernels/cpu/conv3d.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/ref/conv3d.h"
 
 namespace tlk::ops {
 
+// Note [Conv3d dispatch]: f32 on the CPU takes the fast path (kernels/cpu: oneDNN forward and
+// backward-data in blocked layouts, the fastest backward-weights this CPU has); f64 takes the
+// reference kernels, which are the oracle the fast path is tested against.
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
-  Tensor y = k::conv3d_forward(input, weight, bias, opt);
-  attach(
-      "conv3d", {input, weight, bias}, {y},
-      [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt](const Grads& g, const Node& self) {
-        Grads out(3);
-        if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(g[0], ws.unpack(), xs.unpack().shape(), opt);
-        if (self.needs_input_grad(1)) out[1] = k::conv3d_backward_weights(g[0], xs.unpack(), ws.unpack().shape(), opt);
-        if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(g[0]);
-        return out;
-      });
+  const bool fast = kernels::cpu::conv3d_supported(input, weight);
+  Tensor y =
+      fast ? kernels::cpu::conv3d_forward(input, weight, bias, opt) : k::conv3d_forward(input, weight, bias, opt);
+  attach("conv3d", {input, weight, bias}, {y},
+         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast](const Grads& g,
+                                                                                            const Node& self) {
+           Grads out(3);
+           const Tensor x = xs.unpack(), w = ws.unpack();
+           if (fast) {
+             namespace cpu = kernels::cpu;
+             if (self.needs_input_grad(0)) out[0] = cpu::conv3d_backward_data(g[0], w, x.shape(), opt);
+             if (self.needs_input_grad(1)) out[1] = cpu::conv3d_backward_weights(g[0], x, w.shape(), opt);
+             if (self.needs_input_grad(2)) out[2] = cpu::conv3d_backward_bias(g[0]);
+             return out;
+           }
+           if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(g[0], w, x.shape(), opt);
+           if (self.needs_input_grad(1)) out[1] = k::conv3d_backward_weights(g[0], x, w.shape(), opt);
+           if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(g[0]);
+           return out;
+         });
   return y;
 }
 

@@ -1,0 +1,171 @@
+// Per-op timings of the CPU fast path on the nnUNet-style UNet's layer shapes: milliseconds, GFLOP/s
+// and the fraction of this machine's fp32 FMA peak, measured by an FMA loop in this binary.
+//
+//   build/bench/ops [--iters 5] [--threads 2] [--batch 2] [--patch 64] [--quick]
+//
+// Rows: conv3d forward and backward-data (oneDNN, blocked layout), and backward-weights three ways:
+// TLK's own kernel, oneDNN given plain layouts, oneDNN given the layouts it chooses.
+#include <fmt/format.h>
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tlk/kernels/cpu/conv3d.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights.h"
+#include "tlk/tensor/blocked_format.h"
+#include "tlk/tensor/random.h"
+
+using namespace tlk;
+namespace cpu = kernels::cpu;
+
+namespace {
+
+template <class Fn>
+double median_ms(int iters, Fn&& fn) {
+  fn();  // warm-up: primitive creation, first touch of memory
+  std::vector<double> times;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Note [FMA peak]: 10 independent FMA chains per thread, each with its own start value (identical
+// chains would be merged by the compiler) and all summed into the result (unused ones would be
+// dropped), so latency never limits throughput and nothing is optimised away.
+#define TLK_FMA_CHAINS(T, SET, FMA, ADD)                                                                \
+  T b = SET(0.999999f), c = SET(1e-7f);                                                                 \
+  T a0 = SET(1.0f), a1 = SET(1.001f), a2 = SET(1.002f), a3 = SET(1.003f), a4 = SET(1.004f);             \
+  T a5 = SET(1.005f), a6 = SET(1.006f), a7 = SET(1.007f), a8 = SET(1.008f), a9 = SET(1.009f);           \
+  for (std::int64_t r = 0; r < rounds; ++r) {                                                           \
+    a0 = FMA(a0, b, c), a1 = FMA(a1, b, c), a2 = FMA(a2, b, c), a3 = FMA(a3, b, c), a4 = FMA(a4, b, c); \
+    a5 = FMA(a5, b, c), a6 = FMA(a6, b, c), a7 = FMA(a7, b, c), a8 = FMA(a8, b, c), a9 = FMA(a9, b, c); \
+  }                                                                                                     \
+  T sum = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(ADD(a6, a7), ADD(a8, a9))));          \
+  float lanes[sizeof(T) / 4];                                                                           \
+  std::memcpy(lanes, &sum, sizeof(T));                                                                  \
+  return lanes[0];
+
+__attribute__((target("avx512f,fma"), noinline)) float fma_chains_avx512(std::int64_t rounds) {
+  TLK_FMA_CHAINS(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
+}
+__attribute__((target("avx2,fma"), noinline)) float fma_chains_avx2(std::int64_t rounds) {
+  TLK_FMA_CHAINS(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
+}
+
+double fma_peak_gflops(bool avx512) {
+  const std::int64_t rounds = 50'000'000;
+  float total = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : total)
+  total += avx512 ? fma_chains_avx512(rounds) : fma_chains_avx2(rounds);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double lanes = avx512 ? 16 : 8;
+  if (!(total > 0)) fmt::print(stderr, "ops: FMA loop produced {}\n", total);
+  return 2.0 * lanes * 10 * static_cast<double>(rounds) * omp_get_max_threads() / seconds / 1e9;
+}
+
+struct Layer {
+  std::string name;
+  std::int64_t ci, co, size;
+  Int3 k, stride;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iters = 5;
+  std::int64_t batch = 2, patch = 64;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&] {
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "ops: {} needs a value\n", a);
+        std::exit(1);
+      }
+      return std::stoll(argv[++i]);
+    };
+    if (a == "--iters")
+      iters = static_cast<int>(std::max<long long>(1, value()));
+    else if (a == "--threads")
+      omp_set_num_threads(static_cast<int>(value()));
+    else if (a == "--batch")
+      batch = value();
+    else if (a == "--patch")
+      patch = value();
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--help" || a == "-h") {
+      fmt::print(
+          "usage: ops [--iters N] [--threads N] [--batch N] [--patch N] [--quick]\n"
+          "Times conv3d forward, backward-data and backward-weights on UNet layer shapes.\n"
+          "example: build/bench/ops --iters 5 --threads 2\n");
+      return 0;
+    } else {
+      fmt::print(stderr, "ops: unknown argument '{}' (see --help)\n", a);
+      return 1;
+    }
+  }
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const double peak = fma_peak_gflops(avx512);
+  fmt::print("# {} thread(s), median of {} run(s), batch {}, patch {}^3; fp32 FMA peak {:.0f} GFLOP/s ({})\n",
+             omp_get_max_threads(), iters, batch, patch, peak, avx512 ? "AVX-512" : "AVX2");
+
+  std::vector<Layer> layers;
+  const std::int64_t widths[] = {32, 64, 128, 256, 320};
+  for (int level = 0; level < 5; ++level) {
+    const std::int64_t size = patch >> level, c = widths[level];
+    if (size < 2) break;
+    if (level == 0) layers.push_back({"stem 1->32", 1, c, size, {3, 3, 3}, {1, 1, 1}});
+    layers.push_back({fmt::format("L{} {}->{}", level, c, c), c, c, size, {3, 3, 3}, {1, 1, 1}});
+    if (level + 1 < 5 && (size >> 1) >= 2)
+      layers.push_back({fmt::format("L{} down {}->{}", level, c, widths[level + 1]),
+                        c,
+                        widths[level + 1],
+                        size,
+                        {3, 3, 3},
+                        {2, 2, 2}});
+  }
+  if (quick) layers.resize(2);
+
+  fmt::print("{:<16} {:>8} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7}  {}\n", "layer", "GFLOP", "fwd ms",
+             "bwd-d ms", "fwd %pk", "bwd-d %pk", "bw TLK", "bw dnnl", "bw dnnl*", "TLK x", "oneDNN chosen impl");
+  Generator gen(1);
+  for (const auto& L : layers) {
+    const auto opt = Conv3dOptions{}.with_stride(L.stride).with_padding({1, 1, 1});
+    Tensor x = randn({batch, L.ci, L.size, L.size, L.size}, gen);
+    Tensor w = randn({L.co, L.ci, L.k[0], L.k[1], L.k[2]}, gen, 0, 0.05);
+    Tensor y = cpu::conv3d_forward(x, w, {}, opt);
+    Tensor xb = x.to(Layout::blocked);  // activations arrive in the blocked layout inside a network
+    if (L.ci < 8) xb = x;               // except the network input
+    const double gflop = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(L.ci * 27) / 1e9;
+    const double fwd = median_ms(iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); });
+    const double bwd_data = median_ms(iters, [&] { cpu::conv3d_backward_data(y, w, x.shape(), opt); });
+    const double bw_own = median_ms(iters, [&] { cpu::conv3d_backward_weights_avx2(y, xb, w.shape(), opt); });
+    const double bw_plain = median_ms(
+        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::plain); });
+    const double bw_chosen = median_ms(
+        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); });
+    const std::string impl = cpu::conv3d_backward_weights_onednn_impl(x.shape(), w.shape(), y.shape(), opt,
+                                                                      cpu::OneDnnWeightsLayout::chosen);
+    auto pct = [&](double ms) { return 100.0 * gflop / (ms / 1e3) / peak; };
+    fmt::print(
+        "{:<16} {:>8.2f} | {:>9.1f} {:>9.1f} | {:>8.0f}% {:>8.0f}% | {:>9.1f} {:>9.1f} {:>9.1f} | {:>6.2f}x  {}\n",
+        L.name, gflop, fwd, bwd_data, pct(fwd), pct(bwd_data), bw_own, bw_plain, bw_chosen,
+        std::min(bw_plain, bw_chosen) / bw_own, impl);
+  }
+  fmt::print(
+      "# bw TLK: own kernel; bw dnnl: oneDNN on plain layouts (im2col+GEMM); bw dnnl*: oneDNN on the layouts it\n"
+      "# chooses; TLK x: the better oneDNN time over TLK's (above 1 means TLK is faster). Times include the\n"
+      "# reorders each path needs from the blocked activations.\n");
+  return 0;
+}

@@ -1,0 +1,147 @@
+// The CPU fast path of conv3d (oneDNN + TLK's backward-weights kernel) against the reference.
+#include "test_util.h"
+#include "tlk/kernels/cpu/conv3d.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights.h"
+#include "tlk/kernels/cpu/primitive_cache.h"
+#include "tlk/tensor/blocked_format.h"
+
+using namespace tlk;
+namespace cpu = kernels::cpu;
+namespace ref = kernels::ref;
+
+namespace {
+
+struct Case {
+  Shape x, w;
+  Conv3dOptions opt;
+};
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = {
+      {{2, 8, 6, 7, 5}, {16, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      {{1, 3, 5, 6, 7}, {5, 3, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},  // channels not a multiple of 8
+      {{3, 13, 4, 9, 8}, {11, 13, 1, 3, 3}, Conv3dOptions{}.with_stride({1, 2, 2}).with_padding({0, 1, 1})},
+      {{2, 16, 7, 6, 6}, {24, 16, 3, 3, 3}, Conv3dOptions{}.with_stride({2, 2, 2}).with_padding({1, 1, 1})},
+      {{1, 1, 6, 6, 6}, {8, 1, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},  // the UNet's first layer
+      {{1, 9, 7, 7, 7}, {6, 9, 3, 2, 3}, Conv3dOptions{}.with_dilation({2, 1, 2}).with_padding({2, 0, 1})},
+  };
+  return all;
+}
+
+// Relative to the largest reference magnitude: fp32 sums of a few hundred products.
+double rel_error(const Tensor& got, const Tensor& expected) {
+  double scale = 1e-12;
+  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
+  return testing::max_abs_diff(got, expected) / scale;
+}
+
+}  // namespace
+
+TEST_CASE("cpu conv3d forward, backward-data, backward-weights and bias match the reference in every layout") {
+  Generator gen(31);
+  for (const auto& c : cases()) {
+    CAPTURE(c.x.str());
+    CAPTURE(c.w.str());
+    Tensor x = randn(c.x, gen), w = randn(c.w, gen, 0, 0.2), b = randn({c.w[0]}, gen);
+    Tensor y_ref = ref::conv3d_forward(x, w, b, c.opt);
+    Tensor dy = randn(y_ref.shape(), gen);
+    Tensor dx_ref = ref::conv3d_backward_data(dy, w, x.shape(), c.opt);
+    Tensor dw_ref = ref::conv3d_backward_weights(dy, x, w.shape(), c.opt);
+    Tensor db_ref = ref::conv3d_backward_bias(dy);
+    for (Layout layout : {Layout::plain, Layout::channels_last, Layout::blocked}) {
+      CAPTURE(layout_name(layout));
+      Tensor xl = x.to(layout), dyl = dy.to(layout);
+      CHECK(rel_error(cpu::conv3d_forward(xl, w, b, c.opt), y_ref) < 1e-5);
+      CHECK(rel_error(cpu::conv3d_backward_data(dyl, w, x.shape(), c.opt), dx_ref) < 1e-5);
+      CHECK(rel_error(cpu::conv3d_backward_weights(dyl, xl, w.shape(), c.opt), dw_ref) < 1e-5);
+      CHECK(rel_error(cpu::conv3d_backward_weights_onednn(dyl, xl, w.shape(), c.opt), dw_ref) < 1e-5);
+      CHECK(rel_error(cpu::conv3d_backward_weights_onednn(dyl, xl, w.shape(), c.opt, cpu::OneDnnWeightsLayout::chosen),
+                      dw_ref) < 1e-5);
+      if (cpu::conv3d_backward_weights_has_avx2())
+        CHECK(rel_error(cpu::conv3d_backward_weights_avx2(dyl, xl, w.shape(), c.opt), dw_ref) < 1e-5);
+      CHECK(rel_error(cpu::conv3d_backward_bias(dyl), db_ref) < 1e-5);
+    }
+    // The primitive's own output layout feeds backward without a reorder.
+    Tensor y = cpu::conv3d_forward(x, w, b, c.opt);
+    CHECK(rel_error(cpu::conv3d_backward_bias(y), ref::conv3d_backward_bias(y_ref)) < 1e-5);
+  }
+}
+
+TEST_CASE("TLK's AVX2 backward-weights kernel reads 8- and 16-channel blocks alike") {
+  if (!cpu::conv3d_backward_weights_has_avx2()) {
+    MESSAGE("skipped: this CPU lacks AVX2/FMA");
+    return;
+  }
+  Generator gen(33);
+  const auto opt = Conv3dOptions{}.with_stride({1, 2, 1}).with_padding({1, 1, 0});
+  Tensor x = randn({2, 20, 5, 6, 4}, gen), dy = randn({2, 12, 5, 3, 2}, gen);
+  const Shape ws{12, 20, 3, 3, 3};
+  Tensor expected = ref::conv3d_backward_weights(dy, x, ws, opt);
+  for (int block : {8, 16}) {
+    CAPTURE(block);
+    auto tag = block == 8 ? dnnl::memory::format_tag::nCdhw8c : dnnl::memory::format_tag::nCdhw16c;
+    auto fmt_of = [&](const Tensor& t) {
+      return BlockedFormat(dnnl::memory::desc({t.shape().begin(), t.shape().end()}, dnnl::memory::data_type::f32, tag));
+    };
+    Tensor xb = x.to(fmt_of(x)), dyb = dy.to(fmt_of(dy));
+    const auto reorders = reorder_stats().activations;
+    CHECK(rel_error(cpu::conv3d_backward_weights_avx2(dyb, xb, ws, opt), expected) < 1e-5);
+    CHECK(reorder_stats().activations == reorders);  // read in place
+  }
+}
+
+TEST_CASE("steady state: no primitive is built twice and a conv chain in the blocked layout needs no reorder") {
+  Generator gen(32);
+  Tensor x = randn({2, 16, 8, 8, 8}, gen), w1 = randn({16, 16, 3, 3, 3}, gen, 0, 0.1),
+         w2 = randn({16, 16, 3, 3, 3}, gen, 0, 0.1);
+  const auto opt = Conv3dOptions{}.with_padding({1, 1, 1});
+  auto step = [&] {
+    Tensor h = cpu::conv3d_forward(x, w1, {}, opt);
+    Tensor y = cpu::conv3d_forward(h, w2, {}, opt);
+    Tensor dh = cpu::conv3d_backward_data(y, w2, h.shape(), opt);
+    cpu::conv3d_backward_weights(y, h, w2.shape(), opt);
+    return dh;
+  };
+  Tensor x_blocked = step();  // warm-up: builds the primitives; x arrives plain and is reordered once
+  const auto builds = cpu::PrimitiveCache::instance().stats().builds;
+  const auto reorders = reorder_stats();
+  x = x_blocked;  // now the input is already in the convolution's layout
+  step();
+  CHECK(cpu::PrimitiveCache::instance().stats().builds == builds);
+  CHECK(cpu::PrimitiveCache::instance().stats().hits > 0);
+  CHECK(reorder_stats().activations == reorders.activations);
+  CHECK(reorder_stats().weights > reorders.weights);  // user weights are plain: reordered each step
+}
+
+TEST_CASE("cpu conv3d bad input gives a clear error") {
+  Tensor w = Tensor::zeros({4, 3, 3, 3, 3});
+  CHECK_THROWS_WITH_AS(cpu::conv3d_forward(Tensor::zeros({1, 2, 5, 5, 5}), w, {}, {}),
+                       doctest::Contains("input has 2 channels but weight expects 3"), Error);
+  CHECK_THROWS_WITH_AS(
+      cpu::conv3d_backward_weights(Tensor::zeros({1, 4, 3, 3, 3}), Tensor::zeros({2, 3, 5, 5, 5}), w.shape(), {}),
+      doctest::Contains("do not fit weight"), Error);
+  CHECK_THROWS_WITH_AS(
+      cpu::conv3d_backward_data(Tensor::zeros({1, 4, 3, 3, 3}, TensorOptions{DType::f64}), w, {1, 3, 5, 5, 5}, {}),
+      doctest::Contains("must be an f32 CPU tensor"), Error);
+}
+
+TEST_CASE("ops::conv3d in f32 takes the fast path and its gradients match the f64 reference path") {
+  Generator gen(34);
+  const auto opt = Conv3dOptions{}.with_stride({1, 2, 2}).with_padding({1, 1, 1});
+  Tensor x64 = randn({2, 5, 6, 8, 7}, gen, 0, 1, TensorOptions{DType::f64});
+  Tensor w64 = randn({7, 5, 3, 3, 3}, gen, 0, 0.2, TensorOptions{DType::f64});
+  Tensor b64 = randn({7}, gen, 0, 0.1, TensorOptions{DType::f64});
+  auto run = [&](DType dtype) {
+    Tensor x = x64.to(dtype).set_requires_grad(), w = w64.to(dtype).set_requires_grad(),
+           b = b64.to(dtype).set_requires_grad();
+    Tensor y = ops::conv3d(x, w, b, opt);
+    ops::mean(ops::square(ops::leaky_relu(y, 0.01))).backward();
+    return std::vector<Tensor>{y, x.grad(), w.grad(), b.grad()};
+  };
+  auto fast = run(DType::f32), reference = run(DType::f64);
+  CHECK(fast[0].layout() == Layout::blocked);  // the fast path's own layout
+  for (std::size_t i = 0; i < fast.size(); ++i) {
+    CAPTURE(i);
+    CHECK(rel_error(fast[i], reference[i]) < 2e-5);
+  }
+}
