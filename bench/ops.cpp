@@ -62,7 +62,7 @@ __attribute__((target("avx2,fma"), noinline)) float fma_chains_avx2(std::int64_t
 }
 
 double fma_peak_gflops(bool avx512) {
-  const std::int64_t rounds = 50'000'000;
+  const std::int64_t rounds = 20'000'000;
   float total = 0;
   const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel reduction(+ : total)
@@ -116,7 +116,9 @@ int main(int argc, char** argv) {
     }
   }
   const bool avx512 = __builtin_cpu_supports("avx512f");
-  const double peak = fma_peak_gflops(avx512);
+  // The machine is shared: the best of several short measurements is the least disturbed one.
+  double peak = 0;
+  for (int i = 0; i < 5; ++i) peak = std::max(peak, fma_peak_gflops(avx512));
   fmt::print("# {} thread(s), median of {} run(s), batch {}, patch {}^3; fp32 FMA peak {:.0f} GFLOP/s ({})\n",
              omp_get_max_threads(), iters, batch, patch, peak, avx512 ? "AVX-512" : "AVX2");
 
