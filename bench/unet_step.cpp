@@ -1,0 +1,194 @@
+// One training step and one forward pass of the nnUNet-style UNet on the CPU.
+//
+//   build/bench/unet_step --batch 2 --patch 64,64,64 --base 32 --max-features 320 --levels 5
+//                         --classes 2 --iters 3 --threads 2
+//
+// A training step is: forward with deep supervision, nnUNet's Dice + CE loss over every output,
+// backward, SGD with Nesterov momentum (lr 1e-2, momentum 0.99, weight decay 3e-5). The forward pass
+// runs in eval mode under NoGradGuard with only the full-resolution head, as inference does.
+// Prints one line: `train_step_ms=<median> forward_ms=<median> peak_rss_mb=<n>` (after a warm-up
+// step that builds the oneDNN primitives), plus a few lines starting with '#'.
+#include <fmt/format.h>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "tlk/autograd/grad_mode.h"
+#include "tlk/kernels/cpu/primitive_cache.h"
+#include "tlk/nn/deep_supervision_loss.h"
+#include "tlk/nn/sgd.h"
+#include "tlk/nn/unet.h"
+#include "tlk/tensor/blocked_format.h"
+#include "tlk/tensor/error.h"
+
+using namespace tlk;
+
+namespace {
+
+const char* kHelp = R"(usage: unet_step [options]
+Times one training step and one forward pass of the nnUNet-style 3D UNet.
+
+Options (defaults in brackets):
+  --batch N            batch size [2]
+  --patch D,H,W        patch size [64,64,64]
+  --base N             features of the first stage [32]
+  --max-features N     cap on the features of any stage [320]
+  --levels N           number of stages (stride 2 between them) [5]
+  --classes N          output classes [2]
+  --iters N            timed repetitions; the median is printed [3]
+  --threads N          OpenMP threads [all cores]
+  --seed N             random seed [0]
+
+Example:
+  build/bench/unet_step --batch 2 --patch 64,64,64 --base 32 --levels 5 --iters 3 --threads 2
+)";
+
+std::vector<std::int64_t> parse_list(const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = text.find(',', start);
+    out.push_back(std::stoll(text.substr(start, comma - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Labels with one ball per foreground class per sample, at seeded random centres.
+Tensor ball_labels(std::int64_t batch, const Shape& patch, std::int64_t classes, Generator& gen) {
+  Tensor labels = Tensor::zeros({batch, patch[0], patch[1], patch[2]}, TensorOptions{DType::i64});
+  std::int64_t* l = labels.data<std::int64_t>();
+  for (std::int64_t n = 0; n < batch; ++n)
+    for (std::int64_t c = 1; c < classes; ++c) {
+      double centre[3], radius = 0.2 * static_cast<double>(std::min({patch[0], patch[1], patch[2]}));
+      for (int a = 0; a < 3; ++a) centre[a] = gen.uniform(0.3, 0.7) * static_cast<double>(patch[a]);
+      for (std::int64_t d = 0; d < patch[0]; ++d)
+        for (std::int64_t h = 0; h < patch[1]; ++h)
+          for (std::int64_t w = 0; w < patch[2]; ++w) {
+            const double dd = d - centre[0], hh = h - centre[1], ww = w - centre[2];
+            if (dd * dd + hh * hh + ww * ww < radius * radius)
+              l[((n * patch[0] + d) * patch[1] + h) * patch[2] + w] = c;
+          }
+    }
+  return labels;
+}
+
+int run(int argc, char** argv) {
+  std::int64_t batch = 2, base = 32, max_features = 320, levels = 5, classes = 2, seed = 0;
+  int iters = 3;
+  std::vector<std::int64_t> patch{64, 64, 64};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      fmt::print("{}", kHelp);
+      return 0;
+    }
+    check(i + 1 < argc, "unet_step: {} needs a value (see --help)", a);
+    const std::string v = argv[++i];
+    try {
+      if (a == "--batch")
+        batch = std::stoll(v);
+      else if (a == "--patch")
+        patch = parse_list(v);
+      else if (a == "--base")
+        base = std::stoll(v);
+      else if (a == "--max-features")
+        max_features = std::stoll(v);
+      else if (a == "--levels")
+        levels = std::stoll(v);
+      else if (a == "--classes")
+        classes = std::stoll(v);
+      else if (a == "--iters")
+        iters = static_cast<int>(std::stoll(v));
+      else if (a == "--threads")
+        omp_set_num_threads(static_cast<int>(std::stoll(v)));
+      else if (a == "--seed")
+        seed = std::stoll(v);
+      else
+        fail("unet_step: unknown option '{}' (see --help)", a);
+    } catch (const std::invalid_argument&) {
+      fail("unet_step: {} expects a number, got '{}'", a, v);
+    }
+  }
+  check(patch.size() == 3, "unet_step: --patch needs three extents D,H,W, got {} values", patch.size());
+  check(batch >= 1 && iters >= 1 && levels >= 2 && classes >= 2, "unet_step: batch, iters >= 1, levels, classes >= 2");
+
+  Generator gen(static_cast<std::uint64_t>(seed));
+  nn::UNetConfig config = nn::UNetConfig::isotropic(static_cast<int>(levels), 1, classes);
+  config.base_features = base;
+  config.max_features = max_features;
+  nn::UNet net(config, gen);
+  nn::Sgd sgd(net.parameters(), nn::SgdOptions{1e-2, 0.99, true, 3e-5});
+  const Shape patch_shape{patch[0], patch[1], patch[2]};
+  Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen);
+  Tensor labels = ball_labels(batch, patch_shape, classes, gen);
+  fmt::print("# UNet: {} stages, {}..{} features, {} parameters; batch {}, patch {}x{}x{}, {} thread(s)\n", levels,
+             base, config.features(static_cast<int>(levels) - 1), net.parameter_count(), batch, patch[0], patch[1],
+             patch[2], omp_get_max_threads());
+
+  double last_loss = 0;
+  auto train_step = [&] {
+    net.train();
+    net.set_deep_supervision(true);
+    sgd.zero_grad();
+    Tensor loss = nn::deep_supervision_loss(net.forward(x), labels, net.deep_supervision_weights());
+    loss.backward();
+    sgd.step();
+    last_loss = loss.item();
+  };
+  auto forward = [&] {
+    NoGradGuard no_grad;
+    net.eval();
+    net.set_deep_supervision(false);
+    net.forward(x);
+  };
+  auto time_ms = [](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+
+  train_step();  // warm-up: builds every primitive
+  forward();
+  const auto builds = kernels::cpu::PrimitiveCache::instance().stats().builds;
+  const auto reorders = reorder_stats();
+  std::vector<double> train_ms, forward_ms;
+  for (int i = 0; i < iters; ++i) train_ms.push_back(time_ms(train_step));
+  const auto step_reorders = reorder_stats();
+  for (int i = 0; i < iters; ++i) forward_ms.push_back(time_ms(forward));
+  fmt::print("# loss after {} steps: {:.4f}; primitives built in the timed steps: {}\n", iters + 1, last_loss,
+             kernels::cpu::PrimitiveCache::instance().stats().builds - builds);
+  fmt::print("# reorders per training step: {:.1f} activation, {:.1f} weight\n",
+             static_cast<double>(step_reorders.activations - reorders.activations) / iters,
+             static_cast<double>(step_reorders.weights - reorders.weights) / iters);
+  fmt::print("train_step_ms={:.1f} forward_ms={:.1f} peak_rss_mb={:.0f}\n", median(train_ms), median(forward_ms),
+             peak_rss_mb());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "unet_step: error: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,85 @@
+#include "tlk/nn/module.h"
+
+#include "tlk/autograd/grad_mode.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::nn {
+
+void Module::check_new_name(const std::string& name) const {
+  check(!name.empty() && name.find('.') == std::string::npos,
+        "Module: invalid name '{}' (names are non-empty and contain no '.')", name);
+  for (const auto& [n, t] : parameters_) check(n != name, "Module: the name '{}' is already a parameter", name);
+  for (const auto& [n, t] : buffers_) check(n != name, "Module: the name '{}' is already a buffer", name);
+  for (const auto& [n, m] : children_) check(n != name, "Module: the name '{}' is already a child module", name);
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  check(tensor.defined() && is_floating(tensor.dtype()),
+        "Module: parameter '{}' must be a defined floating-point tensor", name);
+  check(tensor.is_leaf(), "Module: parameter '{}' must be a leaf tensor (detach() it first)", name);
+  tensor.set_requires_grad(true);
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+  check_new_name(name);
+  check(tensor.defined(), "Module: buffer '{}' is undefined", name);
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_new_name(name);
+  check(module != nullptr, "Module: child '{}' is null", name);
+  module->train(training_);
+  children_.emplace_back(name, std::move(module));
+}
+
+void Module::collect(const std::string& prefix, bool buffers, std::vector<NamedTensor>& out) const {
+  for (const auto& [name, t] : buffers ? buffers_ : parameters_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", buffers, out);
+}
+
+std::vector<NamedTensor> Module::named_parameters() const {
+  std::vector<NamedTensor> out;
+  collect("", false, out);
+  return out;
+}
+
+std::vector<NamedTensor> Module::named_parameters(const std::string& prefix) const {
+  std::vector<NamedTensor> out;
+  for (auto& p : named_parameters())
+    if (p.first.rfind(prefix, 0) == 0) out.push_back(p);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+std::vector<NamedTensor> Module::named_buffers() const {
+  std::vector<NamedTensor> out;
+  collect("", true, out);
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& t : parameters()) t.set_grad(Tensor());
+}
+
+std::int64_t Module::parameter_count() const {
+  std::int64_t n = 0;
+  for (auto& t : parameters()) n += t.numel();
+  return n;
+}
+
+}  // namespace tlk::nn
