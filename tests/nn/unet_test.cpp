@@ -102,3 +102,35 @@ TEST_CASE("deep supervision loss: nearest-downsampled targets, weighted sum, gra
   }
   CHECK_THROWS_WITH_AS(nn::downsample_labels(labels, {3, 2, 2}), doctest::Contains("not a multiple"), Error);
 }
+
+TEST_CASE("state_dict and load_state_dict: strict and non-strict, with a report of what did not match") {
+  Generator gen(4);
+  nn::UNetConfig config = nn::UNetConfig::isotropic(3, 1, 2);
+  config.base_features = 4;
+  nn::UNet a(config, gen), b(config, gen);
+  auto state = a.state_dict();
+  CHECK(state.size() == a.named_parameters().size());  // the UNet has no buffers
+  auto report = b.load_state_dict(state);
+  CHECK(report.complete());
+  for (std::size_t i = 0; i < state.size(); ++i)
+    CHECK(testing::max_abs_diff(b.state_dict()[i].second, state[i].second) == 0.0);
+
+  // Another class count: the heads mismatch; strict refuses and copies nothing, non-strict copies the rest.
+  nn::UNetConfig three = config;
+  three.num_classes = 3;
+  nn::UNet c(three, gen);
+  const auto before = c.state_dict().front().second.to_doubles();
+  CHECK_THROWS_WITH_AS(c.load_state_dict(state),
+                       doctest::Contains("shape mismatch: decoder.heads.0.weight: [2, 4, 1, 1, 1] vs [3, 4, 1, 1, 1]"),
+                       Error);
+  CHECK(c.state_dict().front().second.to_doubles() == before);
+  auto partial = c.load_state_dict(state, false);
+  CHECK(partial.mismatched.size() == 2);
+  CHECK(partial.missing.empty());
+  CHECK(testing::max_abs_diff(c.state_dict().front().second, state.front().second) == 0.0);
+  state.push_back({"extra.weight", Tensor::zeros({1})});
+  state.erase(state.begin());
+  auto r = b.load_state_dict(state, false);
+  CHECK(r.missing == std::vector<std::string>{"encoder.stages.0.conv1.weight"});
+  CHECK(r.unexpected == std::vector<std::string>{"extra.weight"});
+}

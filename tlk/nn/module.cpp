@@ -1,5 +1,9 @@
 #include "tlk/nn/module.h"
 
+#include <fmt/format.h>
+
+#include <map>
+
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/tensor/error.h"
 
@@ -74,6 +78,58 @@ void Module::train(bool on) {
 
 void Module::zero_grad() {
   for (auto& t : parameters()) t.set_grad(Tensor());
+}
+
+std::string LoadReport::str() const {
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
+    return out;
+  };
+  std::string out;
+  auto add = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    out += (out.empty() ? "" : "; ") + std::string(what) + ": " + join(v);
+  };
+  add("missing", missing);
+  add("unexpected", unexpected);
+  add("shape mismatch", mismatched);
+  return out.empty() ? "all tensors matched" : out;
+}
+
+std::vector<NamedTensor> Module::state_dict() const {
+  std::vector<NamedTensor> out = named_parameters();
+  for (auto& b : named_buffers()) out.push_back(b);
+  return out;
+}
+
+LoadReport Module::load_state_dict(const std::vector<NamedTensor>& state, bool strict) {
+  const std::vector<NamedTensor> own = state_dict();
+  std::map<std::string, Tensor> given;
+  for (const auto& [name, t] : state) given[name] = t;
+  LoadReport report;
+  std::vector<std::pair<Tensor, Tensor>> copies;  // (destination, source)
+  for (const auto& [name, dst] : own) {
+    auto it = given.find(name);
+    if (it == given.end()) {
+      report.missing.push_back(name);
+      continue;
+    }
+    if (it->second.shape() != dst.shape()) {
+      report.mismatched.push_back(fmt::format("{}: {} vs {}", name, it->second.shape().str(), dst.shape().str()));
+    } else {
+      copies.emplace_back(dst, it->second);
+    }
+    given.erase(it);
+  }
+  for (const auto& [name, t] : given) report.unexpected.push_back(name);
+  check(!strict || report.complete(), "load_state_dict: the state does not match the module ({})", report.str());
+  NoGradGuard no_grad;
+  for (auto& [dst, src] : copies) {
+    Tensor d = dst;
+    d.copy_(src);
+  }
+  return report;
 }
 
 std::int64_t Module::parameter_count() const {

@@ -12,6 +12,15 @@ namespace tlk::nn {
 /// A named tensor: "encoder.stages.0.conv1.weight".
 using NamedTensor = std::pair<std::string, Tensor>;
 
+/// What load_state_dict found: names the module has that the state lacks, names the state has that
+/// the module lacks, and names present in both with different shapes ("name: [..] vs [..]").
+struct LoadReport {
+  std::vector<std::string> missing, unexpected, mismatched;
+  bool complete() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+  /// One line per category, for logs: "missing: a, b; unexpected: c; shape mismatch: d: [2] vs [3]".
+  std::string str() const;
+};
+
 /// The base of every layer and network: named parameters and buffers in a hierarchy of children,
 /// and a train/eval mode.
 ///
@@ -43,6 +52,13 @@ class Module {
   std::vector<NamedTensor> named_buffers() const;
   /// Direct children with their names.
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+
+  /// Every parameter and buffer by name (shared handles, not copies).
+  std::vector<NamedTensor> state_dict() const;
+  /// Copies tensors from `state` into the parameters and buffers of the same name and shape.
+  /// strict: any missing, unexpected or mismatched name is a tlk::Error listing them all, and nothing
+  /// is copied. Non-strict: what matches is copied and the rest is reported.
+  LoadReport load_state_dict(const std::vector<NamedTensor>& state, bool strict = true);
 
   /// Switches this module and all children to training (true) or evaluation (false) mode.
   void train(bool on = true);
