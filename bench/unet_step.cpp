@@ -134,7 +134,7 @@ int run(int argc, char** argv) {
   config.base_features = base;
   config.max_features = max_features;
   nn::UNet net(config, gen);
-  nn::Sgd sgd(net.parameters(), nn::SgdOptions{1e-2, 0.99, true, 3e-5});
+  nn::Sgd sgd(nn::single_group(net), nn::SgdOptions{1e-2, 0.99, true, 3e-5});
   const Shape patch_shape{patch[0], patch[1], patch[2]};
   Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen);
   Tensor labels = ball_labels(batch, patch_shape, classes, gen);

@@ -1,59 +1,37 @@
 #include "tlk/nn/sgd.h"
 
-#include "tlk/autograd/grad_mode.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::nn {
 
-Sgd::Sgd(std::vector<Tensor> parameters, const SgdOptions& options)
-    : parameters_(std::move(parameters)), momentum_buffers_(parameters_.size()), options_(options) {
-  check(options.lr >= 0 && options.momentum >= 0 && options.weight_decay >= 0,
-        "Sgd: lr, momentum and weight_decay must be >= 0 (got {}, {}, {})", options.lr, options.momentum,
-        options.weight_decay);
+Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options)
+    : Optimizer(std::move(groups), options.lr, options.weight_decay, "Sgd"), options_(options) {
+  check(options.momentum >= 0, "Sgd: momentum must be >= 0, got {}", options.momentum);
   check(!options.nesterov || options.momentum > 0, "Sgd: Nesterov momentum needs momentum > 0");
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    const Tensor& p = parameters_[i];
-    check(p.defined() && p.device().is_cpu() && p.is_contiguous() && is_floating(p.dtype()),
-          "Sgd: parameter {} must be a contiguous floating-point CPU tensor", i);
-  }
 }
 
-void Sgd::step() {
-  NoGradGuard no_grad;
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    Tensor& p = parameters_[i];
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    g = g.to(Layout::plain).to(p.dtype());
-    check(g.shape() == p.shape(), "Sgd: gradient of parameter {} has shape {}, expected {}", i, g.shape().str(),
-          p.shape().str());
-    visit_floating(p.dtype(), "Sgd", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      T* w = p.data<T>();
-      const T* grad = g.data<T>();
-      const std::int64_t n = p.numel();
-      const T lr = static_cast<T>(options_.lr), wd = static_cast<T>(options_.weight_decay),
-              mu = static_cast<T>(options_.momentum);
-      Tensor& buf_t = momentum_buffers_[i];
-      const bool first = !buf_t.defined();
-      if (options_.momentum > 0 && first) buf_t = Tensor::empty(p.shape(), TensorOptions{p.dtype()});
-      T* buf = options_.momentum > 0 ? buf_t.data<T>() : nullptr;
+void Sgd::update(Tensor& p, const Tensor& g, std::vector<Tensor>& slots, double lr, double weight_decay) {
+  if (slots.empty()) slots.resize(1);
+  const bool first = !slots[0].defined();
+  if (options_.momentum > 0 && first) slots[0] = Tensor::empty(p.shape(), TensorOptions{p.dtype()});
+  visit_floating(p.dtype(), "Sgd", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* w = p.data<T>();
+    const T* grad = g.data<T>();
+    T* buf = options_.momentum > 0 ? slots[0].data<T>() : nullptr;
+    const T lr_t = static_cast<T>(lr), wd = static_cast<T>(weight_decay), mu = static_cast<T>(options_.momentum);
+    const bool nesterov = options_.nesterov;
+    const std::int64_t n = p.numel();
 #pragma omp parallel for if (n > 65536)
-      for (std::int64_t j = 0; j < n; ++j) {
-        T d = grad[j] + wd * w[j];
-        if (buf) {
-          buf[j] = first ? d : mu * buf[j] + d;
-          d = options_.nesterov ? d + mu * buf[j] : buf[j];
-        }
-        w[j] -= lr * d;
+    for (std::int64_t j = 0; j < n; ++j) {
+      T d = grad[j] + wd * w[j];
+      if (buf) {
+        buf[j] = first ? d : mu * buf[j] + d;
+        d = nesterov ? d + mu * buf[j] : buf[j];
       }
-    });
-    p.impl().storage->bump_version();
-  }
-}
-
-void Sgd::zero_grad() {
-  for (auto& p : parameters_) p.set_grad(Tensor());
+      w[j] -= lr_t * d;
+    }
+  });
 }
 
 }  // namespace tlk::nn

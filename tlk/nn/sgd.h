@@ -1,7 +1,5 @@
 #pragma once
-#include <vector>
-
-#include "tlk/tensor/tensor.h"
+#include "tlk/nn/optimizer.h"
 
 namespace tlk::nn {
 
@@ -16,19 +14,19 @@ struct SgdOptions {
 /// Stochastic gradient descent with momentum, Nesterov and weight decay, step for step as
 /// torch.optim.SGD: g = grad + wd·p; buf = momentum·buf + g (buf = g on the first step);
 /// g = g + momentum·buf (Nesterov) or buf; p -= lr·g.
-/// Example: `nn::Sgd opt(net.parameters(), {.lr = 1e-2, .momentum = 0.99, .nesterov = true}); opt.step();`
-class Sgd {
+/// Example: `nn::Sgd opt(nn::single_group(net), {.lr = 1e-2, .momentum = 0.99, .nesterov = true});`
+class Sgd : public Optimizer {
  public:
-  Sgd(std::vector<Tensor> parameters, const SgdOptions& options);
-  /// Updates every parameter that has a gradient (in place, recorded in no graph).
-  void step();
-  /// Clears the parameters' gradients.
-  void zero_grad();
-  SgdOptions& options() { return options_; }
+  Sgd(std::vector<ParamGroup> groups, const SgdOptions& options);
+  /// All of `params` in one group.
+  Sgd(std::vector<Tensor> params, const SgdOptions& options)
+      : Sgd({ParamGroup{std::move(params), 1.0, -1, "all"}}, options) {}
+
+ protected:
+  void update(Tensor& p, const Tensor& g, std::vector<Tensor>& slots, double lr, double weight_decay) override;
+  std::vector<std::string> slot_names() const override { return {"momentum"}; }
 
  private:
-  std::vector<Tensor> parameters_;
-  std::vector<Tensor> momentum_buffers_;
   SgdOptions options_;
 };
 
