@@ -201,6 +201,20 @@ std::string Hdf5File::attribute(const std::string& name) const {
   return value;
 }
 
+std::map<std::string, std::string> Hdf5File::attributes_with_prefix(const std::string& prefix) const {
+  std::vector<std::string> names;
+  auto callback = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  hsize_t index = 0;
+  H5Aiterate2(id_, H5_INDEX_NAME, H5_ITER_INC, &index, callback, &names);
+  std::map<std::string, std::string> out;
+  for (const auto& name : names)
+    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = attribute(name);
+  return out;
+}
+
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(const std::filesystem::path&)>& write_fn) {
   const std::filesystem::path tmp = path.string() + ".tmp";

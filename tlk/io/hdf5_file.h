@@ -47,6 +47,8 @@ class Hdf5File {
   void set_attribute(const std::string& name, const std::string& value);
   std::string attribute(const std::string& name) const;
   bool has_attribute(const std::string& name) const;
+  /// Every string attribute whose name starts with `prefix`, keyed by the rest of the name.
+  std::map<std::string, std::string> attributes_with_prefix(const std::string& prefix) const;
   /// Writes everything to disk (called by the destructor too; call it to see errors as exceptions).
   void flush();
   const std::filesystem::path& path() const { return path_; }

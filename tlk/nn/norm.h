@@ -1,4 +1,5 @@
 #pragma once
+#include "tlk/nn/activation.h"  // LeakyReLU, which nnUNet pairs with the norm, lives there
 #include "tlk/nn/module.h"
 
 namespace tlk::nn {
@@ -13,12 +14,23 @@ class InstanceNorm3d : public UnaryModule {
   double eps;
 };
 
-/// max(x, 0) + negative_slope * min(x, 0).
-class LeakyReLU : public UnaryModule {
+/// Batch normalisation per channel over N and the spatial axes, as torch.nn.BatchNorm3d (input
+/// [N, C, D, H, W]) and BatchNorm1d (input [N, C]; the same class serves both): weight (ones) and
+/// bias (zeros) parameters, running_mean (zeros) and running_var (ones) buffers. In training mode the
+/// batch statistics normalise the input and the buffers move towards them by `momentum` (unbiased
+/// variance, as PyTorch); in evaluation mode the buffers normalise and nothing changes (ops::batch_norm).
+///
+/// Example: `nn::BatchNorm3d bn(16); Tensor y = bn(x);  bn.eval();  Tensor z = bn(x);  // running stats`
+class BatchNorm3d : public UnaryModule {
  public:
-  explicit LeakyReLU(double negative_slope = 0.01) : negative_slope(negative_slope) {}
+  /// momentum in [0, 1], eps >= 0 (else tlk::Error); PyTorch's order and defaults.
+  explicit BatchNorm3d(std::int64_t channels, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& input) override;
-  double negative_slope;
+  Tensor weight, bias, running_mean, running_var;
+  double eps, momentum;
 };
+
+/// Batch normalisation of features [N, C]: BatchNorm3d accepts 2-D input as well.
+using BatchNorm1d = BatchNorm3d;
 
 }  // namespace tlk::nn

@@ -1,0 +1,54 @@
+#include "tlk/task/checkpoint.h"
+
+#include "tlk/io/hdf5_file.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::task {
+
+namespace {
+constexpr const char* kFormat = "tlk-checkpoint-1";
+}
+
+void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
+  io::write_atomically(path, [&](const std::filesystem::path& tmp) {
+    auto file = io::Hdf5File::create(tmp);
+    file.set_attribute("format", kFormat);
+    for (const auto& [name, t] : c.model) file.write("model/" + name, t);
+    for (const auto& [name, t] : c.optimizer) file.write("optimizer/" + name, t);
+    std::vector<std::int64_t> rng(c.rng_state.begin(), c.rng_state.end());
+    file.write("rng_state", Tensor::from_vector(rng, {6}));
+    file.set_attribute("epoch", std::to_string(c.epoch));
+    file.set_attribute("iteration", std::to_string(c.iteration));
+    file.set_attribute("schedule_step", std::to_string(c.schedule_step));
+    for (const auto& [key, value] : c.metadata) file.set_attribute("meta." + key, value);
+    file.flush();
+  });
+}
+
+Checkpoint load_checkpoint(const std::filesystem::path& path) {
+  auto file = io::Hdf5File::open(path);
+  check(file.has_attribute("format") && file.attribute("format") == kFormat,
+        "{}: not a TLK checkpoint (no '{}' format attribute)", path.string(), kFormat);
+  Checkpoint c;
+  for (const auto& name : file.datasets("/model")) c.model.emplace_back(name, file.read("model/" + name));
+  for (const auto& name : file.datasets("/optimizer")) c.optimizer.emplace_back(name, file.read("optimizer/" + name));
+  Tensor rng = file.read("rng_state");
+  check(rng.numel() == 6 && rng.dtype() == DType::i64, "{}: rng_state has shape {} and dtype {}, expected 6 i64",
+        path.string(), rng.shape().str(), dtype_name(rng.dtype()));
+  for (std::size_t i = 0; i < 6; ++i) c.rng_state[i] = static_cast<std::uint64_t>(rng.data<std::int64_t>()[i]);
+  auto number = [&](const char* key) {
+    const std::string text = file.attribute(key);
+    try {
+      return static_cast<std::int64_t>(std::stoll(text));
+    } catch (const std::exception&) {
+      fail("{}: attribute '{}' is '{}', expected an integer", path.string(), key, text);
+    }
+  };
+  c.epoch = number("epoch");
+  c.iteration = number("iteration");
+  c.schedule_step = number("schedule_step");
+  for (const auto& [key, value] : file.attributes_with_prefix("meta.")) c.metadata[key] = value;
+  return c;
+}
+
+}  // namespace tlk::task

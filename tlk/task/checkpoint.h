@@ -1,0 +1,37 @@
+#pragma once
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tlk/nn/module.h"
+
+/// Trainers, predictors and evaluation: the layer that ties nn, io and data together.
+namespace tlk::task {
+
+/// Everything a training run needs to continue exactly where it stopped.
+struct Checkpoint {
+  std::vector<nn::NamedTensor> model;        ///< parameters and buffers by name (Module::state_dict)
+  std::vector<nn::NamedTensor> optimizer;    ///< Optimizer::state()
+  std::array<std::uint64_t, 6> rng_state{};  ///< Generator::state() of the run's generator
+  std::int64_t epoch = 0;
+  std::int64_t iteration = 0;
+  std::int64_t schedule_step = 0;
+  /// The model's configuration (and anything else the run wants back), as text; a checkpoint alone
+  /// rebuilds the model from it. Stored as root attributes "meta.<key>".
+  std::map<std::string, std::string> metadata;
+};
+
+/// Writes `checkpoint` to `path` as HDF5: /model/<name> and /optimizer/<name> datasets (plain
+/// arrays h5py reads), /rng_state, and root attributes for the counters and metadata. The file is
+/// written under a temporary name and renamed, so a crash or a full disk never leaves a
+/// half-written checkpoint in place of a good one.
+void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkpoint);
+
+/// Reads a checkpoint written by save_checkpoint; a file that is not one is a tlk::Error naming it
+/// and what is missing.
+Checkpoint load_checkpoint(const std::filesystem::path& path);
+
+}  // namespace tlk::task
