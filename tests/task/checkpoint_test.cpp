@@ -100,3 +100,22 @@ TEST_CASE("checkpoints: not-a-checkpoint and missing files are clear errors; a f
   CHECK(task::load_checkpoint(good).model.size() == run.net->state_dict().size());
   CHECK_FALSE(fs::exists(good.string() + ".tmp"));
 }
+
+TEST_CASE("a checkpoint alone rebuilds its model") {
+  Generator gen(5);
+  const auto options =
+      nn::ModuleOptions{}.with_in_channels(1).with_num_classes(3).with("levels", 3).with("base_features", 4);
+  auto net = std::dynamic_pointer_cast<nn::UNet>(nn::ModuleRegistry::instance().create("unet3d", options, gen));
+  REQUIRE(net);
+  task::Checkpoint c;
+  c.model = net->state_dict();
+  task::describe_model(c, "unet3d", options);
+  const fs::path path = scratch("model.h5");
+  task::save_checkpoint(path, c);
+  auto rebuilt = std::dynamic_pointer_cast<nn::UNet>(task::rebuild_model(task::load_checkpoint(path)));
+  REQUIRE(rebuilt);
+  Tensor x = randn({1, 1, 8, 8, 8}, gen);
+  CHECK(testing::max_abs_diff(rebuilt->forward(x)[0], net->forward(x)[0]) == 0.0);
+  task::Checkpoint anonymous;
+  CHECK_THROWS_WITH_AS(task::rebuild_model(anonymous), doctest::Contains("does not say which model"), Error);
+}

@@ -2,11 +2,42 @@
 
 #include "tlk/io/hdf5_file.h"
 #include "tlk/tensor/error.h"
+#include "tlk/tensor/random.h"
 
 namespace tlk::task {
 
 namespace {
 constexpr const char* kFormat = "tlk-checkpoint-1";
+}
+
+void describe_model(Checkpoint& c, const std::string& registry_name, const nn::ModuleOptions& options) {
+  c.metadata["model"] = registry_name;
+  c.metadata["model.in_channels"] = std::to_string(options.in_channels);
+  c.metadata["model.num_classes"] = std::to_string(options.num_classes);
+  for (const auto& [key, value] : options.values()) c.metadata["model.option." + key] = value;
+}
+
+std::shared_ptr<nn::Module> rebuild_model(const Checkpoint& c) {
+  auto it = c.metadata.find("model");
+  check(it != c.metadata.end(), "rebuild_model: the checkpoint does not say which model it holds (no 'model' metadata)");
+  auto integer = [&](const std::string& key) {
+    auto found = c.metadata.find(key);
+    check(found != c.metadata.end(), "rebuild_model: metadata '{}' is missing", key);
+    try {
+      return static_cast<std::int64_t>(std::stoll(found->second));
+    } catch (const std::exception&) {
+      fail("rebuild_model: metadata '{}' is '{}', expected an integer", key, found->second);
+    }
+  };
+  nn::ModuleOptions options =
+      nn::ModuleOptions{}.with_in_channels(integer("model.in_channels")).with_num_classes(integer("model.num_classes"));
+  const std::string prefix = "model.option.";
+  for (const auto& [key, value] : c.metadata)
+    if (key.rfind(prefix, 0) == 0) options = options.with(key.substr(prefix.size()), value);
+  Generator gen(0);  // the initial weights are overwritten by the checkpoint's
+  auto model = nn::ModuleRegistry::instance().create(it->second, options, gen);
+  model->load_state_dict(c.model);
+  return model;
 }
 
 void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {

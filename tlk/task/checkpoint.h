@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tlk/nn/module.h"
+#include "tlk/nn/registry.h"
 
 /// Trainers, predictors and evaluation: the layer that ties nn, io and data together.
 namespace tlk::task {
@@ -23,6 +24,15 @@ struct Checkpoint {
   /// rebuilds the model from it. Stored as root attributes "meta.<key>".
   std::map<std::string, std::string> metadata;
 };
+
+/// Records how to rebuild the model: its registry name and options (nn/registry.h) go into the
+/// metadata ("model", "model.in_channels", "model.num_classes", "model.option.<key>").
+void describe_model(Checkpoint& checkpoint, const std::string& registry_name, const nn::ModuleOptions& options);
+
+/// Rebuilds the model a checkpoint describes (describe_model) and loads its weights (strict): a
+/// checkpoint alone is enough to run or fine-tune the model.
+/// Example: `auto net = task::rebuild_model(task::load_checkpoint("best.h5"));`
+std::shared_ptr<nn::Module> rebuild_model(const Checkpoint& checkpoint);
 
 /// Writes `checkpoint` to `path` as HDF5: /model/<name> and /optimizer/<name> datasets (plain
 /// arrays h5py reads), /rng_state, and root attributes for the counters and metadata. The file is

@@ -3,6 +3,7 @@
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
+#include "tlk/kernels/cpu/conv_transpose3d.h"
 #include "tlk/kernels/ref/conv3d.h"
 
 namespace tlk::ops {
@@ -34,16 +35,41 @@ Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
   return y;
 }
 
-// Note [Transposed convolution as convolution] in kernels/ref/conv3d.h.
+// Note [Transposed convolution as convolution] in kernels/ref/conv3d.h. f32 on the CPU takes the fast
+// path (kernels/cpu/conv_transpose3d.h: oneDNN's deconvolution primitives in blocked layouts), f64 the
+// reference kernels, as in Note [Conv3d dispatch].
 Tensor conv_transpose3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
-  Tensor y = k::conv_transpose3d_forward(input, weight, bias, opt);
+  const bool fast = kernels::cpu::conv_transpose3d_supported(input, weight);
+  Tensor y = fast ? kernels::cpu::conv_transpose3d_forward(input, weight, bias, opt)
+                  : k::conv_transpose3d_forward(input, weight, bias, opt);
   attach("conv_transpose3d", {input, weight, bias}, {y},
-         [xs = SavedTensor(input, "conv_transpose3d"), ws = SavedTensor(weight, "conv_transpose3d"), opt](
+         [xs = SavedTensor(input, "conv_transpose3d"), ws = SavedTensor(weight, "conv_transpose3d"), opt, fast](
              const Grads& g, const Node& self) {
            Grads out(3);
+           if (fast) {
+             namespace cpu = kernels::cpu;
+             const Tensor w = ws.unpack();
+             if (self.needs_input_grad(0))
+               out[0] = cpu::conv_transpose3d_backward_data(g[0], w, xs.unpack().shape(), opt);
+             if (self.needs_input_grad(1)) {
+               auto grads =
+                   cpu::conv_transpose3d_backward_weights(g[0], xs.unpack(), w.shape(), opt, self.needs_input_grad(2));
+               out[1] = grads.weight;
+               out[2] = grads.bias;
+             } else if (self.needs_input_grad(2)) {
+               out[2] = cpu::conv3d_backward_bias(g[0]);
+             }
+             return out;
+           }
            Conv3dOptions plain = opt;
            plain.output_padding = {0, 0, 0};
-           if (self.needs_input_grad(0)) out[0] = k::conv3d_forward(g[0], ws.unpack(), Tensor(), plain);
+           if (self.needs_input_grad(0)) {
+             // An output_padding of at least the stride (allowed below the dilation) adds output rows
+             // past the last full window; the convolution then yields extra rows that match no input.
+             const Shape in = xs.unpack().shape();
+             Tensor dx = k::conv3d_forward(g[0], ws.unpack(), Tensor(), plain);
+             out[0] = dx.shape() == in ? dx : make_view(dx, in, dx.strides(), 0).contiguous();
+           }
            if (self.needs_input_grad(1))
              out[1] = k::conv3d_backward_weights(xs.unpack(), g[0], ws.unpack().shape(), plain);
            if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(g[0]);

@@ -1,7 +1,11 @@
 #include "tlk/autograd/ops/norm.h"
 
+#include <cmath>
+
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/activation.h"
 #include "tlk/autograd/ops/op_support.h"
+#include "tlk/kernels/cpu/instance_norm.h"
 #include "tlk/kernels/ref/norm.h"
 
 namespace tlk::ops {
@@ -17,13 +21,44 @@ Grads select(k::NormGrads grads, const Node& self) {
 }
 }  // namespace
 
+// Note [Instance norm dispatch]: f32 on the CPU takes the fast path (kernels/cpu/instance_norm: OpenMP
+// loops in the input's own layout, blocked included, so a conv -> instance norm -> leaky ReLU -> conv
+// stage runs without reorders); everything else, f64 (the gradcheck oracle) and bad arguments (whose
+// messages the reference gives), takes the reference kernels. Batch norm stays on the reference.
 Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
-  k::NormForward f = k::instance_norm_forward(x, weight, bias, eps);
+  namespace cpu = kernels::cpu;
+  const bool fast = cpu::instance_norm_supported(x, weight, bias);
+  const auto opt = cpu::InstanceNormOptions{}.with_eps(eps);
+  k::NormForward f =
+      fast ? cpu::instance_norm_forward(x, weight, bias, opt) : k::instance_norm_forward(x, weight, bias, eps);
   attach("instance_norm", {x, weight, bias}, {f.output},
          [xs = SavedTensor(x, "instance_norm"), ws = SavedTensor(weight, "instance_norm"),
-          ms = SavedTensor(f.mean, "instance_norm"),
-          rs = SavedTensor(f.inv_std, "instance_norm")](const Grads& g, const Node& self) {
-           return select(k::instance_norm_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(), rs.unpack()), self);
+          ms = SavedTensor(f.mean, "instance_norm"), rs = SavedTensor(f.inv_std, "instance_norm"), fast,
+          opt](const Grads& g, const Node& self) {
+           return select(
+               fast ? cpu::instance_norm_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(), rs.unpack(), opt)
+                    : k::instance_norm_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(), rs.unpack()),
+               self);
+         });
+  return f.output;
+}
+
+Tensor instance_norm_leaky_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, double negative_slope,
+                                double eps) {
+  namespace cpu = kernels::cpu;
+  if (!cpu::instance_norm_supported(x, weight, bias) || !(negative_slope >= 0.0) || !std::isfinite(negative_slope))
+    return leaky_relu(instance_norm(x, weight, bias, eps), negative_slope);
+  // Note [Instance norm + leaky ReLU fusion] in kernels/cpu/instance_norm.cpp: the backward reads the
+  // activation's derivative from the output's sign, and the normalisation's from the input.
+  const auto opt = cpu::InstanceNormOptions{}.with_eps(eps).with_leaky_relu(negative_slope);
+  k::NormForward f = cpu::instance_norm_forward(x, weight, bias, opt);
+  attach("instance_norm_leaky_relu", {x, weight, bias}, {f.output},
+         [xs = SavedTensor(x, "instance_norm_leaky_relu"), ws = SavedTensor(weight, "instance_norm_leaky_relu"),
+          ys = SavedTensor(f.output, "instance_norm_leaky_relu"), ms = SavedTensor(f.mean, "instance_norm_leaky_relu"),
+          rs = SavedTensor(f.inv_std, "instance_norm_leaky_relu"), opt](const Grads& g, const Node& self) {
+           return select(
+               cpu::instance_norm_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(), rs.unpack(), opt, ys.unpack()),
+               self);
          });
   return f.output;
 }

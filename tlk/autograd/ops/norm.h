@@ -11,6 +11,12 @@ namespace tlk::ops {
 /// Example: `Tensor y = ops::instance_norm(x, gamma, beta);`
 Tensor instance_norm(const Tensor& x, const Tensor& weight = {}, const Tensor& bias = {}, double eps = 1e-5);
 
+/// leaky_relu(instance_norm(x, weight, bias, eps), negative_slope), the nnUNet stage's norm and
+/// activation, in one pass over memory for f32 CPU inputs with negative_slope >= 0 (elsewhere the two
+/// ops in turn). Example: `Tensor y = ops::instance_norm_leaky_relu(x, gamma, beta, 0.01);`
+Tensor instance_norm_leaky_relu(const Tensor& x, const Tensor& weight = {}, const Tensor& bias = {},
+                                double negative_slope = 0.01, double eps = 1e-5);
+
 /// Batch normalisation, as PyTorch's BatchNorm1d/3d: x [N, C] or [N, C, D, H, W] is normalised per
 /// channel over N and the spatial axes. In training it uses the batch statistics and updates
 /// running_mean and running_var [C] in place (pass undefined tensors to keep no running statistics);

@@ -2,6 +2,7 @@
 
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/op_support.h"
+#include "tlk/kernels/cpu/concat.h"
 #include "tlk/kernels/ref/elementwise.h"
 
 namespace tlk::ops {
@@ -152,6 +153,21 @@ Tensor cat(const std::vector<Tensor>& tensors, int dim) {
     total += t.shape()[dim];
   }
   shape[dim] = total;
+  // Note [Concat dispatch]: 5-D f32 CPU tensors joined along channels (the UNet's skip connections)
+  // take the fast path, which stays in the channel-blocked layout (kernels/cpu/concat.h); every other
+  // case, f64 included, copies through strided views below.
+  if (kernels::cpu::concat_supported(tensors, dim)) {
+    std::vector<std::int64_t> channels;
+    for (const Tensor& t : tensors) channels.push_back(t.shape()[1]);
+    Tensor y = kernels::cpu::concat_channels(tensors);
+    attach("cat", tensors, {y}, [channels](const Grads& g, const Node& self) {
+      Grads out = kernels::cpu::concat_channels_backward(g[0], channels);
+      for (std::size_t i = 0; i < out.size(); ++i)
+        if (!self.needs_input_grad(static_cast<int>(i))) out[i] = Tensor();
+      return out;
+    });
+    return y;
+  }
   Tensor y = Tensor::empty(shape, TensorOptions{first.dtype(), first.device()});
   std::vector<std::int64_t> extents;
   std::int64_t offset = 0;

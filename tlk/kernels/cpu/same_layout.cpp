@@ -1,0 +1,63 @@
+#include "tlk/kernels/cpu/same_layout.h"
+
+#include "tlk/tensor/blocked_format.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::kernels::cpu {
+
+bool is_dense_layout(const Tensor& t) {
+  const Layout l = t.layout();
+  return l == Layout::blocked || l == Layout::channels_last || t.is_contiguous();
+}
+
+Tensor dense(const Tensor& t) { return is_dense_layout(t) ? t : t.contiguous(); }
+
+Tensor empty_in_layout_of(const Tensor& like) {
+  check(like.dtype() == DType::f32 && like.device().is_cpu() && is_dense_layout(like),
+        "empty_in_layout_of: expected a dense f32 CPU tensor, got {} {} on {} in layout {}", like.shape().str(),
+        dtype_name(like.dtype()), like.device().str(), layout_name(like.layout()));
+  switch (like.layout()) {
+    case Layout::blocked: {
+      // As empty_with_desc, without zeroing: the caller writes the padding lanes too.
+      const dnnl::memory::desc& desc = like.blocked_format().desc();
+      auto impl = std::make_shared<TensorImpl>();
+      impl->storage = std::make_shared<Storage>(desc.get_size(), Device::cpu());
+      impl->shape = like.shape();
+      impl->strides = contiguous_strides(like.shape());
+      impl->dtype = DType::f32;
+      impl->blocked = like.impl().blocked;
+      return Tensor(impl);
+    }
+    case Layout::channels_last: {
+      Tensor out = Tensor::empty(like.shape());
+      out.impl().strides = channels_last_strides(like.shape());
+      return out;
+    }
+    case Layout::plain:
+      break;
+  }
+  return Tensor::empty(like.shape());
+}
+
+Tensor in_layout_of(const Tensor& t, const Tensor& like) {
+  switch (like.layout()) {
+    case Layout::blocked:
+      return t.to(like.blocked_format());
+    case Layout::channels_last:
+      return t.to(Layout::channels_last);
+    case Layout::plain:
+      break;
+  }
+  return t.to(Layout::plain);
+}
+
+float* raw_f32(const Tensor& t) {
+  return static_cast<float*>(t.layout() == Layout::blocked ? t.impl().storage->data() : t.raw_data());
+}
+
+std::int64_t raw_size(const Tensor& t) {
+  return t.layout() == Layout::blocked ? static_cast<std::int64_t>(t.blocked_format().nbytes() / sizeof(float))
+                                       : t.numel();
+}
+
+}  // namespace tlk::kernels::cpu
