@@ -1,6 +1,6 @@
 #include "tlk/autograd/accumulate_grad.h"
 
-#include "tlk/kernels/ref/elementwise.h"
+#include "tlk/autograd/engine.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::autograd {
@@ -27,7 +27,7 @@ std::vector<Tensor> AccumulateGrad::apply(const std::vector<Tensor>& grad_output
   // Note [Gradient ownership]: the first gradient is copied, never aliased: the incoming tensor may be
   // shared with another leaf's gradient or with the caller's backward() argument. Later gradients are
   // added out of place, so a gradient someone holds from an earlier backward never changes under them.
-  meta.grad = meta.grad.defined() ? kernels::ref::add(meta.grad, grad) : grad.detach().clone();
+  meta.grad = accumulate_gradient(meta.grad, grad, true);
   return {};
 }
 

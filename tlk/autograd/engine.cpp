@@ -5,6 +5,7 @@
 
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/node.h"
+#include "tlk/kernels/cpu/eltwise.h"
 #include "tlk/kernels/ref/elementwise.h"
 #include "tlk/tensor/error.h"
 
@@ -18,7 +19,7 @@ struct ReadyOrder {
 
 void accumulate(std::vector<Tensor>& slots, int index, const Tensor& grad) {
   Tensor& slot = slots[static_cast<std::size_t>(index)];
-  slot = slot.defined() ? kernels::ref::add(slot, grad) : grad;
+  slot = accumulate_gradient(slot, grad, false);
 }
 
 void check_gradient(const Node& producer, const Edge& edge, const Tensor& grad, std::size_t input_index) {
@@ -29,6 +30,14 @@ void check_gradient(const Node& producer, const Edge& edge, const Tensor& grad, 
 }
 
 }  // namespace
+
+Tensor accumulate_gradient(const Tensor& accumulated, const Tensor& grad, bool copy_first) {
+  if (!accumulated.defined()) return copy_first ? grad.detach().clone() : grad;
+  if (accumulated.shape() == grad.shape() && kernels::cpu::eltwise_supported(accumulated) &&
+      kernels::cpu::eltwise_supported(grad))
+    return kernels::cpu::add_same_shape(accumulated, grad);
+  return kernels::ref::add(accumulated, grad);
+}
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots, bool retain_graph) {
   check(grad_roots.empty() || grad_roots.size() == roots.size(), "backward: {} roots but {} gradients", roots.size(),

@@ -3,7 +3,6 @@
 #include "tlk/autograd/function.h"
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/node.h"
-#include "tlk/kernels/ref/elementwise.h"
 #include "tlk/tensor/error.h"
 #include "tlk/tensor/tensor.h"
 
@@ -74,7 +73,7 @@ void Tensor::retain_grad() const {
   register_hook([weak](const Tensor& g) {
     if (auto impl = weak.lock()) {
       auto& meta = *impl->autograd;
-      meta.grad = meta.grad.defined() ? kernels::ref::add(meta.grad, g) : g.detach().clone();
+      meta.grad = autograd::accumulate_gradient(meta.grad, g, true);
     }
     return Tensor();
   });

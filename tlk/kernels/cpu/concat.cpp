@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tlk/kernels/cpu/primitive_cache.h"
+#include "tlk/kernels/cpu/same_layout.h"
 #include "tlk/tensor/blocked_format.h"
 
 namespace tlk::kernels::cpu {
@@ -22,14 +23,6 @@ memory::desc channel_blocked_desc(const Shape& shape, std::int64_t block) {
 }
 
 // The channel block of `t` when it is stored as nCdhw8c or nCdhw16c, else 0.
-std::int64_t channel_block(const Tensor& t) {
-  if (t.layout() != Layout::blocked || t.dim() != 5) return 0;
-  for (std::int64_t block : {8, 16})
-    if (t.blocked_format().desc() == channel_blocked_desc(t.shape(), block)) return block;
-  return 0;
-}
-
-void* data_of(const Tensor& t) { return t.layout() == Layout::blocked ? t.impl().storage->data() : t.raw_data(); }
 
 // Everything that tells two memory descriptors apart, for the cache key.
 std::string desc_key(const memory::desc& desc) {

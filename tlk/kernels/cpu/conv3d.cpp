@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tlk/kernels/cpu/primitive_cache.h"
+#include "tlk/kernels/cpu/same_layout.h"
 #include "tlk/kernels/ref/common.h"
 #include "tlk/kernels/ref/elementwise.h"
 #include "tlk/tensor/blocked_format.h"
@@ -75,16 +76,6 @@ std::shared_ptr<ConvPrimitives> conv_primitives(const Shape& in, const Shape& we
   });
 }
 
-// `t` in the format `desc`: the tensor itself when it already is, else a counted reorder.
-Tensor in_format(const Tensor& t, const memory::desc& desc) {
-  const memory::desc current = memory_desc_of(t);
-  if (current == desc) return t;
-  Tensor out = empty_with_desc(t.shape(), desc);
-  reorder(current, t.layout() == Layout::blocked ? t.impl().storage->data() : t.raw_data(), desc,
-          out.layout() == Layout::blocked ? out.impl().storage->data() : out.raw_data());
-  return out;
-}
-
 // The plain user weight reordered into the primitive's weight format (counted as a weight reorder).
 Tensor weights_in_format(const Tensor& weight, const memory::desc& desc) {
   Tensor w = weight.contiguous();
@@ -94,15 +85,6 @@ Tensor weights_in_format(const Tensor& weight, const memory::desc& desc) {
   reorder(current, w.raw_data(), desc, out.layout() == Layout::blocked ? out.impl().storage->data() : out.raw_data(),
           true);
   return out;
-}
-
-void* data_of(const Tensor& t) { return t.layout() == Layout::blocked ? t.impl().storage->data() : t.raw_data(); }
-
-Tensor f32_cpu(const Tensor& t, const char* op, const char* what) {
-  Tensor d = t.detach();
-  check(d.device().is_cpu() && d.dtype() == DType::f32, "{}: {} must be an f32 CPU tensor, got {} on {}", op, what,
-        dtype_name(d.dtype()), d.device().str());
-  return d;
 }
 
 }  // namespace
@@ -225,18 +207,18 @@ Tensor conv3d_backward_bias(const Tensor& grad_in) {
   check(grad.dim() == 5, "conv3d backward bias: expected a 5-D grad_output, got shape {}", grad.shape().str());
   const std::int64_t C = grad.shape()[1];
   const std::int64_t volume = grad.shape()[2] * grad.shape()[3] * grad.shape()[4];
-  if (grad.layout() != Layout::blocked || grad.blocked_format().name().find("8c") == std::string::npos)
-    return ref::sum(grad.contiguous(), {0, 2, 3, 4}, false);
-  // nCdhw8c: channel c of sample n at block c / 8, lane c % 8.
-  const std::int64_t blocks = (C + 7) / 8;
+  const std::int64_t block = channel_block(grad);
+  if (block == 0) return ref::sum(grad.contiguous(), {0, 2, 3, 4}, false);
+  // nCdhw8c / nCdhw16c: channel c of sample n at block c / block, lane c % block.
+  const std::int64_t blocks = (C + block - 1) / block;
   const float* g = static_cast<const float*>(grad.impl().storage->data());
-  std::vector<double> sums(static_cast<std::size_t>(blocks * 8), 0.0);
+  std::vector<double> sums(static_cast<std::size_t>(blocks * block), 0.0);
 #pragma omp parallel for
   for (std::int64_t b = 0; b < blocks; ++b)
     for (std::int64_t n = 0; n < grad.shape()[0]; ++n) {
-      const float* p = g + (n * blocks + b) * volume * 8;
+      const float* p = g + (n * blocks + b) * volume * block;
       for (std::int64_t i = 0; i < volume; ++i)
-        for (int lane = 0; lane < 8; ++lane) sums[static_cast<std::size_t>(b * 8 + lane)] += p[i * 8 + lane];
+        for (std::int64_t lane = 0; lane < block; ++lane) sums[static_cast<std::size_t>(b * block + lane)] += p[i * block + lane];
     }
   Tensor out = Tensor::empty({C});
   float* o = out.data<float>();

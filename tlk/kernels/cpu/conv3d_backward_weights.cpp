@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tlk/kernels/cpu/conv3d.h"
+#include "tlk/kernels/cpu/same_layout.h"
 #include "tlk/tensor/blocked_format.h"
 
 namespace tlk::kernels::cpu {
@@ -95,14 +96,12 @@ BlockedFormat channel_blocked_format(const Shape& shape, std::int64_t block) {
 
 // `t` in nCdhw8c or nCdhw16c: as it is when already so, else reordered (counted) to the CPU's default.
 Tensor in_channel_blocks(const Tensor& t, std::int64_t& block) {
-  if (t.layout() == Layout::blocked)
-    for (std::int64_t b : {8, 16})
-      if (t.blocked_format() == channel_blocked_format(t.shape(), b)) {
-        block = b;
-        return t;
-      }
+  block = channel_block(t);
+  if (block != 0) return t;
   Tensor out = t.to(Layout::blocked);
-  block = out.blocked_format() == channel_blocked_format(t.shape(), 16) ? 16 : 8;
+  block = channel_block(out);
+  check(block != 0, "conv3d backward weights: the default blocked format {} is not nCdhw8c/16c",
+        out.blocked_format().name());
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/cpu/primitive_cache.h"
+#include "tlk/kernels/cpu/same_layout.h"
 #include "tlk/kernels/ref/conv3d.h"
 #include "tlk/tensor/blocked_format.h"
 
@@ -173,17 +174,6 @@ std::shared_ptr<BackwardWeightsPrimitive> backward_weights_primitive(const Geome
   });
 }
 
-void* data_of(const Tensor& t) { return t.layout() == Layout::blocked ? t.impl().storage->data() : t.raw_data(); }
-
-// `t` in the format `desc`: the tensor itself when it already is, else a counted reorder.
-Tensor in_format(const Tensor& t, const memory::desc& desc) {
-  const memory::desc current = memory_desc_of(t);
-  if (current == desc) return t;
-  Tensor out = empty_with_desc(t.shape(), desc);
-  reorder(current, data_of(t), desc, data_of(out));
-  return out;
-}
-
 // The user weight [Ci, Co, k...] in the primitive's weight format (Note [Deconvolution weights]).
 Tensor weights_in_format(const Tensor& weight, const memory::desc& desc) {
   Tensor w = weight.contiguous();
@@ -192,14 +182,6 @@ Tensor weights_in_format(const Tensor& weight, const memory::desc& desc) {
   Tensor out = empty_with_desc(dnnl_weight_shape(w.shape()), desc);
   reorder(user, w.raw_data(), desc, data_of(out), true);
   return out;
-}
-
-Tensor f32_cpu(const Tensor& t, const char* op, const char* what) {
-  check(t.defined(), "{}: {} is undefined", op, what);
-  Tensor d = t.detach();
-  check(d.device().is_cpu() && d.dtype() == DType::f32, "{}: {} must be an f32 CPU tensor, got {} on {}", op, what,
-        dtype_name(d.dtype()), d.device().str());
-  return d;
 }
 
 // The backward kernels are given shapes, not tensors: check that they fit one transposed convolution.

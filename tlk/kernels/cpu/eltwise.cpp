@@ -16,13 +16,6 @@ namespace {
 
 constexpr std::int64_t kParallelFloats = 32768;
 
-Tensor f32_cpu(const Tensor& t, const char* op, const char* what) {
-  check(t.defined(), "{}: {} is undefined", op, what);
-  check(t.dtype() == DType::f32 && t.device().is_cpu(), "{}: {} must be an f32 CPU tensor, got {} on {}", op, what,
-        dtype_name(t.dtype()), t.device().str());
-  return t.detach();
-}
-
 void check_slope(const char* op, double slope) {
   check(std::isfinite(slope), "{}: negative_slope must be finite, got {}", op, slope);
 }
@@ -62,6 +55,21 @@ Tensor leaky_relu_backward(const Tensor& grad_in, const Tensor& saved_in, double
 #pragma omp parallel for simd schedule(static) if (n > kParallelFloats)
   for (std::int64_t i = 0; i < n; ++i) pdx[i] = leaky_relu_grad(pg[i], ps[i], slope);
   return dx;
+}
+
+Tensor add_same_shape(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = dense(f32_cpu(a_in, "add", "left operand"));
+  const Tensor b = f32_cpu(b_in, "add", "right operand");
+  check(a.shape() == b.shape(), "add: shapes {} and {} differ", a.shape().str(), b.shape().str());
+  const Tensor bb = in_layout_of(b, a);
+  Tensor out = empty_in_layout_of(a);
+  const float* __restrict pa = raw_f32(a);
+  const float* __restrict pb = raw_f32(bb);
+  float* __restrict po = raw_f32(out);
+  const std::int64_t n = raw_size(a);  // padding lanes: 0 + 0 stays 0
+#pragma omp parallel for simd schedule(static) if (n > kParallelFloats)
+  for (std::int64_t i = 0; i < n; ++i) po[i] = pa[i] + pb[i];
+  return out;
 }
 
 }  // namespace tlk::kernels::cpu

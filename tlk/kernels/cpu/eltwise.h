@@ -39,4 +39,9 @@ inline Tensor relu_backward(const Tensor& grad_output, const Tensor& saved) {
   return leaky_relu_backward(grad_output, saved, 0.0);
 }
 
+/// a + b for two f32 CPU tensors of one shape, in a's layout (b is converted when its layout differs,
+/// a counted reorder for blocked formats): the engine sums gradients with it, so the gradients of a
+/// blocked activation used twice (a UNet skip) stay blocked.
+Tensor add_same_shape(const Tensor& a, const Tensor& b);
+
 }  // namespace tlk::kernels::cpu

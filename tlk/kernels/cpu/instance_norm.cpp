@@ -344,14 +344,6 @@ struct Broadcast {
   explicit Broadcast(float value) { std::fill(v, v + 16, value); }
 };
 
-// The f32 CPU tensor `t`, detached, checked; `what` names it in the message.
-Tensor f32_cpu(const Tensor& t, const char* op, const char* what) {
-  check(t.defined(), "{}: {} is undefined", op, what);
-  check(t.dtype() == DType::f32 && t.device().is_cpu(), "{}: {} must be an f32 CPU tensor, got {} on {}", op, what,
-        dtype_name(t.dtype()), t.device().str());
-  return t.detach();
-}
-
 void check_per_channel(const char* op, const Tensor& t, const char* what, const Shape& x) {
   if (!t.defined()) return;
   f32_cpu(t, op, what);

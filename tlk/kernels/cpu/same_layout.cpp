@@ -60,4 +60,30 @@ std::int64_t raw_size(const Tensor& t) {
                                        : t.numel();
 }
 
+Tensor f32_cpu(const Tensor& t, const char* op, const char* what) {
+  check(t.defined(), "{}: {} is undefined", op, what);
+  check(t.dtype() == DType::f32 && t.device().is_cpu(), "{}: {} must be an f32 CPU tensor, got {} on {}", op, what,
+        dtype_name(t.dtype()), t.device().str());
+  return t.detach();
+}
+
+void* data_of(const Tensor& t) { return t.layout() == Layout::blocked ? t.impl().storage->data() : t.raw_data(); }
+
+Tensor in_format(const Tensor& t, const dnnl::memory::desc& desc) {
+  const dnnl::memory::desc current = memory_desc_of(t);
+  if (current == desc) return t;
+  Tensor out = empty_with_desc(t.shape(), desc);
+  reorder(current, data_of(t), desc, data_of(out));
+  return out;
+}
+
+std::int64_t channel_block(const Tensor& t) {
+  if (t.layout() != Layout::blocked || t.dim() != 5) return 0;
+  const dnnl::memory::dims dims(t.shape().begin(), t.shape().end());
+  using tag = dnnl::memory::format_tag;
+  for (auto [block, format] : {std::pair{8, tag::nCdhw8c}, std::pair{16, tag::nCdhw16c}})
+    if (t.blocked_format().desc() == dnnl::memory::desc(dims, dnnl::memory::data_type::f32, format)) return block;
+  return 0;
+}
+
 }  // namespace tlk::kernels::cpu

@@ -1,6 +1,8 @@
 #pragma once
 #include <cstdint>
 
+#include <oneapi/dnnl/dnnl.hpp>
+
 #include "tlk/tensor/tensor.h"
 
 /// Helpers for the fast kernels that compute in whatever layout their input comes in and return
@@ -24,5 +26,15 @@ Tensor in_layout_of(const Tensor& t, const Tensor& like);
 float* raw_f32(const Tensor& t);
 /// How many floats raw_f32(t) spans: numel, or the blocked storage size (padding included).
 std::int64_t raw_size(const Tensor& t);
+
+/// `t` detached, after checking it is a defined f32 CPU tensor; `op` and `what` name it in the message.
+Tensor f32_cpu(const Tensor& t, const char* op, const char* what);
+/// The pointer a oneDNN memory object takes for `t`: the storage start of a blocked tensor, else the
+/// first element.
+void* data_of(const Tensor& t);
+/// `t` in the oneDNN format `desc`: the tensor itself when it already is, else a counted reorder.
+Tensor in_format(const Tensor& t, const dnnl::memory::desc& desc);
+/// The channel block of a 5-D tensor in nCdhw8c (8) or nCdhw16c (16); 0 for any other layout.
+std::int64_t channel_block(const Tensor& t);
 
 }  // namespace tlk::kernels::cpu
