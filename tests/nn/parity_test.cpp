@@ -1,10 +1,11 @@
-// Composite results against PyTorch goldens written by tools/make_goldens.py (Debian's torch 1.13).
+// Composite results against PyTorch goldens written by tools/torch_bridge.py (Debian's torch 1.13).
 #include "test_util.h"
 #include "tlk/io/hdf5_file.h"
 #include "tlk/nn/adam.h"
 #include "tlk/nn/deep_supervision_loss.h"
 #include "tlk/nn/sgd.h"
 #include "tlk/nn/unet.h"
+#include "tlk/task/checkpoint.h"
 
 using namespace tlk;
 
@@ -94,4 +95,17 @@ TEST_CASE("optimizer trajectories match torch.optim: SGD-Nesterov, Adam, AdamW")
     nn::Adam opt({p}, nn::AdamOptions{0.1, 0.9, 0.999, 1e-8, 0.01, decoupled});
     run(opt, p, decoupled ? "adamw" : "adam");
   }
+}
+
+TEST_CASE("a checkpoint converted from nnUNet v2 names by tools/torch_bridge.py rebuilds the golden UNet") {
+  // tests/goldens/unet_small_from_nnunet_v2.h5: unet_small's weights, renamed as nnUNet v2's
+  // PlainConvUNet names them and converted back with `torch_bridge.py convert`.
+  const task::Checkpoint converted =
+      task::load_checkpoint(std::filesystem::path(TLK_GOLDEN_DIR) / "unet_small_from_nnunet_v2.h5");
+  CHECK(converted.metadata.at("model") == "unet3d");
+  auto net = std::dynamic_pointer_cast<nn::UNet>(task::rebuild_model(converted));
+  REQUIRE(net);
+  auto file = golden("unet_small.h5");
+  auto outputs = net->forward(file.read("input"));
+  CHECK(rel_error(outputs[0], file.read("outputs/0")) < 1e-4);
 }

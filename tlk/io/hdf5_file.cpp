@@ -193,9 +193,22 @@ std::string Hdf5File::attribute(const std::string& name) const {
   Handle attr{H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose};
   Handle type{H5Aget_type(attr.id), H5Tclose};
   check(H5Tget_class(type.id) == H5T_STRING, "{}: attribute '{}' is not a string", path_.string(), name);
+  if (H5Tis_variable_str(type.id) > 0) {
+    // Variable-length strings, as h5py writes them by default.
+    Handle mem{H5Tcopy(H5T_C_S1), H5Tclose};
+    H5Tset_size(mem.id, H5T_VARIABLE);
+    H5Tset_cset(mem.id, H5Tget_cset(type.id));  // h5py writes UTF-8; HDF5 converts no character sets
+    char* text = nullptr;
+    check(H5Aread(attr.id, mem.id, &text) >= 0, "{}: cannot read attribute '{}'", path_.string(), name);
+    std::string value = text ? text : "";
+    Handle space{H5Aget_space(attr.id), H5Sclose};
+    H5Dvlen_reclaim(mem.id, space.id, H5P_DEFAULT, &text);
+    return value;
+  }
   std::string value(H5Tget_size(type.id), '\0');
   Handle mem{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(mem.id, value.size());
+  H5Tset_cset(mem.id, H5Tget_cset(type.id));
   check(H5Aread(attr.id, mem.id, value.data()) >= 0, "{}: cannot read attribute '{}'", path_.string(), name);
   while (!value.empty() && value.back() == '\0') value.pop_back();
   return value;
