@@ -6,7 +6,8 @@ Run with Debian's PyTorch and h5py (python3-torch 1.13, python3-h5py):
   /usr/bin/python3 tools/torch_bridge.py goldens
       writes tests/goldens/*.h5, which TLK's tests compare against (they never need Python)
   /usr/bin/python3 tools/torch_bridge.py convert MODEL.pth OUT.h5 --levels 5 --classes 3 [--in-channels 1]
-      [--base-features 32] [--max-features 320] [--map MAP.txt]
+      [--base-features 32] [--max-features 320] [--kernel-sizes 1x3x3,3x3x3,...] [--strides 1x1x1,1x2x2,...]
+      [--map MAP.txt]
       converts a PyTorch state_dict (a plain state_dict, or a checkpoint dict holding one under
       'state_dict' or 'network_weights' as nnUNet saves it) into a TLK checkpoint of the unet3d model,
       which `task::load_checkpoint` + `task::rebuild_model` (and later `tlk train --resume`/fine-tuning)
@@ -234,6 +235,14 @@ def convert(args):
         f.attrs["meta.model.option.levels"] = str(args.levels)
         f.attrs["meta.model.option.base_features"] = str(args.base_features)
         f.attrs["meta.model.option.max_features"] = str(args.max_features)
+        # nnUNet v2's PlainConvUNet puts biases on the transposed convolutions and the heads.
+        if any(n.startswith("decoder.upsample.") and n.endswith(".bias") for n in model):
+            f.attrs["meta.model.option.upsample_bias"] = "true"
+        if any(n.startswith("decoder.heads.") and n.endswith(".bias") for n in model):
+            f.attrs["meta.model.option.head_bias"] = "true"
+        for key in ("kernel_sizes", "strides"):
+            if getattr(args, key, None):
+                f.attrs[f"meta.model.option.{key}"] = getattr(args, key)
         f.attrs["meta.converted_from"] = os.path.basename(args.model)
         f["rng_state"] = [0, 0, 0, 0, 0, 0]
         for name, array in model.items():
@@ -274,7 +283,7 @@ def nnunet_v2_golden(unet_path, out_path):
         pth = os.path.join(tmp, "nnunet_v2_small.pth")
         torch.save({"network_weights": state}, pth)
         convert(SimpleNamespace(model=pth, out=out_path, levels=levels, classes=2, in_channels=1, base_features=4,
-                                max_features=16, map=None))
+                                max_features=16, map=None, kernel_sizes=None, strides=None))
 
 
 def main():
@@ -292,6 +301,8 @@ def main():
     c.add_argument("--base-features", type=int, default=32)
     c.add_argument("--max-features", type=int, default=320)
     c.add_argument("--map", help="file of 'regex => replacement' lines applied to every name first")
+    c.add_argument("--kernel-sizes", help="per-stage kernels, e.g. 1x3x3,3x3x3,3x3x3 (nnUNet plans)")
+    c.add_argument("--strides", help="per-stage strides, e.g. 1x1x1,1x2x2,2x2x2 (nnUNet plans)")
     args = p.parse_args()
     if args.command == "convert":
         return convert(args)

@@ -1,3 +1,4 @@
+#include "tlk/nn/registry.h"
 #include "tlk/nn/unet.h"
 
 #include "test_util.h"
@@ -133,4 +134,29 @@ TEST_CASE("state_dict and load_state_dict: strict and non-strict, with a report 
   auto r = b.load_state_dict(state, false);
   CHECK(r.missing == std::vector<std::string>{"encoder.stages.0.conv1.weight"});
   CHECK(r.unexpected == std::vector<std::string>{"extra.weight"});
+}
+
+TEST_CASE("unet3d from the registry: anisotropic plans and nnUNet v2's biases as options") {
+  Generator gen(6);
+  auto options = nn::ModuleOptions{}
+                     .with_num_classes(3)
+                     .with("levels", 3)
+                     .with("base_features", 4)
+                     .with("kernel_sizes", "1x3x3,3x3x3,3x3x3")
+                     .with("strides", "1x1x1,1x2x2,2x2x2")
+                     .with("upsample_bias", true)
+                     .with("head_bias", true);
+  auto net = std::dynamic_pointer_cast<nn::UNet>(nn::ModuleRegistry::instance().create("unet3d", options, gen));
+  REQUIRE(net);
+  CHECK(net->config().kernel_sizes[0] == Int3{1, 3, 3});
+  CHECK(net->forward(randn({1, 1, 4, 8, 8}, gen))[0].shape() == Shape{1, 3, 4, 8, 8});
+  bool head_bias = false, upsample_bias = false;
+  for (auto& [name, p] : net->named_parameters()) {
+    head_bias = head_bias || name == "decoder.heads.0.bias";
+    upsample_bias = upsample_bias || name == "decoder.upsample.1.bias";
+  }
+  CHECK(head_bias);
+  CHECK(upsample_bias);
+  CHECK_THROWS_WITH_AS(nn::ModuleRegistry::instance().create("unet3d", options.with("strides", "1x1,2x2"), gen),
+                       doctest::Contains("expects DxHxW triples"), Error);
 }

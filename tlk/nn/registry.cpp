@@ -1,5 +1,7 @@
 #include "tlk/nn/registry.h"
 
+#include <cstdio>
+
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -166,12 +168,41 @@ std::shared_ptr<Module> ModuleRegistry::create(const std::string& name, const Mo
 
 // ---- Built-in networks ------------------------------------------------------------------------------
 
+namespace {
+// "1x3x3,3x3x3,3x3x3": one DxHxW triple per stage, as the unet3d options give kernel sizes and strides.
+std::vector<Int3> parse_int3_list(const std::string& text, const char* key) {
+  std::vector<Int3> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    Int3 v{};
+    char x1 = 0, x2 = 0;
+    long long a = 0, b = 0, c = 0;
+    int used = 0;
+    check(std::sscanf(item.c_str(), "%lld%c%lld%c%lld%n", &a, &x1, &b, &x2, &c, &used) == 5 && x1 == 'x' &&
+              x2 == 'x' && static_cast<std::size_t>(used) == item.size(),
+          "unet3d: option '{}' expects DxHxW triples separated by commas (e.g. 1x3x3,3x3x3), got '{}'", key, text);
+    v = {a, b, c};
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+}  // namespace
+
 void register_builtin_modules(ModuleRegistry& registry) {
   registry.add("unet3d", [](const ModuleOptions& o, Generator& gen) -> std::shared_ptr<Module> {
     UNetConfig config = UNetConfig::isotropic(static_cast<int>(o.get_int("levels", 5)), o.in_channels, o.num_classes);
     config.base_features = o.get_int("base_features", config.base_features);
     config.max_features = o.get_int("max_features", config.max_features);
     config.deep_supervision = o.get_bool("deep_supervision", config.deep_supervision);
+    config.upsample_bias = o.get_bool("upsample_bias", config.upsample_bias);
+    config.head_bias = o.get_bool("head_bias", config.head_bias);
+    const std::string kernels = o.get_string("kernel_sizes", ""), strides = o.get_string("strides", "");
+    if (!kernels.empty()) config.kernel_sizes = parse_int3_list(kernels, "kernel_sizes");
+    if (!strides.empty()) config.strides = parse_int3_list(strides, "strides");
     return std::make_shared<UNet>(config, gen);
   });
   registry.add("lenet", [](const ModuleOptions& o, Generator& gen) -> std::shared_ptr<Module> {

@@ -78,8 +78,9 @@ using ModuleFactory = std::function<std::shared_ptr<Module>(const ModuleOptions&
 /// (register_builtin_modules runs on the first use of instance()), and users add their own.
 ///
 /// Options of the built-ins (besides in_channels and num_classes):
-/// - unet3d: levels (5), base_features (32), max_features (320), deep_supervision (true); isotropic
-///   3x3x3 kernels and stride 2 between stages (build UNetConfig directly for anisotropic plans).
+/// - unet3d: levels (5), base_features (32), max_features (320), deep_supervision (true),
+///   upsample_bias and head_bias (false; true for nnUNet v2 models), kernel_sizes and strides per
+///   stage as "1x3x3,3x3x3,..." (default 3x3x3 kernels, stride 1 then 2 between stages).
 /// - lenet: image_size (28), conv1_channels (20), conv2_channels (50), hidden (500), padding (0).
 /// - resnet3d-small: widths ("16,32,64,128"), blocks (1 per stage).
 ///

@@ -93,13 +93,15 @@ UNet::UNet(const UNetConfig& config, Generator& gen) : config_(config) {
   // Decoder index d works at the resolution of encoder stage d (0 = full resolution).
   for (int d = 0; d + 1 < levels; ++d) {
     const Int3 s = config_.strides[d + 1];
-    const ConvOptions up = ConvOptions{}.with_kernel(s).with_stride(s).with_padding({0, 0, 0}).with_bias(false);
+    const ConvOptions up =
+        ConvOptions{}.with_kernel(s).with_stride(s).with_padding({0, 0, 0}).with_bias(config_.upsample_bias);
     upsample_.push_back(upsample->add(
         std::to_string(d), std::make_shared<ConvTranspose3d>(config_.features(d + 1), config_.features(d), up, gen)));
     decoder_.push_back(decoder_stages->add(
         std::to_string(d), std::make_shared<UNetStage>(2 * config_.features(d), config_.features(d),
                                                        config_.kernel_sizes[d], Int3{1, 1, 1}, config_, gen)));
-    const ConvOptions head = ConvOptions{}.with_kernel({1, 1, 1}).with_padding({0, 0, 0}).with_bias(false);
+    const ConvOptions head =
+        ConvOptions{}.with_kernel({1, 1, 1}).with_padding({0, 0, 0}).with_bias(config_.head_bias);
     heads_.push_back(
         heads->add(std::to_string(d), std::make_shared<Conv3d>(config_.features(d), config_.num_classes, head, gen)));
   }

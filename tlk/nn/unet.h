@@ -22,6 +22,10 @@ struct UNetConfig {
   std::vector<Int3> kernel_sizes;
   std::vector<Int3> strides;
   bool deep_supervision = true;
+  /// Biases on the transposed convolutions and on the 1x1x1 heads: nnUNet v1 has none, nnUNet v2's
+  /// PlainConvUNet has both (conv_bias), so a converted v2 model needs them on.
+  bool upsample_bias = false;
+  bool head_bias = false;
   double negative_slope = 0.01;
   double norm_eps = 1e-5;
 
