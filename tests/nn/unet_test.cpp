@@ -1,8 +1,8 @@
-#include "tlk/nn/registry.h"
 #include "tlk/nn/unet.h"
 
 #include "test_util.h"
 #include "tlk/nn/deep_supervision_loss.h"
+#include "tlk/nn/registry.h"
 #include "tlk/nn/sgd.h"
 
 using namespace tlk;

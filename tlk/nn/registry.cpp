@@ -1,12 +1,11 @@
 #include "tlk/nn/registry.h"
 
-#include <cstdio>
-
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 
 #include "tlk/nn/lenet.h"
@@ -180,8 +179,8 @@ std::vector<Int3> parse_int3_list(const std::string& text, const char* key) {
     char x1 = 0, x2 = 0;
     long long a = 0, b = 0, c = 0;
     int used = 0;
-    check(std::sscanf(item.c_str(), "%lld%c%lld%c%lld%n", &a, &x1, &b, &x2, &c, &used) == 5 && x1 == 'x' &&
-              x2 == 'x' && static_cast<std::size_t>(used) == item.size(),
+    check(std::sscanf(item.c_str(), "%lld%c%lld%c%lld%n", &a, &x1, &b, &x2, &c, &used) == 5 && x1 == 'x' && x2 == 'x' &&
+              static_cast<std::size_t>(used) == item.size(),
           "unet3d: option '{}' expects DxHxW triples separated by commas (e.g. 1x3x3,3x3x3), got '{}'", key, text);
     v = {a, b, c};
     out.push_back(v);

@@ -100,8 +100,7 @@ UNet::UNet(const UNetConfig& config, Generator& gen) : config_(config) {
     decoder_.push_back(decoder_stages->add(
         std::to_string(d), std::make_shared<UNetStage>(2 * config_.features(d), config_.features(d),
                                                        config_.kernel_sizes[d], Int3{1, 1, 1}, config_, gen)));
-    const ConvOptions head =
-        ConvOptions{}.with_kernel({1, 1, 1}).with_padding({0, 0, 0}).with_bias(config_.head_bias);
+    const ConvOptions head = ConvOptions{}.with_kernel({1, 1, 1}).with_padding({0, 0, 0}).with_bias(config_.head_bias);
     heads_.push_back(
         heads->add(std::to_string(d), std::make_shared<Conv3d>(config_.features(d), config_.num_classes, head, gen)));
   }

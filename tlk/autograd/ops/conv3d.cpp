@@ -5,6 +5,7 @@
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/cpu/conv_transpose3d.h"
 #include "tlk/kernels/ref/conv3d.h"
+#include "tlk/tensor/blocked_format.h"
 
 namespace tlk::ops {
 
@@ -15,16 +16,20 @@ Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
   const bool fast = kernels::cpu::conv3d_supported(input, weight);
   Tensor y =
       fast ? kernels::cpu::conv3d_forward(input, weight, bias, opt) : k::conv3d_forward(input, weight, bias, opt);
+  // The layout the forward chose for y: a gradient that arrives in another layout (from a loss that
+  // works on plain memory) is converted once, here, rather than by each backward kernel.
+  std::shared_ptr<const BlockedFormat> y_format = y.layout() == Layout::blocked ? y.impl().blocked : nullptr;
   attach("conv3d", {input, weight, bias}, {y},
-         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast](const Grads& g,
-                                                                                            const Node& self) {
+         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast, y_format](
+             const Grads& g, const Node& self) {
            Grads out(3);
            const Tensor x = xs.unpack(), w = ws.unpack();
            if (fast) {
              namespace cpu = kernels::cpu;
-             if (self.needs_input_grad(0)) out[0] = cpu::conv3d_backward_data(g[0], w, x.shape(), opt);
-             if (self.needs_input_grad(1)) out[1] = cpu::conv3d_backward_weights(g[0], x, w.shape(), opt);
-             if (self.needs_input_grad(2)) out[2] = cpu::conv3d_backward_bias(g[0]);
+             const Tensor grad = y_format && g[0].layout() != Layout::blocked ? g[0].to(*y_format) : g[0];
+             if (self.needs_input_grad(0)) out[0] = cpu::conv3d_backward_data(grad, w, x.shape(), opt);
+             if (self.needs_input_grad(1)) out[1] = cpu::conv3d_backward_weights(grad, x, w.shape(), opt);
+             if (self.needs_input_grad(2)) out[2] = cpu::conv3d_backward_bias(grad);
              return out;
            }
            if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(g[0], w, x.shape(), opt);
