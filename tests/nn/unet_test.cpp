@@ -37,6 +37,10 @@ TEST_CASE("UNet: structure, parameter names and output shapes follow nnUNet's ge
   CHECK(outputs[1].shape() == Shape{2, 3, 8, 8, 8});
   CHECK(outputs[2].shape() == Shape{2, 3, 4, 4, 4});
   CHECK(net.encoder_features().size() == 4);
+  CHECK(net.feature("encoder.stages.3").is_same(net.encoder_features()[3]));
+  CHECK(net.feature("decoder.stages.0").shape() == Shape{2, 4, 16, 16, 16});
+  CHECK(net.feature_names().size() == 7);
+  CHECK_THROWS_WITH_AS(net.feature("encoder.stages.9"), doctest::Contains("no feature 'encoder.stages.9'"), Error);
   CHECK(net.encoder_features()[3].shape() == Shape{2, 12, 2, 2, 2});
   auto w = net.deep_supervision_weights();
   CHECK(w[0] == doctest::Approx(4.0 / 6.0));

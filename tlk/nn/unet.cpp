@@ -134,6 +134,28 @@ std::vector<Tensor> UNet::forward(const Tensor& input) {
   return outputs;
 }
 
+std::vector<std::string> UNet::feature_names() const {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < encoder_.size(); ++i) names.push_back(fmt::format("encoder.stages.{}", i));
+  for (std::size_t d = 0; d < decoder_.size(); ++d) names.push_back(fmt::format("decoder.stages.{}", d));
+  return names;
+}
+
+Tensor UNet::feature(const std::string& name) const {
+  const auto names = feature_names();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != name) continue;
+    const bool encoder = i < encoder_.size();
+    const auto& features = encoder ? encoder_features_ : decoder_features_;
+    const std::size_t index = encoder ? i : i - encoder_.size();
+    check(index < features.size() && features[index].defined(), "UNet::feature: '{}' has no value; run forward first",
+          name);
+    return features[index];
+  }
+  fail("UNet::feature: no feature '{}' (this UNet has encoder.stages.0..{} and decoder.stages.0..{})", name,
+       encoder_.size() - 1, decoder_.size() - 1);
+}
+
 std::vector<double> UNet::deep_supervision_weights() const {
   if (!config_.deep_supervision) return {1.0};
   const int outputs = config_.levels() - 1;

@@ -73,6 +73,11 @@ class UNet : public Module {
   const std::vector<Tensor>& encoder_features() const { return encoder_features_; }
   /// The decoder's features of the last forward pass, full resolution first.
   const std::vector<Tensor>& decoder_features() const { return decoder_features_; }
+  /// A feature map of the last forward pass by the name of the stage that made it:
+  /// "encoder.stages.<i>" or "decoder.stages.<d>" (what adapters and distillers tap).
+  Tensor feature(const std::string& name) const;
+  /// The names feature() accepts, encoder first.
+  std::vector<std::string> feature_names() const;
   /// nnUNet's deep-supervision weights for the outputs: 1/2^i, the lowest resolution 0, normalised.
   std::vector<double> deep_supervision_weights() const;
   const UNetConfig& config() const { return config_; }
