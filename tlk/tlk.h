@@ -17,6 +17,7 @@
 #include "tlk/autograd/ops/upsample3d.h"
 #include "tlk/autograd/ops/view.h"
 #include "tlk/io/hdf5_file.h"
+#include "tlk/io/nifti.h"
 #include "tlk/nn/activation.h"
 #include "tlk/nn/adam.h"
 #include "tlk/nn/classifier.h"
