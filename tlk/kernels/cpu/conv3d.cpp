@@ -218,7 +218,8 @@ Tensor conv3d_backward_bias(const Tensor& grad_in) {
     for (std::int64_t n = 0; n < grad.shape()[0]; ++n) {
       const float* p = g + (n * blocks + b) * volume * block;
       for (std::int64_t i = 0; i < volume; ++i)
-        for (std::int64_t lane = 0; lane < block; ++lane) sums[static_cast<std::size_t>(b * block + lane)] += p[i * block + lane];
+        for (std::int64_t lane = 0; lane < block; ++lane)
+          sums[static_cast<std::size_t>(b * block + lane)] += p[i * block + lane];
     }
   Tensor out = Tensor::empty({C});
   float* o = out.data<float>();

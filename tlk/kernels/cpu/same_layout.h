@@ -1,6 +1,5 @@
 #pragma once
 #include <cstdint>
-
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tlk/tensor/tensor.h"
