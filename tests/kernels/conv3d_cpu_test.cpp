@@ -145,3 +145,58 @@ TEST_CASE("ops::conv3d in f32 takes the fast path and its gradients match the f6
     CHECK(rel_error(fast[i], reference[i]) < 2e-5);
   }
 }
+
+TEST_CASE("fused conv3d + leaky ReLU and conv3d + sum agree with the unfused ops, forward and backward") {
+  Generator gen(35);
+  const auto opt = Conv3dOptions{}.with_padding({1, 1, 1});
+  const Tensor x0 = randn({2, 16, 6, 7, 5}, gen), w0 = randn({16, 16, 3, 3, 3}, gen, 0, 0.1),
+               b0 = randn({16}, gen, 0, 0.1), r0 = randn({2, 16, 6, 7, 5}, gen);
+  for (double slope : {0.0, 0.01}) {
+    CAPTURE(slope);
+    auto run = [&](bool fused) {
+      Tensor x = x0.clone().set_requires_grad(), w = w0.clone().set_requires_grad(), b = b0.clone().set_requires_grad();
+      Tensor y =
+          fused ? ops::conv3d_leaky_relu(x, w, b, opt, slope) : ops::leaky_relu(ops::conv3d(x, w, b, opt), slope);
+      ops::sum(ops::square(y)).backward();
+      return std::vector<Tensor>{y, x.grad(), w.grad(), b.grad()};
+    };
+    auto fused = run(true), unfused = run(false);
+    for (std::size_t i = 0; i < fused.size(); ++i) {
+      CAPTURE(i);
+      CHECK(rel_error(fused[i], unfused[i]) < 1e-5);
+    }
+  }
+  {
+    auto run = [&](bool fused) {
+      Tensor x = x0.clone().set_requires_grad(), w = w0.clone().set_requires_grad(),
+             r = r0.to(Layout::blocked).set_requires_grad();
+      Tensor y = fused ? ops::conv3d_add(x, w, {}, r, opt) : ops::conv3d(x, w, {}, opt) + r;
+      ops::sum(ops::square(y)).backward();
+      return std::vector<Tensor>{y, x.grad(), w.grad(), r.grad()};
+    };
+    auto fused = run(true), unfused = run(false);
+    for (std::size_t i = 0; i < fused.size(); ++i) {
+      CAPTURE(i);
+      CHECK(rel_error(fused[i], unfused[i]) < 1e-5);
+    }
+    // The addend is not modified by the fused sum.
+    Tensor r = r0.to(Layout::blocked);
+    const auto before = r.to_doubles();
+    ops::conv3d_add(x0, w0, {}, r, opt);
+    CHECK(r.to_doubles() == before);
+  }
+  // A second identical call builds no primitive; a negative slope is refused.
+  ops::conv3d_leaky_relu(x0, w0, b0, opt, 0.01);
+  const auto builds = cpu::PrimitiveCache::instance().stats().builds;
+  ops::conv3d_leaky_relu(x0, w0, b0, opt, 0.01);
+  CHECK(cpu::PrimitiveCache::instance().stats().builds == builds);
+  CHECK_THROWS_WITH_AS(ops::conv3d_leaky_relu(x0, w0, b0, opt, -0.1), doctest::Contains("must be finite and >= 0"),
+                       Error);
+  // f64 composes the unfused ops, which gradcheck.
+  Tensor xd = testing::random_leaf({1, 2, 3, 4, 3}, gen), wd = testing::random_leaf({3, 2, 3, 3, 3}, gen);
+  CHECK_GRADCHECK(
+      [&](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{ops::conv3d_leaky_relu(in[0], in[1], {}, opt, 0.1)};
+      },
+      (std::vector<Tensor>{xd, wd}));
+}

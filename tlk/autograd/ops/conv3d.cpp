@@ -1,9 +1,14 @@
 #include "tlk/autograd/ops/conv3d.h"
 
+#include <cmath>
+
+#include "tlk/autograd/ops/activation.h"
+#include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/cpu/conv_transpose3d.h"
+#include "tlk/kernels/cpu/eltwise.h"
 #include "tlk/kernels/ref/conv3d.h"
 #include "tlk/tensor/blocked_format.h"
 
@@ -12,29 +17,83 @@ namespace tlk::ops {
 // Note [Conv3d dispatch]: f32 on the CPU takes the fast path (kernels/cpu: oneDNN forward and
 // backward-data in blocked layouts, the fastest backward-weights this CPU has); f64 takes the
 // reference kernels, which are the oracle the fast path is tested against.
+
+namespace {
+
+// The gradients of conv3d's input, weight and bias from the gradient of its (pre-activation) output.
+Grads conv3d_backward(const Tensor& grad, const Tensor& x, const Tensor& w, const Conv3dOptions& opt, bool fast,
+                      const Node& self) {
+  Grads out(3);
+  if (fast) {
+    namespace cpu = kernels::cpu;
+    if (self.needs_input_grad(0)) out[0] = cpu::conv3d_backward_data(grad, w, x.shape(), opt);
+    if (self.needs_input_grad(1)) out[1] = cpu::conv3d_backward_weights(grad, x, w.shape(), opt);
+    if (self.needs_input_grad(2)) out[2] = cpu::conv3d_backward_bias(grad);
+    return out;
+  }
+  if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(grad, w, x.shape(), opt);
+  if (self.needs_input_grad(1)) out[1] = k::conv3d_backward_weights(grad, x, w.shape(), opt);
+  if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(grad);
+  return out;
+}
+
+// The layout the forward chose for y: a gradient that arrives in another layout (from a loss that
+// works on plain memory) is converted once, rather than by each backward kernel.
+std::shared_ptr<const BlockedFormat> format_of(const Tensor& y) {
+  return y.layout() == Layout::blocked ? y.impl().blocked : nullptr;
+}
+Tensor in_format_of(const Tensor& g, const std::shared_ptr<const BlockedFormat>& format) {
+  return format && g.layout() != Layout::blocked ? g.to(*format) : g;
+}
+
+}  // namespace
+
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
   const bool fast = kernels::cpu::conv3d_supported(input, weight);
   Tensor y =
       fast ? kernels::cpu::conv3d_forward(input, weight, bias, opt) : k::conv3d_forward(input, weight, bias, opt);
-  // The layout the forward chose for y: a gradient that arrives in another layout (from a loss that
-  // works on plain memory) is converted once, here, rather than by each backward kernel.
-  std::shared_ptr<const BlockedFormat> y_format = y.layout() == Layout::blocked ? y.impl().blocked : nullptr;
   attach("conv3d", {input, weight, bias}, {y},
-         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast, y_format](
+         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast, y_format = format_of(y)](
              const Grads& g, const Node& self) {
-           Grads out(3);
-           const Tensor x = xs.unpack(), w = ws.unpack();
-           if (fast) {
-             namespace cpu = kernels::cpu;
-             const Tensor grad = y_format && g[0].layout() != Layout::blocked ? g[0].to(*y_format) : g[0];
-             if (self.needs_input_grad(0)) out[0] = cpu::conv3d_backward_data(grad, w, x.shape(), opt);
-             if (self.needs_input_grad(1)) out[1] = cpu::conv3d_backward_weights(grad, x, w.shape(), opt);
-             if (self.needs_input_grad(2)) out[2] = cpu::conv3d_backward_bias(grad);
-             return out;
-           }
-           if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(g[0], w, x.shape(), opt);
-           if (self.needs_input_grad(1)) out[1] = k::conv3d_backward_weights(g[0], x, w.shape(), opt);
-           if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(g[0]);
+           return conv3d_backward(fast ? in_format_of(g[0], y_format) : g[0], xs.unpack(), ws.unpack(), opt, fast,
+                                  self);
+         });
+  return y;
+}
+
+Tensor conv3d_leaky_relu(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt,
+                         double slope) {
+  check(std::isfinite(slope) && slope >= 0, "conv3d_leaky_relu: negative_slope must be finite and >= 0, got {}", slope);
+  if (!kernels::cpu::conv3d_supported(input, weight)) return leaky_relu(conv3d(input, weight, bias, opt), slope);
+  kernels::cpu::Conv3dPostOps post;
+  post.leaky_relu_slope = slope;
+  Tensor y = kernels::cpu::conv3d_forward(input, weight, bias, opt, post);
+  attach("conv3d_leaky_relu", {input, weight, bias}, {y},
+         [xs = SavedTensor(input, "conv3d_leaky_relu"), ws = SavedTensor(weight, "conv3d_leaky_relu"),
+          ys = SavedTensor(y, "conv3d_leaky_relu"), opt, slope](const Grads& g, const Node& self) {
+           const Tensor y_saved = ys.unpack();
+           // Note [Training-safe fusion]: the activation's derivative from the fused output alone.
+           const Tensor pre = kernels::cpu::leaky_relu_backward(in_format_of(g[0], format_of(y_saved)), y_saved, slope);
+           return conv3d_backward(pre, xs.unpack(), ws.unpack(), opt, true, self);
+         });
+  return y;
+}
+
+Tensor conv3d_add(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                  const Conv3dOptions& opt) {
+  if (!kernels::cpu::conv3d_supported(input, weight) || residual.dtype() != DType::f32 || !residual.device().is_cpu())
+    return add(conv3d(input, weight, bias, opt), residual);
+  kernels::cpu::Conv3dPostOps post;
+  post.sum_with = residual;
+  Tensor y = kernels::cpu::conv3d_forward(input, weight, bias, opt, post);
+  attach("conv3d_add", {input, weight, bias, residual}, {y},
+         [xs = SavedTensor(input, "conv3d_add"), ws = SavedTensor(weight, "conv3d_add"), opt, y_format = format_of(y),
+          residual_format = format_of(residual)](const Grads& g, const Node& self) {
+           const Tensor grad = in_format_of(g[0], y_format);
+           Grads out = conv3d_backward(grad, xs.unpack(), ws.unpack(), opt, true, self);
+           // d(conv + residual)/d residual is the identity, returned in the residual's own layout.
+           if (self.needs_input_grad(3))
+             out.push_back(residual_format ? grad.to(*residual_format) : grad.to(Layout::plain));
            return out;
          });
   return y;

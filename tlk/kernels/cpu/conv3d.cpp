@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tlk/kernels/cpu/primitive_cache.h"
@@ -47,9 +48,11 @@ struct ConvPrimitives {
 };
 
 std::shared_ptr<ConvPrimitives> conv_primitives(const Shape& in, const Shape& weight, const Shape& out,
-                                                const Conv3dOptions& opt, bool with_bias) {
-  const std::string key = fmt::format("conv3d {} {} {} {} {} {} bias={}", in.str(), weight.str(), out.str(), opt.stride,
-                                      opt.padding, opt.dilation, with_bias);
+                                                const Conv3dOptions& opt, bool with_bias, bool with_sum = false,
+                                                std::optional<double> slope = std::nullopt) {
+  const std::string key =
+      fmt::format("conv3d {} {} {} {} {} {} bias={} sum={} relu={}", in.str(), weight.str(), out.str(), opt.stride,
+                  opt.padding, opt.dilation, with_bias, with_sum, slope ? fmt::format("{}", *slope) : "none");
   return PrimitiveCache::instance().get<ConvPrimitives>(key, [&] {
     try {
       const DnnlGeometry g = dnnl_geometry(in, weight, out, opt);
@@ -62,7 +65,12 @@ std::shared_ptr<ConvPrimitives> conv_primitives(const Shape& in, const Shape& we
                                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, src, wei,
                                                                   dst, g.strides, g.dilates, g.pad_l, g.pad_r);
       auto entry = std::make_shared<ConvPrimitives>();
-      entry->fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, cpu_engine());
+      dnnl::post_ops post_ops;
+      if (with_sum) post_ops.append_sum(1.0f);
+      if (slope) post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, static_cast<float>(*slope), 0.0f);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(post_ops);
+      entry->fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, cpu_engine());
       entry->fwd = dnnl::convolution_forward(entry->fwd_pd);
       auto bwd_desc =
           dnnl::convolution_backward_data::desc(algo, src, wei, dst, g.strides, g.dilates, g.pad_l, g.pad_r);
@@ -94,14 +102,29 @@ bool conv3d_supported(const Tensor& input, const Tensor& weight) {
          weight.device().is_cpu();
 }
 
-Tensor conv3d_forward(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in,
-                      const Conv3dOptions& opt) {
+Tensor conv3d_forward(const Tensor& input_in, const Tensor& weight_in, const Tensor& bias_in, const Conv3dOptions& opt,
+                      const Conv3dPostOps& post) {
   const Shape out_shape = conv3d_output_shape(input_in, weight_in, bias_in, opt);
   Tensor input = f32_cpu(input_in, "conv3d", "input"), weight = f32_cpu(weight_in, "conv3d", "weight");
-  auto p = conv_primitives(input.shape(), weight.shape(), out_shape, opt, bias_in.defined());
+  check(!post.leaky_relu_slope || (std::isfinite(*post.leaky_relu_slope) && *post.leaky_relu_slope >= 0),
+        "conv3d: a fused leaky ReLU needs a finite slope >= 0 (Note [Training-safe fusion]), got {}",
+        post.leaky_relu_slope.value_or(0.0));
+  const bool with_sum = post.sum_with.defined();
+  check(!with_sum || post.sum_with.shape() == out_shape, "conv3d: the tensor to add has shape {}, the output has {}",
+        with_sum ? post.sum_with.shape().str() : "", out_shape.str());
+  auto p = conv_primitives(input.shape(), weight.shape(), out_shape, opt, bias_in.defined(), with_sum,
+                           post.leaky_relu_slope);
   Tensor src = in_format(input, p->fwd_pd.src_desc());
   Tensor wei = weights_in_format(weight, p->fwd_pd.weights_desc());
-  Tensor dst = empty_with_desc(out_shape, p->fwd_pd.dst_desc());
+  Tensor dst;
+  if (with_sum) {
+    // The sum post-op accumulates into dst: start from a copy of the addend in dst's format.
+    Tensor addend = in_format(f32_cpu(post.sum_with, "conv3d", "the tensor to add"), p->fwd_pd.dst_desc());
+    dst = addend.is_same(post.sum_with) || addend.impl().storage == post.sum_with.impl().storage ? addend.clone()
+                                                                                                 : addend;
+  } else {
+    dst = empty_with_desc(out_shape, p->fwd_pd.dst_desc());
+  }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p->fwd_pd.src_desc(), cpu_engine(), data_of(src))},
                                        {DNNL_ARG_WEIGHTS, memory(p->fwd_pd.weights_desc(), cpu_engine(), data_of(wei))},
                                        {DNNL_ARG_DST, memory(p->fwd_pd.dst_desc(), cpu_engine(), data_of(dst))}};

@@ -1,4 +1,5 @@
 #pragma once
+#include <optional>
 #include <string>
 
 #include "tlk/kernels/conv_params.h"
@@ -16,8 +17,22 @@ namespace tlk::kernels::cpu {
 /// True when the fast path handles this convolution: f32 tensors on the CPU.
 bool conv3d_supported(const Tensor& input, const Tensor& weight);
 
-/// y = conv3d(input, weight) + bias; input in any layout, weight plain [Co, Ci, kD, kH, kW].
-Tensor conv3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt);
+/// Work fused into the convolution's own pass over its output (oneDNN post-ops), in this order.
+///
+/// Note [Training-safe fusion]: oneDNN 2.6 keeps only fusions whose backward needs no value the
+/// fused primitive does not return. A sum post-op (y = conv + residual) has the identity as backward
+/// for the residual. A relu / leaky-relu post-op with slope >= 0 has the derivative
+/// y > 0 ? 1 : slope, computable from the fused output y alone (Note [Rectifier backward from the
+/// output] in eltwise.cpp), so backward never needs the pre-activation. Other fusions (a negative
+/// slope, norms) are not offered.
+struct Conv3dPostOps {
+  Tensor sum_with;                         ///< added to the convolution's output (same shape)
+  std::optional<double> leaky_relu_slope;  ///< then max(y, 0) + slope * min(y, 0), slope >= 0
+};
+
+/// y = conv3d(input, weight) + bias (+ post-ops); input in any layout, weight plain [Co, Ci, kD, kH, kW].
+Tensor conv3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt,
+                      const Conv3dPostOps& post = {});
 /// Gradient w.r.t. the input, in the layout the primitive chose.
 Tensor conv3d_backward_data(const Tensor& grad_output, const Tensor& weight, const Shape& input_shape,
                             const Conv3dOptions& opt);
