@@ -48,3 +48,61 @@ void check_f32_matches_f64(const std::function<Tensor(const Tensor&)>& fn, const
                            double rel = 1e-5);
 
 }  // namespace tlk::testing
+
+// ---- Helpers shared by the CPU fast-path kernel tests (tests/kernels/*_cpu_test.cpp) ---------------
+#include <cstddef>
+#include <oneapi/dnnl/dnnl.hpp>
+
+namespace tlk::testing {
+
+/// max |got - expected| relative to the largest reference magnitude (fp32 sums over many values).
+/// Example: `CHECK(rel_error(cpu::relu_forward(x), ref::unary(x, UnaryOp::relu)) < 1e-6);`
+double rel_error(const Tensor& got, const Tensor& expected);
+/// The oneDNN format `tag` (e.g. nCdhw8c) for an f32 tensor of `shape`.
+BlockedFormat format_with_tag(const Shape& shape, dnnl::memory::format_tag tag);
+/// The channel-blocked format nCdhw8c (block 8) or nCdhw16c (block 16) for an f32 tensor of `shape`.
+BlockedFormat channel_blocked(const Shape& shape, int block);
+/// `t` in oneDNN's format `tag`. Example: `Tensor x4 = blocked(x, dnnl::memory::format_tag::nCdhw4c);`
+Tensor blocked(const Tensor& t, dnnl::memory::format_tag tag);
+/// `t` in nCdhw8c (block 8) or nCdhw16c (block 16). Example: `Tensor xb = blocked(x, 16);`
+Tensor blocked(const Tensor& t, int block);
+
+/// One input layout the fast kernels must handle: plain, channels-last, nCdhw8c or nCdhw16c.
+struct LayoutCase {
+  const char* name;
+  int block;  // 0: not blocked
+  Layout layout;
+  /// `t` in this layout.
+  Tensor make(const Tensor& t) const;
+};
+/// Every layout the fast kernels take. Example: `for (const LayoutCase& lc : kLayouts) f(lc.make(x));`
+inline constexpr LayoutCase kLayouts[] = {
+    {"plain", 0, Layout::plain},
+    {"channels_last", 0, Layout::channels_last},
+    {"nCdhw8c", 8, Layout::blocked},
+    {"nCdhw16c", 16, Layout::blocked},
+};
+
+/// True when `t` has the layout of `like` (for a blocked tensor: the same format).
+bool same_layout(const Tensor& t, const Tensor& like);
+/// True when every channel-padding lane of a blocked nC..Bc tensor holds exactly 0 (read from storage).
+/// Note [Blocked layout]: the lanes past the last channel of an nCdhwBc tensor must hold zeros.
+bool padding_is_zero(const Tensor& t);
+/// Fills the allocator's cache with NaN blocks of `nbytes`, so that output a kernel leaves unwritten
+/// (padding lanes included) shows up as NaN.
+void poison_cache(std::size_t nbytes);
+/// The bytes of `t`'s f32 storage (a blocked format's full size, padding included).
+std::size_t storage_bytes(const Tensor& t);
+/// Checks that `out` keeps the layout of `in` (for a blocked tensor: the same format, with zero channel
+/// padding). With `one_voxel_may_be_plain`, a [N, C, 1, 1, 1] output of a channels-last input may
+/// report plain (it is also row-major).
+void check_layout(const Tensor& out, const Tensor& in, bool one_voxel_may_be_plain = false);
+
+/// Runs `run` twice (the first a warm-up) and checks that the second run reorders no activation and
+/// builds no oneDNN primitive. Example: `check_steady_state([&] { ops::max_pool3d(xb, opt); });`
+void check_steady_state(const std::function<void()>& run);
+/// Checks every tensor of `run(f32, layout)` against `run(f64, plain)` within rel_error < `tol`, for
+/// the plain, channels-last and blocked layouts (`run` gives e.g. {y, x.grad(), w.grad()}).
+void check_f32_layouts_match_f64(const std::function<std::vector<Tensor>(DType, Layout)>& run, double tol);
+
+}  // namespace tlk::testing

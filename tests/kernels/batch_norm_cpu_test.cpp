@@ -11,64 +11,14 @@
 using namespace tlk;
 namespace cpu = kernels::cpu;
 namespace ref = kernels::ref;
+using testing::blocked;
 using testing::f64;
-
-namespace {
-
-// Relative to the largest reference magnitude (fp32 sums over a few hundred values).
-double rel_error(const Tensor& got, const Tensor& expected) {
-  double scale = 1e-12;
-  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
-  return testing::max_abs_diff(got, expected) / scale;
-}
-
-Tensor blocked(const Tensor& t, int block) {
-  using tag = dnnl::memory::format_tag;
-  return t.to(BlockedFormat(dnnl::memory::desc({t.shape().begin(), t.shape().end()}, dnnl::memory::data_type::f32,
-                                               block == 8 ? tag::nCdhw8c : tag::nCdhw16c)));
-}
-
-struct LayoutCase {
-  const char* name;
-  int block;  // 0: not blocked
-  Layout layout;
-  Tensor make(const Tensor& t) const { return block ? blocked(t, block) : t.to(layout); }
-};
-const LayoutCase kLayouts[] = {
-    {"plain", 0, Layout::plain},
-    {"channels_last", 0, Layout::channels_last},
-    {"nCdhw8c", 8, Layout::blocked},
-    {"nCdhw16c", 16, Layout::blocked},
-};
-
-bool same_layout(const Tensor& t, const Tensor& like) {
-  if (t.layout() != like.layout()) return false;
-  return t.layout() != Layout::blocked || t.blocked_format() == like.blocked_format();
-}
-
-// True when every channel-padding lane of a blocked nC..Bc tensor holds exactly 0 (read from storage).
-bool padding_is_zero(const Tensor& t) {
-  if (t.layout() != Layout::blocked) return true;
-  const auto& d = t.blocked_format().desc().data;
-  const std::int64_t B = d.format_desc.blocking.inner_blks[0], Cp = d.padded_dims[1];
-  const std::int64_t N = t.size(0), C = t.size(1), S = t.numel() / (N * C);
-  const float* p = static_cast<const float*>(t.impl().storage->data());
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t c = C; c < Cp; ++c)
-      for (std::int64_t s = 0; s < S; ++s)
-        if (p[((n * (Cp / B) + c / B) * S + s) * B + c % B] != 0.0f) return false;
-  return true;
-}
-
-// Fills the allocator's cache with NaN blocks so that an output lane the kernel forgets shows up.
-void poison_cache(std::size_t nbytes) {
-  std::vector<Tensor> blocks;
-  for (int i = 0; i < 4; ++i)
-    blocks.push_back(
-        Tensor::full({static_cast<std::int64_t>(nbytes / sizeof(float))}, std::numeric_limits<double>::quiet_NaN()));
-}
-
-}  // namespace
+using testing::kLayouts;
+using testing::LayoutCase;
+using testing::padding_is_zero;
+using testing::poison_cache;
+using testing::rel_error;
+using testing::same_layout;
 
 TEST_CASE("cpu batch_norm forward, running statistics and backward match the reference in every layout") {
   Generator gen(61);
@@ -185,15 +135,7 @@ TEST_CASE("ops::batch_norm in f32 takes the fast path and matches the f64 path")
       ops::sum(y * dy64.to(dtype)).backward();
       return std::vector<Tensor>{y, x.grad(), w.grad(), b.grad(), rm, rv};
     };
-    const auto expected = run(DType::f64, Layout::plain);
-    for (Layout layout : {Layout::plain, Layout::channels_last, Layout::blocked}) {
-      CAPTURE(layout_name(layout));
-      const auto got = run(DType::f32, layout);
-      for (std::size_t i = 0; i < got.size(); ++i) {
-        CAPTURE(i);
-        CHECK(rel_error(got[i], expected[i]) < 2e-5);
-      }
-    }
+    testing::check_f32_layouts_match_f64(run, 2e-5);
   }
 }
 

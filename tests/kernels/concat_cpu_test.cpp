@@ -11,18 +11,15 @@
 
 using namespace tlk;
 namespace cpu = kernels::cpu;
+using testing::channel_blocked;
+using testing::padding_is_zero;
+using testing::rel_error;
 
 namespace {
 
 // The layouts a tensor may come in: strided ones, the CPU's default blocking, and both channel blockings.
 enum class Kind { plain, channels_last, blocked, blocked8, blocked16 };
 constexpr Kind kKinds[] = {Kind::plain, Kind::channels_last, Kind::blocked, Kind::blocked8, Kind::blocked16};
-
-BlockedFormat channel_blocked(const Shape& shape, int block) {
-  return BlockedFormat(
-      dnnl::memory::desc({shape.begin(), shape.end()}, dnnl::memory::data_type::f32,
-                         block == 8 ? dnnl::memory::format_tag::nCdhw8c : dnnl::memory::format_tag::nCdhw16c));
-}
 
 Tensor in_kind(const Tensor& t, Kind kind) {
   switch (kind) {
@@ -53,32 +50,10 @@ int block_of(Kind kind, const Shape& shape) {
   }
 }
 
-// Note [Blocked layout]: the lanes past the last channel of an nCdhwBc tensor must hold zeros.
-bool padding_lanes_zero(const Tensor& t) {
-  if (t.layout() != Layout::blocked) return true;
-  const std::string name = t.blocked_format().name();
-  const std::int64_t block = name == "nCdhw16c" ? 16 : name == "nCdhw8c" ? 8 : 0;
-  REQUIRE(block != 0);
-  const std::int64_t C = t.shape()[1], blocks = (C + block - 1) / block;
-  const std::int64_t volume = t.shape()[2] * t.shape()[3] * t.shape()[4];
-  const float* p = static_cast<const float*>(t.impl().storage->data());
-  for (std::int64_t n = 0; n < t.shape()[0]; ++n)
-    for (std::int64_t v = 0; v < volume; ++v)
-      for (std::int64_t c = C; c < blocks * block; ++c)
-        if (p[((n * blocks + c / block) * volume + v) * block + c % block] != 0.0f) return false;
-  return true;
-}
-
 std::vector<Tensor> to_f64(const std::vector<Tensor>& ts) {
   std::vector<Tensor> out;
   for (const Tensor& t : ts) out.push_back(t.to(DType::f64));
   return out;
-}
-
-double rel_error(const Tensor& got, const Tensor& expected) {
-  double scale = 1e-12;
-  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
-  return testing::max_abs_diff(got, expected) / scale;
 }
 
 }  // namespace
@@ -109,7 +84,7 @@ TEST_CASE("cpu concat matches ops::cat in f64 for every mix of input layouts and
                                                           : block_of(Kind::blocked, expected.shape());
           CHECK(y.blocked_format() == channel_blocked(y.shape(), block));
           CHECK(testing::max_abs_diff(y, expected) == 0.0);
-          CHECK(padding_lanes_zero(y));
+          CHECK(padding_is_zero(y));
         }
     }
 }
@@ -141,7 +116,7 @@ TEST_CASE("cpu concat backward splits the gradient in its own layout, block-alig
             CHECK(grads[i].blocked_format() == channel_blocked(grads[i].shape(), block_of(kind, dy.shape())));
           else
             CHECK(grads[i].layout() == Layout::plain);
-          CHECK(padding_lanes_zero(grads[i]));
+          CHECK(padding_is_zero(grads[i]));
           start += channels[i];
         }
       }

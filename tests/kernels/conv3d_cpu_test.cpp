@@ -8,6 +8,7 @@
 using namespace tlk;
 namespace cpu = kernels::cpu;
 namespace ref = kernels::ref;
+using testing::rel_error;
 
 namespace {
 
@@ -26,13 +27,6 @@ const std::vector<Case>& cases() {
       {{1, 9, 7, 7, 7}, {6, 9, 3, 2, 3}, Conv3dOptions{}.with_dilation({2, 1, 2}).with_padding({2, 0, 1})},
   };
   return all;
-}
-
-// Relative to the largest reference magnitude: fp32 sums of a few hundred products.
-double rel_error(const Tensor& got, const Tensor& expected) {
-  double scale = 1e-12;
-  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
-  return testing::max_abs_diff(got, expected) / scale;
 }
 
 }  // namespace

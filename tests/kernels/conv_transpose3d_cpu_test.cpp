@@ -7,6 +7,8 @@
 using namespace tlk;
 namespace cpu = kernels::cpu;
 namespace ref = kernels::ref;
+using testing::padding_is_zero;
+using testing::rel_error;
 
 namespace {
 
@@ -50,28 +52,6 @@ Tensor input_gradient(const Tensor& dy, const Tensor& w, const Shape& input_shap
   return make_view(full, input_shape, full.strides(), 0).contiguous();
 }
 
-double rel_error(const Tensor& got, const Tensor& expected) {
-  double scale = 1e-12;
-  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
-  return testing::max_abs_diff(got, expected) / scale;
-}
-
-// Note [Blocked layout]: the lanes past the last channel of an nCdhwBc tensor must hold zeros.
-bool padding_lanes_zero(const Tensor& t) {
-  if (t.layout() != Layout::blocked) return true;
-  const std::string name = t.blocked_format().name();
-  const std::int64_t block = name == "nCdhw16c" ? 16 : name == "nCdhw8c" ? 8 : 0;
-  REQUIRE(block != 0);
-  const std::int64_t C = t.shape()[1], blocks = (C + block - 1) / block;
-  const std::int64_t volume = t.shape()[2] * t.shape()[3] * t.shape()[4];
-  const float* p = static_cast<const float*>(t.impl().storage->data());
-  for (std::int64_t n = 0; n < t.shape()[0]; ++n)
-    for (std::int64_t v = 0; v < volume; ++v)
-      for (std::int64_t c = C; c < blocks * block; ++c)
-        if (p[((n * blocks + c / block) * volume + v) * block + c % block] != 0.0f) return false;
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("cpu conv_transpose3d forward and backward match the reference in every layout, with and without bias") {
@@ -96,10 +76,10 @@ TEST_CASE("cpu conv_transpose3d forward and backward match the reference in ever
         Tensor y = cpu::conv_transpose3d_forward(xl, w, bias, c.opt);
         CHECK(y.shape() == y_ref.shape());
         CHECK(rel_error(y, y_ref) < 1e-5);
-        CHECK(padding_lanes_zero(y));
+        CHECK(padding_is_zero(y));
         Tensor dx = cpu::conv_transpose3d_backward_data(dyl, w, x.shape(), c.opt);
         CHECK(rel_error(dx, dx_ref) < 1e-5);
-        CHECK(padding_lanes_zero(dx));
+        CHECK(padding_is_zero(dx));
         for (Method method : {Method::automatic, Method::onednn, Method::as_convolution}) {
           CAPTURE(static_cast<int>(method));
           auto grads = cpu::conv_transpose3d_backward_weights(dyl, xl, w.shape(), c.opt, with_bias, method);

@@ -10,57 +10,13 @@ using namespace tlk;
 namespace cpu = kernels::cpu;
 namespace ref = kernels::ref;
 using ref::UnaryOp;
-
-namespace {
-
-Tensor blocked(const Tensor& t, dnnl::memory::format_tag tag) {
-  return t.to(
-      BlockedFormat(dnnl::memory::desc({t.shape().begin(), t.shape().end()}, dnnl::memory::data_type::f32, tag)));
-}
-
-struct LayoutCase {
-  const char* name;
-  Tensor (*make)(const Tensor&);
-};
-const LayoutCase kLayouts[] = {
-    {"plain", [](const Tensor& t) { return t; }},
-    {"channels_last", [](const Tensor& t) { return t.to(Layout::channels_last); }},
-    {"nCdhw8c", [](const Tensor& t) { return blocked(t, dnnl::memory::format_tag::nCdhw8c); }},
-    {"nCdhw16c", [](const Tensor& t) { return blocked(t, dnnl::memory::format_tag::nCdhw16c); }},
-};
-
-bool same_layout(const Tensor& t, const Tensor& like) {
-  if (t.layout() != like.layout()) return false;
-  return t.layout() != Layout::blocked || t.blocked_format() == like.blocked_format();
-}
-
-// True when every channel-padding lane of a blocked nC..Bc tensor holds exactly 0 (read from storage).
-bool padding_is_zero(const Tensor& t) {
-  if (t.layout() != Layout::blocked) return true;
-  const auto& d = t.blocked_format().desc().data;
-  const std::int64_t B = d.format_desc.blocking.inner_blks[0], Cp = d.padded_dims[1];
-  const std::int64_t N = t.size(0), C = t.size(1), S = t.numel() / (N * C);
-  const float* p = static_cast<const float*>(t.impl().storage->data());
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t c = C; c < Cp; ++c)
-      for (std::int64_t s = 0; s < S; ++s)
-        if (p[((n * (Cp / B) + c / B) * S + s) * B + c % B] != 0.0f) return false;
-  return true;
-}
-
-// Fills the allocator's cache with NaN blocks of `nbytes`, so that output the kernel leaves unwritten
-// (padding lanes included) shows up.
-void poison_cache(std::size_t nbytes) {
-  std::vector<Tensor> blocks;
-  for (int i = 0; i < 4; ++i)
-    blocks.push_back(
-        Tensor::full({static_cast<std::int64_t>(nbytes / sizeof(float))}, std::numeric_limits<double>::quiet_NaN()));
-}
-std::size_t storage_bytes(const Tensor& t) {
-  return t.layout() == Layout::blocked ? t.blocked_format().nbytes() : t.numel() * sizeof(float);
-}
-
-}  // namespace
+using testing::blocked;
+using testing::kLayouts;
+using testing::LayoutCase;
+using testing::padding_is_zero;
+using testing::poison_cache;
+using testing::same_layout;
+using testing::storage_bytes;
 
 TEST_CASE("cpu relu and leaky_relu: hand-computed values") {
   Tensor x = Tensor::from_doubles({-2, -0.5, 0, 0.5, 2}, {5});

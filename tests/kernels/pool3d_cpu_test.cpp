@@ -12,45 +12,11 @@
 using namespace tlk;
 namespace cpu = kernels::cpu;
 namespace ref = kernels::ref;
+using testing::check_layout;
+using testing::kLayouts;
+using testing::rel_error;
 
 namespace {
-
-double rel_error(const Tensor& got, const Tensor& expected) {
-  double scale = 1e-12;
-  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
-  return testing::max_abs_diff(got, expected) / scale;
-}
-
-Tensor blocked(const Tensor& t, int block) {
-  using tag = dnnl::memory::format_tag;
-  return t.to(BlockedFormat(dnnl::memory::desc({t.shape().begin(), t.shape().end()}, dnnl::memory::data_type::f32,
-                                               block == 8 ? tag::nCdhw8c : tag::nCdhw16c)));
-}
-
-struct LayoutCase {
-  const char* name;
-  int block;  // 0: not blocked
-  Layout layout;
-  Tensor make(const Tensor& t) const { return block ? blocked(t, block) : t.to(layout); }
-};
-const LayoutCase kLayouts[] = {{"plain", 0, Layout::plain},
-                               {"channels_last", 0, Layout::channels_last},
-                               {"nCdhw8c", 8, Layout::blocked},
-                               {"nCdhw16c", 16, Layout::blocked}};
-
-// The output keeps the input's layout (same blocked format) and a blocked output's channel padding is 0.
-void check_layout(const Tensor& out, const Tensor& in) {
-  // A [N, C, 1, 1, 1] channels-last tensor is also row-major and may report either layout.
-  const bool one_voxel = out.size(2) * out.size(3) * out.size(4) == 1 && in.layout() == Layout::channels_last;
-  CHECK((out.layout() == in.layout() || (one_voxel && out.layout() == Layout::plain)));
-  if (in.layout() != Layout::blocked) return;
-  CHECK(out.blocked_format().name() == in.blocked_format().name());
-  double raw = 0, logical = 0;
-  const float* p = cpu::raw_f32(out);
-  for (std::int64_t i = 0; i < cpu::raw_size(out); ++i) raw += std::abs(p[i]);
-  for (double v : out.to_doubles()) logical += std::abs(v);
-  CHECK(raw == doctest::Approx(logical).epsilon(1e-6));
-}
 
 struct Case {
   Shape x;
@@ -83,22 +49,22 @@ TEST_CASE("cpu max/avg/global pooling forward and backward match the reference i
       CAPTURE(l.name);
       Tensor xl = l.make(x), dyl = l.make(dy), dygl = l.make(dyg);
       auto [y, ws] = cpu::max_pool3d_forward(xl, c.opt);
-      check_layout(y, xl);
+      check_layout(y, xl, true);
       CHECK(rel_error(y, y_ref) == 0.0);
       Tensor dx = cpu::max_pool3d_backward(dyl, ws, xl, c.opt);
-      check_layout(dx, xl);
+      check_layout(dx, xl, true);
       CHECK(rel_error(dx, dx_ref) < 1e-6);
       Tensor ya = cpu::avg_pool3d_forward(xl, c.opt);
-      check_layout(ya, xl);
+      check_layout(ya, xl, true);
       CHECK(rel_error(ya, ya_ref) < 1e-5);
       Tensor dxa = cpu::avg_pool3d_backward(dyl, xl, c.opt);
-      check_layout(dxa, xl);
+      check_layout(dxa, xl, true);
       CHECK(rel_error(dxa, dxa_ref) < 1e-5);
       Tensor yg = cpu::global_avg_pool3d_forward(xl);
-      check_layout(yg, xl);
+      check_layout(yg, xl, true);
       CHECK(rel_error(yg, yg_ref) < 1e-5);
       Tensor dxg = cpu::global_avg_pool3d_backward(dygl, xl);
-      check_layout(dxg, xl);
+      check_layout(dxg, xl, true);
       CHECK(rel_error(dxg, dxg_ref) < 1e-5);
       // A plain gradient for a blocked output is accepted (converted once).
       CHECK(rel_error(cpu::avg_pool3d_backward(dy, xl, c.opt), dxa_ref) < 1e-5);
@@ -122,12 +88,7 @@ TEST_CASE("cpu pooling of a blocked input reorders nothing and builds its primit
     g.backward(ones);
     CHECK(xl.grad().layout() == Layout::blocked);
   };
-  run();  // warm-up
-  const auto reorders = reorder_stats().activations;
-  const auto builds = cpu::PrimitiveCache::instance().stats().builds;
-  run();
-  CHECK(reorder_stats().activations == reorders);
-  CHECK(cpu::PrimitiveCache::instance().stats().builds == builds);
+  testing::check_steady_state(run);
 }
 
 // Plain f32 takes the reference path too (Note [Pool3d dispatch]); the other layouts take the fast path.

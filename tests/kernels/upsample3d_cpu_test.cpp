@@ -12,42 +12,11 @@
 using namespace tlk;
 namespace cpu = kernels::cpu;
 namespace ref = kernels::ref;
+using testing::check_layout;
+using testing::kLayouts;
+using testing::rel_error;
 
 namespace {
-
-double rel_error(const Tensor& got, const Tensor& expected) {
-  double scale = 1e-12;
-  for (double v : expected.to_doubles()) scale = std::max(scale, std::abs(v));
-  return testing::max_abs_diff(got, expected) / scale;
-}
-
-Tensor blocked(const Tensor& t, int block) {
-  using tag = dnnl::memory::format_tag;
-  return t.to(BlockedFormat(dnnl::memory::desc({t.shape().begin(), t.shape().end()}, dnnl::memory::data_type::f32,
-                                               block == 8 ? tag::nCdhw8c : tag::nCdhw16c)));
-}
-
-struct LayoutCase {
-  const char* name;
-  int block;  // 0: not blocked
-  Layout layout;
-  Tensor make(const Tensor& t) const { return block ? blocked(t, block) : t.to(layout); }
-};
-const LayoutCase kLayouts[] = {{"plain", 0, Layout::plain},
-                               {"channels_last", 0, Layout::channels_last},
-                               {"nCdhw8c", 8, Layout::blocked},
-                               {"nCdhw16c", 16, Layout::blocked}};
-
-void check_layout(const Tensor& out, const Tensor& in) {
-  CHECK(out.layout() == in.layout());
-  if (in.layout() != Layout::blocked) return;
-  CHECK(out.blocked_format().name() == in.blocked_format().name());
-  double raw = 0, logical = 0;  // the channel padding stays zero
-  const float* p = cpu::raw_f32(out);
-  for (std::int64_t i = 0; i < cpu::raw_size(out); ++i) raw += std::abs(p[i]);
-  for (double v : out.to_doubles()) logical += std::abs(v);
-  CHECK(raw == doctest::Approx(logical).epsilon(1e-6));
-}
 
 struct Case {
   Shape x;
@@ -120,12 +89,7 @@ TEST_CASE("cpu upsample3d of a blocked input reorders nothing and builds its pri
     y.backward(dy);
     CHECK(xl.grad().layout() == Layout::blocked);
   };
-  run();  // warm-up
-  const auto reorders = reorder_stats().activations;
-  const auto builds = cpu::PrimitiveCache::instance().stats().builds;
-  run();
-  CHECK(reorder_stats().activations == reorders);
-  CHECK(cpu::PrimitiveCache::instance().stats().builds == builds);
+  testing::check_steady_state(run);
 }
 
 TEST_CASE("upsample3d op: f32 (fast path) gradients match f64 (reference path) gradients") {

@@ -18,17 +18,6 @@ namespace {
 
 using dnnl::memory;
 
-// Everything that defines a oneDNN memory layout, for the cache key (two layouts of one shape differ).
-std::string desc_key(const memory::desc& d) {
-  const auto& m = d.data;
-  const auto& b = m.format_desc.blocking;
-  return fmt::format("{}/{}/{}/{}/{}", std::vector<std::int64_t>(m.dims, m.dims + m.ndims),
-                     std::vector<std::int64_t>(m.padded_dims, m.padded_dims + m.ndims),
-                     std::vector<std::int64_t>(b.strides, b.strides + m.ndims),
-                     std::vector<std::int64_t>(b.inner_blks, b.inner_blks + b.inner_nblks),
-                     std::vector<std::int64_t>(b.inner_idxs, b.inner_idxs + b.inner_nblks));
-}
-
 // Note [Batch norm primitives]: the data descriptor is the input's own (memory_desc_of), never `any`,
 // so the primitive works in whatever layout the input arrives in and the output has that layout too.
 // Scale and shift are always passed (ones and zeros without an affine transform), so the backward
@@ -43,7 +32,7 @@ struct BatchNormPrimitives {
 };
 
 std::shared_ptr<BatchNormPrimitives> bn_primitives(const memory::desc& data, bool training, double eps) {
-  const std::string key = fmt::format("batch_norm {} training={} eps={}", desc_key(data), training, eps);
+  const std::string key = fmt::format("batch_norm {} training={} eps={}", memory_desc_key(data), training, eps);
   return PrimitiveCache::instance().get<BatchNormPrimitives>(key, [&] {
     try {
       auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
@@ -59,7 +48,7 @@ std::shared_ptr<BatchNormPrimitives> bn_primitives(const memory::desc& data, boo
       entry->bwd = dnnl::batch_normalization_backward(entry->bwd_pd);
       return entry;
     } catch (const dnnl::error& err) {
-      fail("batch_norm: oneDNN could not build a primitive for layout {}: {}", desc_key(data), err.what());
+      fail("batch_norm: oneDNN could not build a primitive for layout {}: {}", memory_desc_key(data), err.what());
     }
   });
 }

@@ -35,35 +35,6 @@ PoolGeometry geometry(const Shape& in, const Shape& out, const Int3& kernel, con
   return g;
 }
 
-// `t` (f32 CPU) in a layout the primitives take as is: a dense plain, channels-last or simple
-// channel-blocked tensor; an opaque blocked format is reordered (counted) to this CPU's default.
-Tensor usable(const Tensor& t) {
-  Tensor d = dense(t);
-  if (d.layout() == Layout::blocked && channel_block(d) == 0)
-    return in_format(d, BlockedFormat::default_for(d.shape()).desc());
-  return d;
-}
-
-// The oneDNN tag of `t`'s layout (usable() made it one of these four).
-memory::format_tag tag_of(const Tensor& t) {
-  using tag = memory::format_tag;
-  if (t.layout() == Layout::channels_last) return tag::ndhwc;
-  if (t.layout() == Layout::blocked) return channel_block(t) == 8 ? tag::nCdhw8c : tag::nCdhw16c;
-  return tag::ncdhw;
-}
-
-// A new tensor of `shape` in the layout of `like` (described by `desc`, built from tag_of(like)).
-Tensor empty_as(const Shape& shape, const Tensor& like, const memory::desc& desc) {
-  if (like.layout() == Layout::blocked) return empty_with_desc(shape, desc);
-  Tensor out = Tensor::empty(shape);
-  if (like.layout() == Layout::channels_last) out.impl().strides = channels_last_strides(shape);
-  return out;
-}
-
-std::string layout_key(const Tensor& t) {
-  return t.layout() == Layout::blocked ? t.blocked_format().name() : std::string(layout_name(t.layout()));
-}
-
 // The primitives of one pooling geometry in one input layout, built once (Note [Primitive cache]).
 struct PoolPrimitives {
   dnnl::pooling_forward::primitive_desc fwd_pd;
@@ -82,7 +53,7 @@ std::shared_ptr<PoolPrimitives> pool_primitives(const char* op, dnnl::algorithm 
     try {
       const PoolGeometry g = geometry(in, out, kernel, stride, pad);
       const memory::desc src = memory_desc_of(input);
-      const memory::desc dst(dims_of(out), memory::data_type::f32, tag_of(input));
+      const memory::desc dst(dims_of(out), memory::data_type::f32, format_tag_of(input));
       auto entry = std::make_shared<PoolPrimitives>();
       entry->fwd_pd = dnnl::pooling_forward::primitive_desc(
           dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, algo, src, dst, g.strides, g.kernel, g.pad_l,
@@ -106,7 +77,7 @@ struct Pooled {
 };
 
 Pooled run_forward(const PoolPrimitives& p, const Tensor& src, const Shape& out_shape) {
-  Tensor dst = empty_as(out_shape, src, p.fwd_pd.dst_desc());
+  Tensor dst = empty_in_layout(out_shape, src, p.fwd_pd.dst_desc());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(p.fwd_pd.src_desc(), cpu_engine(), data_of(src))},
                                        {DNNL_ARG_DST, memory(p.fwd_pd.dst_desc(), cpu_engine(), data_of(dst))}};
   Tensor ws;
@@ -123,7 +94,7 @@ Pooled run_forward(const PoolPrimitives& p, const Tensor& src, const Shape& out_
 Tensor run_backward(const PoolPrimitives& p, const Tensor& grad_in, const Tensor& x, const Tensor& workspace) {
   // A gradient from a plain-memory consumer (a loss) is converted once to the output's layout.
   Tensor diff_dst = in_format(dense(grad_in), p.bwd_pd.diff_dst_desc());
-  Tensor diff_src = empty_as(x.shape(), x, p.bwd_pd.diff_src_desc());
+  Tensor diff_src = empty_in_layout(x.shape(), x, p.bwd_pd.diff_src_desc());
   std::unordered_map<int, memory> args{
       {DNNL_ARG_DIFF_DST, memory(p.bwd_pd.diff_dst_desc(), cpu_engine(), data_of(diff_dst))},
       {DNNL_ARG_DIFF_SRC, memory(p.bwd_pd.diff_src_desc(), cpu_engine(), data_of(diff_src))}};
@@ -158,7 +129,7 @@ MaxPool3dForward max_pool3d_forward(const Tensor& input_in, const Pool3dOptions&
   const char* op = "max_pool3d";
   check(input_in.defined(), "{}: input is undefined", op);
   const Shape out = pool3d_output_shape(input_in.shape(), opt, op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   auto p = pool_primitives(op, dnnl::algorithm::pooling_max, x, out, opt.kernel, opt.effective_stride(), opt.padding);
   Pooled r = run_forward(*p, x, out);
   return {r.output, r.workspace};
@@ -170,7 +141,7 @@ Tensor max_pool3d_backward(const Tensor& grad_output, const Tensor& workspace, c
   check(input_in.defined(), "{}: input is undefined", op);
   const Shape out = pool3d_output_shape(input_in.shape(), opt, op);
   check_grad(grad_output, out, input_in.shape(), op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   auto p = pool_primitives(op, dnnl::algorithm::pooling_max, x, out, opt.kernel, opt.effective_stride(), opt.padding);
   return run_backward(*p, f32_cpu(grad_output, op, "grad_output"), x, workspace);
 }
@@ -179,7 +150,7 @@ Tensor avg_pool3d_forward(const Tensor& input_in, const Pool3dOptions& opt) {
   const char* op = "avg_pool3d";
   check(input_in.defined(), "{}: input is undefined", op);
   const Shape out = pool3d_output_shape(input_in.shape(), opt, op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   auto p = pool_primitives(op, avg_algorithm(opt), x, out, opt.kernel, opt.effective_stride(), opt.padding);
   return run_forward(*p, x, out).output;
 }
@@ -189,7 +160,7 @@ Tensor avg_pool3d_backward(const Tensor& grad_output, const Tensor& input_in, co
   check(input_in.defined(), "{}: input is undefined", op);
   const Shape out = pool3d_output_shape(input_in.shape(), opt, op);
   check_grad(grad_output, out, input_in.shape(), op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   auto p = pool_primitives(op, avg_algorithm(opt), x, out, opt.kernel, opt.effective_stride(), opt.padding);
   return run_backward(*p, f32_cpu(grad_output, op, "grad_output"), x, Tensor());
 }
@@ -208,7 +179,7 @@ std::shared_ptr<PoolPrimitives> global_primitives(const char* op, const Tensor& 
 Tensor global_avg_pool3d_forward(const Tensor& input_in) {
   const char* op = "adaptive_avg_pool3d";
   check(input_in.defined(), "{}: input is undefined", op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   Shape out;
   auto p = global_primitives(op, x, out);
   return run_forward(*p, x, out).output;
@@ -217,7 +188,7 @@ Tensor global_avg_pool3d_forward(const Tensor& input_in) {
 Tensor global_avg_pool3d_backward(const Tensor& grad_output, const Tensor& input_in) {
   const char* op = "adaptive_avg_pool3d backward";
   check(input_in.defined(), "{}: input is undefined", op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   Shape out;
   auto p = global_primitives(op, x, out);
   check_grad(grad_output, out, x.shape(), op);

@@ -1,5 +1,10 @@
 #include "tlk/kernels/cpu/same_layout.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <vector>
+
 #include "tlk/tensor/blocked_format.h"
 #include "tlk/tensor/error.h"
 
@@ -84,6 +89,45 @@ std::int64_t channel_block(const Tensor& t) {
   for (auto [block, format] : {std::pair{8, tag::nCdhw8c}, std::pair{16, tag::nCdhw16c}})
     if (t.blocked_format().desc() == dnnl::memory::desc(dims, dnnl::memory::data_type::f32, format)) return block;
   return 0;
+}
+
+}  // namespace tlk::kernels::cpu
+
+namespace tlk::kernels::cpu {
+
+Tensor in_primitive_layout(const Tensor& t) {
+  Tensor d = dense(t);
+  if (d.layout() == Layout::blocked && channel_block(d) == 0)
+    return in_format(d, BlockedFormat::default_for(d.shape()).desc());
+  return d;
+}
+
+dnnl::memory::format_tag format_tag_of(const Tensor& t) {
+  using tag = dnnl::memory::format_tag;
+  if (t.layout() == Layout::channels_last) return tag::ndhwc;
+  if (t.layout() == Layout::blocked) return channel_block(t) == 8 ? tag::nCdhw8c : tag::nCdhw16c;
+  return tag::ncdhw;
+}
+
+Tensor empty_in_layout(const Shape& shape, const Tensor& like, const dnnl::memory::desc& desc) {
+  if (like.layout() == Layout::blocked) return empty_with_desc(shape, desc);
+  Tensor out = Tensor::empty(shape);
+  if (like.layout() == Layout::channels_last) out.impl().strides = channels_last_strides(shape);
+  return out;
+}
+
+std::string layout_key(const Tensor& t) {
+  return t.layout() == Layout::blocked ? t.blocked_format().name() : std::string(layout_name(t.layout()));
+}
+
+std::string memory_desc_key(const dnnl::memory::desc& d) {
+  const auto& m = d.data;
+  const auto& b = m.format_desc.blocking;
+  return fmt::format("{}/{}/{}/{}/{}", std::vector<std::int64_t>(m.dims, m.dims + m.ndims),
+                     std::vector<std::int64_t>(m.padded_dims, m.padded_dims + m.ndims),
+                     std::vector<std::int64_t>(b.strides, b.strides + m.ndims),
+                     std::vector<std::int64_t>(b.inner_blks, b.inner_blks + b.inner_nblks),
+                     std::vector<std::int64_t>(b.inner_idxs, b.inner_idxs + b.inner_nblks));
 }
 
 }  // namespace tlk::kernels::cpu

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 
 #include "tlk/tensor/tensor.h"
 
@@ -35,5 +36,20 @@ void* data_of(const Tensor& t);
 Tensor in_format(const Tensor& t, const dnnl::memory::desc& desc);
 /// The channel block of a 5-D tensor in nCdhw8c (8) or nCdhw16c (16); 0 for any other layout.
 std::int64_t channel_block(const Tensor& t);
+
+/// `t` (f32 CPU) in a layout oneDNN primitives take as is: a dense plain, channels-last or simple
+/// channel-blocked (nCdhw8c/nCdhw16c) tensor; an opaque blocked format is reordered (counted) to this
+/// CPU's default. Example: `Tensor x = in_primitive_layout(f32_cpu(input, "max_pool3d", "input"));`
+Tensor in_primitive_layout(const Tensor& t);
+/// The oneDNN tag of a 5-D tensor's layout after in_primitive_layout: ndhwc, nCdhw8c, nCdhw16c or ncdhw.
+dnnl::memory::format_tag format_tag_of(const Tensor& t);
+/// A new, uninitialised f32 tensor of `shape` in the layout of `like`, described by `desc` (built from
+/// format_tag_of(like), e.g. a primitive's dst_desc()).
+Tensor empty_in_layout(const Shape& shape, const Tensor& like, const dnnl::memory::desc& desc);
+/// A short name of `t`'s layout for a primitive cache key: the blocked format's name, else the layout's.
+std::string layout_key(const Tensor& t);
+/// Everything that defines a oneDNN memory layout (dims, padded dims, strides, inner blocks), for a
+/// primitive cache key: two layouts of one shape give different keys.
+std::string memory_desc_key(const dnnl::memory::desc& d);
 
 }  // namespace tlk::kernels::cpu

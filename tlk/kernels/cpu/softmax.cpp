@@ -19,17 +19,6 @@ namespace {
 
 using dnnl::memory;
 
-// Everything that defines a oneDNN memory layout, for the cache key (two layouts of one shape differ).
-std::string desc_key(const memory::desc& d) {
-  const auto& m = d.data;
-  const auto& b = m.format_desc.blocking;
-  return fmt::format("{}/{}/{}/{}/{}", std::vector<std::int64_t>(m.dims, m.dims + m.ndims),
-                     std::vector<std::int64_t>(m.padded_dims, m.padded_dims + m.ndims),
-                     std::vector<std::int64_t>(b.strides, b.strides + m.ndims),
-                     std::vector<std::int64_t>(b.inner_blks, b.inner_blks + b.inner_nblks),
-                     std::vector<std::int64_t>(b.inner_idxs, b.inner_idxs + b.inner_nblks));
-}
-
 // Note [Softmax primitives]: the data descriptor is the input's own (memory_desc_of), never `any`, so
 // the output and the gradient keep the input's layout. Softmax and log-softmax are separate primitive
 // kinds in oneDNN 2.6 (softmax_v2 with an algorithm came later); one template serves both.
@@ -44,7 +33,7 @@ struct SoftmaxPrimitives {
 template <class Fwd, class Bwd>
 std::shared_ptr<SoftmaxPrimitives<Fwd, Bwd>> primitives(const char* op, const memory::desc& data) {
   using Entry = SoftmaxPrimitives<Fwd, Bwd>;
-  const std::string key = fmt::format("{} axis=1 {}", op, desc_key(data));
+  const std::string key = fmt::format("{} axis=1 {}", op, memory_desc_key(data));
   return PrimitiveCache::instance().get<Entry>(key, [&] {
     try {
       auto entry = std::make_shared<Entry>();
@@ -55,7 +44,7 @@ std::shared_ptr<SoftmaxPrimitives<Fwd, Bwd>> primitives(const char* op, const me
       entry->bwd = Bwd(entry->bwd_pd);
       return entry;
     } catch (const dnnl::error& err) {
-      fail("{}: oneDNN could not build a primitive for layout {}: {}", op, desc_key(data), err.what());
+      fail("{}: oneDNN could not build a primitive for layout {}: {}", op, memory_desc_key(data), err.what());
     }
   });
 }

@@ -15,34 +15,6 @@ namespace {
 
 using dnnl::memory;
 
-// As in pool3d.cpp: an opaque blocked format is reordered (counted) to this CPU's default.
-Tensor usable(const Tensor& t) {
-  Tensor d = dense(t);
-  if (d.layout() == Layout::blocked && channel_block(d) == 0)
-    return in_format(d, BlockedFormat::default_for(d.shape()).desc());
-  return d;
-}
-
-// The oneDNN tag of `t`'s layout (usable() made it one of these four).
-memory::format_tag tag_of(const Tensor& t) {
-  using tag = memory::format_tag;
-  if (t.layout() == Layout::channels_last) return tag::ndhwc;
-  if (t.layout() == Layout::blocked) return channel_block(t) == 8 ? tag::nCdhw8c : tag::nCdhw16c;
-  return tag::ncdhw;
-}
-
-// A new tensor of `shape` in the layout of `like` (described by `desc`, built from tag_of(like)).
-Tensor empty_as(const Shape& shape, const Tensor& like, const memory::desc& desc) {
-  if (like.layout() == Layout::blocked) return empty_with_desc(shape, desc);
-  Tensor out = Tensor::empty(shape);
-  if (like.layout() == Layout::channels_last) out.impl().strides = channels_last_strides(shape);
-  return out;
-}
-
-std::string layout_key(const Tensor& t) {
-  return t.layout() == Layout::blocked ? t.blocked_format().name() : std::string(layout_name(t.layout()));
-}
-
 struct ResamplePrimitives {
   dnnl::resampling_forward::primitive_desc fwd_pd;
   dnnl::resampling_forward fwd;
@@ -60,7 +32,7 @@ std::shared_ptr<ResamplePrimitives> resample_primitives(const char* op, const Te
       const auto algo =
           mode == UpsampleMode::nearest ? dnnl::algorithm::resampling_nearest : dnnl::algorithm::resampling_linear;
       const memory::desc src = memory_desc_of(input);
-      const memory::desc dst(memory::dims(out.begin(), out.end()), memory::data_type::f32, tag_of(input));
+      const memory::desc dst(memory::dims(out.begin(), out.end()), memory::data_type::f32, format_tag_of(input));
       auto entry = std::make_shared<ResamplePrimitives>();
       entry->fwd_pd = dnnl::resampling_forward::primitive_desc(
           dnnl::resampling_forward::desc(dnnl::prop_kind::forward_training, algo, src, dst), cpu_engine());
@@ -105,9 +77,9 @@ Tensor upsample3d_forward(const Tensor& input_in, const Upsample3dOptions& opt) 
   check(upsample3d_supported(input_in, opt), "{}: the fast path does not take input {} with {} (use ref)", op,
         input_in.defined() ? input_in.shape().str() : std::string("undefined"), opt.str());
   const Shape out = upsample3d_output_shape(input_in.shape(), opt, op);
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   auto p = resample_primitives(op, x, out, opt.mode);
-  Tensor dst = empty_as(out, x, p->fwd_pd.dst_desc());
+  Tensor dst = empty_in_layout(out, x, p->fwd_pd.dst_desc());
   p->fwd.execute(cpu_stream(), {{DNNL_ARG_SRC, memory(p->fwd_pd.src_desc(), cpu_engine(), data_of(x))},
                                 {DNNL_ARG_DST, memory(p->fwd_pd.dst_desc(), cpu_engine(), data_of(dst))}});
   cpu_stream().wait();
@@ -123,11 +95,11 @@ Tensor upsample3d_backward(const Tensor& grad_output, const Tensor& input_in, co
         "{}: grad_output has shape {}, expected {} for input {} ({})", op,
         grad_output.defined() ? grad_output.shape().str() : std::string("undefined"), out.str(), input_in.shape().str(),
         opt.str());
-  Tensor x = usable(f32_cpu(input_in, op, "input"));
+  Tensor x = in_primitive_layout(f32_cpu(input_in, op, "input"));
   auto p = resample_primitives(op, x, out, opt.mode);
   // A gradient from a plain-memory consumer (a loss) is converted once to the output's layout.
   Tensor diff_dst = in_format(dense(f32_cpu(grad_output, op, "grad_output")), p->bwd_pd.diff_dst_desc());
-  Tensor diff_src = empty_as(x.shape(), x, p->bwd_pd.diff_src_desc());
+  Tensor diff_src = empty_in_layout(x.shape(), x, p->bwd_pd.diff_src_desc());
   p->bwd.execute(cpu_stream(),
                  {{DNNL_ARG_DIFF_DST, memory(p->bwd_pd.diff_dst_desc(), cpu_engine(), data_of(diff_dst))},
                   {DNNL_ARG_DIFF_SRC, memory(p->bwd_pd.diff_src_desc(), cpu_engine(), data_of(diff_src))}});
