@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "timing.h"
 #include "tlk/kernels/ref/conv3d.h"
 #include "tlk/tensor/random.h"
 
@@ -23,18 +24,6 @@ struct LayerShape {
   std::int64_t n, ci, co, d, h, w;
   Int3 k;
 };
-
-template <class Fn>
-double median_ms(int iters, Fn&& fn) {
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 }  // namespace
 
@@ -76,9 +65,9 @@ int main(int argc, char** argv) {
     Tensor w = randn({s.co, s.ci, s.k[0], s.k[1], s.k[2]}, gen, 0, 0.05);
     Tensor y = kernels::ref::conv3d_forward(x, w, {}, opt);
     const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(s.ci * s.k[0] * s.k[1] * s.k[2]);
-    const double fwd = median_ms(iters, [&] { kernels::ref::conv3d_forward(x, w, {}, opt); });
-    const double bd = median_ms(iters, [&] { kernels::ref::conv3d_backward_data(y, w, x.shape(), opt); });
-    const double bw = median_ms(iters, [&] { kernels::ref::conv3d_backward_weights(y, x, w.shape(), opt); });
+    const double fwd = bench::median_ms(iters, [&] { kernels::ref::conv3d_forward(x, w, {}, opt); });
+    const double bd = bench::median_ms(iters, [&] { kernels::ref::conv3d_backward_data(y, w, x.shape(), opt); });
+    const double bw = bench::median_ms(iters, [&] { kernels::ref::conv3d_backward_weights(y, x, w.shape(), opt); });
     const std::string name =
         fmt::format("N{} {}->{} {}x{}x{} k{}x{}x{}", s.n, s.ci, s.co, s.d, s.h, s.w, s.k[0], s.k[1], s.k[2]);
     fmt::print("{:<34} {:>10.1f} {:>10.1f} {:>10.1f} {:>8.2f} {:>8.2f} {:>8.2f}\n", name, fwd, bd, bw,

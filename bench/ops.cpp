@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "timing.h"
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/tensor/blocked_format.h"
@@ -24,19 +25,6 @@ using namespace tlk;
 namespace cpu = kernels::cpu;
 
 namespace {
-
-template <class Fn>
-double median_ms(int iters, Fn&& fn) {
-  fn();  // warm-up: primitive creation, first touch of memory
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 // Note [FMA peak]: 10 independent FMA chains per thread, each with its own start value (identical
 // chains would be merged by the compiler) and all summed into the result (unused ones would be
@@ -150,13 +138,17 @@ int main(int argc, char** argv) {
     Tensor xb = x.to(Layout::blocked);  // activations arrive in the blocked layout inside a network
     if (L.ci < 8) xb = x;               // except the network input
     const double gflop = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(L.ci * 27) / 1e9;
-    const double fwd = median_ms(iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); });
-    const double bwd_data = median_ms(iters, [&] { cpu::conv3d_backward_data(y, w, x.shape(), opt); });
-    const double bw_own = median_ms(iters, [&] { cpu::conv3d_backward_weights_avx2(y, xb, w.shape(), opt); });
-    const double bw_plain = median_ms(
-        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::plain); });
-    const double bw_chosen = median_ms(
-        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); });
+    const double fwd = bench::median_ms(
+        iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); }, 1);
+    const double bwd_data = bench::median_ms(
+        iters, [&] { cpu::conv3d_backward_data(y, w, x.shape(), opt); }, 1);
+    const double bw_own = bench::median_ms(
+        iters, [&] { cpu::conv3d_backward_weights_avx2(y, xb, w.shape(), opt); }, 1);
+    const double bw_plain = bench::median_ms(
+        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::plain); }, 1);
+    const double bw_chosen = bench::median_ms(
+        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); },
+        1);
     const std::string impl = cpu::conv3d_backward_weights_onednn_impl(x.shape(), w.shape(), y.shape(), opt,
                                                                       cpu::OneDnnWeightsLayout::chosen);
     auto pct = [&](double ms) { return 100.0 * gflop / (ms / 1e3) / peak; };

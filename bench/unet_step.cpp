@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "timing.h"
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/kernels/cpu/primitive_cache.h"
 #include "tlk/nn/deep_supervision_loss.h"
@@ -158,20 +159,15 @@ int run(int argc, char** argv) {
     net.set_deep_supervision(false);
     net.forward(x);
   };
-  auto time_ms = [](auto&& fn) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  };
 
   train_step();  // warm-up: builds every primitive
   forward();
   const auto builds = kernels::cpu::PrimitiveCache::instance().stats().builds;
   const auto reorders = reorder_stats();
   std::vector<double> train_ms, forward_ms;
-  for (int i = 0; i < iters; ++i) train_ms.push_back(time_ms(train_step));
+  for (int i = 0; i < iters; ++i) train_ms.push_back(bench::time_ms(train_step));
   const auto step_reorders = reorder_stats();
-  for (int i = 0; i < iters; ++i) forward_ms.push_back(time_ms(forward));
+  for (int i = 0; i < iters; ++i) forward_ms.push_back(bench::time_ms(forward));
   fmt::print("# loss after {} steps: {:.4f}; primitives built in the timed steps: {}\n", iters + 1, last_loss,
              kernels::cpu::PrimitiveCache::instance().stats().builds - builds);
   fmt::print("# reorders per training step: {:.1f} activation, {:.1f} weight\n",
