@@ -146,3 +146,64 @@ void check_f32_layouts_match_f64(const std::function<std::vector<Tensor>(DType, 
 }
 
 }  // namespace tlk::testing
+
+// ---- Synthetic raw dataset ---------------------------------------------------------------------------
+#include "tlk/data/raw_dataset.h"
+#include "tlk/io/nifti.h"
+
+namespace tlk::testing {
+
+void write_synthetic_raw_dataset(const std::filesystem::path& dir, int cases, const std::array<std::int64_t, 3>& shape,
+                                 std::uint64_t seed) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir / "imagesTr");
+  fs::create_directories(dir / "labelsTr");
+  data::DatasetJson info;
+  info.name = "Synthetic";
+  info.channel_names = {"CT"};
+  info.labels = {{"background", 0}, {"kidney", 1}, {"tumor", 2}};
+  info.num_training = cases;
+  data::write_dataset_json(dir, info);
+  Generator gen(seed);
+  const auto [K, J, I] = shape;  // file tensor [dim3, dim2, dim1]
+  for (int c = 0; c < cases; ++c) {
+    Tensor image = Tensor::empty({K, J, I}, TensorOptions{}.with(DType::i32));
+    Tensor labels = Tensor::zeros({K, J, I}, TensorOptions{}.with(DType::u8));
+    std::int32_t* x = image.data<std::int32_t>();
+    std::uint8_t* y = labels.data<std::uint8_t>();
+    const double ck = K * gen.uniform(0.4, 0.6), cj = J * gen.uniform(0.35, 0.65), ci = I * gen.uniform(0.35, 0.65);
+    const double rk = K * gen.uniform(0.2, 0.3), rj = J * gen.uniform(0.18, 0.28), ri = I * gen.uniform(0.18, 0.28);
+    for (std::int64_t k = 0; k < K; ++k)
+      for (std::int64_t j = 0; j < J; ++j)
+        for (std::int64_t i = 0; i < I; ++i) {
+          const double dk = (k - ck) / rk, dj = (j - cj) / rj, di = (i - ci) / ri;
+          const double r2 = dk * dk + dj * dj + di * di;
+          const std::int64_t v = (k * J + j) * I + i;
+          std::uint8_t label = r2 < 1.0 ? (r2 < 0.25 && di > 0 ? 2 : 1) : 0;
+          y[v] = label;
+          const double hu = label == 1 ? 160.0 : label == 2 ? 60.0 : -80.0;
+          x[v] = static_cast<std::int32_t>(std::lround(hu + 25.0 * gen.normal()));
+        }
+    io::NiftiImage img;
+    img.data = image;
+    img.dims = {I, J, K};
+    img.spacing = {1.5, 1.5, 2.5};
+    img.stored_type = io::NiftiType::i16;
+    img.sform_code = 1;
+    img.srow = {{{-1.5, 0, 0, 100.0}, {0, -1.5, 0, 80.0}, {0, 0, 2.5, -40.0}}};  // LPS storage
+    const std::string id = fmt::format("case_{:03}", c);
+    io::write_nifti(dir / "imagesTr" / (id + "_0000.nii.gz"), img);
+    img.data = labels;
+    img.stored_type = io::NiftiType::u8;
+    io::write_nifti(dir / "labelsTr" / (id + ".nii.gz"), img);
+  }
+}
+
+std::filesystem::path fresh_temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tlk_test_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace tlk::testing

@@ -106,3 +106,20 @@ void check_steady_state(const std::function<void()>& run);
 void check_f32_layouts_match_f64(const std::function<std::vector<Tensor>(DType, Layout)>& run, double tol);
 
 }  // namespace tlk::testing
+
+// ---- A small synthetic nnUNet raw dataset for the pipeline tests (tests/task, tests/cli) ------------
+#include <array>
+#include <cstdint>
+namespace tlk::testing {
+
+/// Writes an nnUNet raw dataset to `dir` (dataset.json, imagesTr, labelsTr): `cases` CT-like volumes
+/// of file shape `shape` ([dim3, dim2, dim1]) with a bright ellipsoid "kidney" (label 1) holding a
+/// darker "tumor" (label 2), HU-like intensities with noise, 2.5 x 1.5 x 1.5 mm voxels stored in LPS
+/// order (flipped x and y), so that orientation, cropping and resampling all have work to do.
+void write_synthetic_raw_dataset(const std::filesystem::path& dir, int cases, const std::array<std::int64_t, 3>& shape,
+                                 std::uint64_t seed);
+
+/// A fresh empty temporary folder named after `name`, removed first if it exists.
+std::filesystem::path fresh_temp_dir(const std::string& name);
+
+}  // namespace tlk::testing

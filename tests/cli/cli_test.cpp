@@ -1,39 +1,6 @@
-#include <sys/wait.h>
+#include "run_tlk.h"
 
-#include <array>
-#include <cstdio>
-#include <memory>
-#include <string>
-
-#include "test_util.h"
-
-namespace {
-
-struct Run {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-Run run_tlk(const std::string& args) {
-  const std::string cmd = std::string(TLK_CLI_PATH) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  REQUIRE(pipe);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), pipe.get())) out += buf.data();
-  const int status = pclose(pipe.release());
-  // A crash (killed by a signal) must never read as success.
-  REQUIRE_MESSAGE(WIFEXITED(status), "tlk " << args << " did not exit normally (status " << status << ")");
-  return {WEXITSTATUS(status), out};
-}
-
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
-
-}  // namespace
+using namespace tlk::testing;
 
 TEST_CASE("tlk --version and --help") {
   auto v = run_tlk("--version");
@@ -58,7 +25,7 @@ TEST_CASE("bad arguments: non-zero exit and one readable line") {
     CAPTURE(args);
     auto r = run_tlk(args);
     CHECK(r.status == 1);
-    CHECK(count_lines(r.out) == 1);
-    CHECK(r.out.rfind("tlk: error: ", 0) == 0);
+    CHECK(count_lines(r.err) == 1);
+    CHECK(r.err.rfind("tlk: error: ", 0) == 0);
   }
 }

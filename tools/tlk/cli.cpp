@@ -17,12 +17,22 @@ Usage:
   tlk --help
 
 Commands:
+  preprocess   prepare an nnUNet raw dataset (canonical axes, crop, normalize, resample) as HDF5
+  train        train a segmentation UNet from a YAML config (checkpoints, logs, progress)
+  predict      segment NIfTI volumes with a checkpoint (sliding window, mirroring, original geometry)
   selfcheck    run a small 3D conv net forward and backward and check its gradients
+  evaluate     score predicted label maps against references (Dice per case and label)
+  info         show a NIfTI header and values, or a checkpoint's model and tensors
 
 Examples:
   tlk --version
   tlk selfcheck
   tlk selfcheck --seed 7
+  tlk preprocess --data raw/Dataset001_AMOS --out prep/AMOS --label-map 2:1,3:1,*:0
+  tlk train --config train.yaml --set train.epochs=10
+  tlk predict --model runs/amos/best.h5 --in raw/Dataset064_KiTS19/imagesTs --out pred
+  tlk evaluate --pred predictions --ref Dataset064_KiTS19/labelsTr --labels 1+2,2
+  tlk info case_00010/segmentation.nii.gz
 
 Run `tlk <command> --help` for a command's options.
 )";
@@ -41,7 +51,12 @@ int run(const std::vector<std::string>& args) {
     return 0;
   }
   if (command == "selfcheck") return selfcheck(rest);
-  fail("unknown command '{}' (expected one of: selfcheck; see tlk --help)", command);
+  if (command == "preprocess") return preprocess(rest);
+  if (command == "train") return train(rest);
+  if (command == "predict") return predict(rest);
+  if (command == "evaluate") return evaluate(rest);
+  if (command == "info") return info(rest);
+  fail("unknown command '{}' (expected one of: preprocess, train, predict, evaluate, info, selfcheck; see tlk --help)", command);
 }
 
 }  // namespace tlk::cli

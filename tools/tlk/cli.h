@@ -11,4 +11,15 @@ int run(const std::vector<std::string>& args);
 /// `tlk selfcheck`: a small forward/backward through the engine, checked against finite differences.
 int selfcheck(const std::vector<std::string>& args);
 
+/// `tlk evaluate`: Dice per case and label of predicted label maps against references (task/evaluate.h).
+int evaluate(const std::vector<std::string>& args);
+
+/// `tlk preprocess`, `tlk train`, `tlk predict`: the segmentation pipeline (tools/tlk/<command>.cpp).
+int preprocess(const std::vector<std::string>& args);
+int train(const std::vector<std::string>& args);
+int predict(const std::vector<std::string>& args);
+
+/// `tlk info FILE`: the header and values of a NIfTI file, or the contents of a checkpoint / HDF5 file.
+int info(const std::vector<std::string>& args);
+
 }  // namespace tlk::cli

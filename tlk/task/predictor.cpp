@@ -1,0 +1,98 @@
+#include "tlk/task/predictor.h"
+
+#include <cstdio>
+#include <map>
+#include <regex>
+
+#include "tlk/data/preprocess.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::task {
+
+namespace fs = std::filesystem;
+
+Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
+  auto plan_text = checkpoint.metadata.find("preprocessing");
+  auto patch_text = checkpoint.metadata.find("train.patch");
+  check(plan_text != checkpoint.metadata.end() && patch_text != checkpoint.metadata.end(),
+        "predict: the checkpoint has no preprocessing plan or patch size (was it written by tlk train?)");
+  plan_ = data::PreprocessingPlan::from_json(plan_text->second, "checkpoint metadata 'preprocessing'");
+  net_ = std::dynamic_pointer_cast<nn::UNet>(rebuild_model(checkpoint));
+  check(net_ != nullptr, "predict: the checkpoint's model ('{}') is not a segmentation UNet",
+        checkpoint.metadata.count("model") ? checkpoint.metadata.at("model") : "?");
+  net_->eval();
+  long long d = 0, h = 0, w = 0;
+  check(std::sscanf(patch_text->second.c_str(), "%lld,%lld,%lld", &d, &h, &w) == 3 && d > 0 && h > 0 && w > 0,
+        "predict: the checkpoint's patch size '{}' is not 'D,H,W'", patch_text->second);
+  window_.patch = {d, h, w};
+  window_.step = options.step;
+  window_.mirror = options.mirror;
+  window_.batch = options.batch;
+  window_.progress = !options.quiet;
+}
+
+io::NiftiImage Predictor::predict(const data::RawCase& input) const {
+  check(input.images.size() == plan_.channel_names.size(), "predict: case {} has {} channel file(s), the model takes {}",
+        input.id, input.images.size(), plan_.channel_names.size());
+  data::LoadedCase loaded = data::load_raw_case(input, "", /*with_labels=*/false);
+  io::NiftiImage header = loaded.header;
+  Generator unused(0);
+  const data::PreprocessedCase c = data::finish_case(std::move(loaded), plan_, unused);
+  SlidingWindowOptions window = window_;
+  window.progress_label = input.id;
+  const Tensor probabilities = predict_sliding_window(*net_, c.image, window);
+  io::NiftiImage out = header;
+  out.data = data::labels_in_file_geometry(probabilities, c.geometry);
+  out.dims = {out.data.size(2), out.data.size(1), out.data.size(0)};
+  out.stored_type = io::NiftiType::u8;
+  out.scl_slope = 0.0;
+  out.scl_inter = 0.0;
+  out.description = "tlk prediction";
+  return out;
+}
+
+std::vector<data::RawCase> list_prediction_inputs(const fs::path& input, std::size_t channels) {
+  static const std::regex nifti_name(R"((.+?)(_(\d{4}))?\.nii(\.gz)?)");
+  std::error_code ec;
+  std::vector<fs::path> files;
+  if (fs::is_directory(input, ec)) {
+    for (const auto& entry : fs::directory_iterator(input))
+      if (entry.is_regular_file() && std::regex_match(entry.path().filename().string(), nifti_name))
+        files.push_back(entry.path());
+    check(!files.empty(), "predict: {} holds no .nii or .nii.gz files", input.string());
+  } else {
+    check(fs::is_regular_file(input, ec), "predict: {}: no such file or folder", input.string());
+    std::smatch m;
+    const std::string name = input.filename().string();
+    check(std::regex_match(name, m, nifti_name), "predict: {}: expected a .nii or .nii.gz file", input.string());
+    if (m[3].matched && channels > 1) {  // the other channels of the case lie beside it
+      for (std::size_t c = 0; c < channels; ++c)
+        files.push_back(input.parent_path() / fmt::format("{}_{:04}.nii{}", m[1].str(), c, m[4].matched ? ".gz" : ""));
+    } else {
+      files.push_back(input);
+    }
+  }
+  std::map<std::string, std::vector<fs::path>> cases;
+  for (const auto& f : files) {
+    std::smatch m;
+    const std::string name = f.filename().string();
+    std::regex_match(name, m, nifti_name);
+    const std::string id = m[3].matched ? m[1].str() : m[1].str() + m[2].str();
+    const std::size_t channel = m[3].matched ? std::stoul(m[3].str()) : 0;
+    auto& list = cases[id];
+    if (list.size() <= channel) list.resize(channel + 1);
+    list[channel] = f;
+  }
+  std::vector<data::RawCase> out;
+  for (auto& [id, list] : cases) {
+    check(list.size() == channels, "predict: case {} has {} channel file(s) ({}_0000 ... ), the model takes {}", id,
+          list.size(), id, channels);
+    for (std::size_t c = 0; c < channels; ++c)
+      check(!list[c].empty() && fs::exists(list[c]), "predict: case {} has no file for channel {} (expected {}_{:04}.nii.gz)",
+            id, c, id, c);
+    out.push_back({id, list, std::nullopt});
+  }
+  return out;
+}
+
+}  // namespace tlk::task

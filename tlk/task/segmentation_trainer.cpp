@@ -1,0 +1,301 @@
+#include "tlk/task/segmentation_trainer.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "tlk/autograd/grad_mode.h"
+#include "tlk/data/preprocessed_case.h"
+#include "tlk/io/progress_bar.h"
+#include "tlk/nn/deep_supervision_loss.h"
+#include "tlk/nn/lr_schedule.h"
+#include "tlk/nn/registry.h"
+#include "tlk/nn/sgd.h"
+#include "tlk/task/checkpoint.h"
+#include "tlk/task/metrics.h"
+#include "tlk/task/training_log.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::task {
+
+namespace {
+
+/// A well-mixed 64-bit seed from a run seed and a stream/batch number (splitmix64's finaliser), so
+/// neighbouring batch indices get unrelated generators.
+std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double nanmean(const std::vector<double>& v) {
+  double sum = 0.0;
+  int n = 0;
+  for (double x : v)
+    if (!std::isnan(x)) sum += x, ++n;
+  return n ? sum / n : std::nan("");
+}
+
+/// Splits sorted case files into training and validation deterministically from the seed.
+void split_cases(std::vector<std::filesystem::path> files, double val_fraction, std::uint64_t seed,
+                 std::vector<std::filesystem::path>& train, std::vector<std::filesystem::path>& val) {
+  Generator gen(mix_seed(seed, 0x5eed));
+  for (std::size_t i = files.size(); i > 1; --i) std::swap(files[i - 1], files[gen.below(i)]);
+  std::size_t n_val = static_cast<std::size_t>(std::llround(val_fraction * static_cast<double>(files.size())));
+  if (val_fraction > 0 && n_val == 0) n_val = 1;
+  if (files.size() == 1) {  // one case: validate on the training case itself (a smoke run)
+    train = val = files;
+    return;
+  }
+  n_val = std::min(n_val, files.size() - 1);
+  val.assign(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(n_val));
+  train.assign(files.begin() + static_cast<std::ptrdiff_t>(n_val), files.end());
+  std::sort(train.begin(), train.end());
+  std::sort(val.begin(), val.end());
+}
+
+std::vector<std::string> ids_of(const std::vector<std::filesystem::path>& files) {
+  std::vector<std::string> ids;
+  for (const auto& f : files) ids.push_back(f.stem().string());
+  return ids;
+}
+
+}  // namespace
+
+std::vector<data::SampleSource> load_sample_sources(const std::vector<std::filesystem::path>& files) {
+  std::vector<data::SampleSource> out;
+  for (const auto& file : files) {
+    data::PreprocessedCase c = data::load_preprocessed_case(file);
+    check(c.labels.defined(), "{}: the case has no labels; training needs labelled cases", file.string());
+    out.push_back({std::move(c.image), std::move(c.labels), std::move(c.class_locations)});
+  }
+  return out;
+}
+
+PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
+                           std::uint64_t stream)
+    : cases_(std::move(cases)),
+      patch_(config.patch),
+      load_extent_(config.patch),
+      batch_(config.batch),
+      oversample_(config.oversample_foreground),
+      augment_(augment),
+      seed_(mix_seed(config.seed, stream)) {
+  check(!cases_.empty(), "training: no cases to draw batches from");
+  if (augment_) {
+    augment_options_ = data::uses_dummy_2d(patch_) ? data::dummy_2d_augment_options() : data::AugmentOptions{};
+    augment_options_.num_threads = 1;
+    load_extent_ = data::enlarged_patch_size(patch_, augment_options_);
+  }
+}
+
+data::Batch PatchBatches::make(std::int64_t index) const {
+  Generator gen(mix_seed(seed_, static_cast<std::uint64_t>(index)));
+  const std::int64_t C = cases_[0].image.size(0);
+  const std::int64_t voxels = patch_[0] * patch_[1] * patch_[2];
+  data::Batch batch;
+  batch.image = Tensor::empty({batch_, C, patch_[0], patch_[1], patch_[2]});
+  batch.labels = Tensor::empty({batch_, patch_[0], patch_[1], patch_[2]}, TensorOptions{}.with(DType::u8));
+  for (std::int64_t slot = 0; slot < batch_; ++slot) {
+    const data::SampleSource& source = cases_[gen.below(cases_.size())];
+    const bool force = data::slot_forces_foreground(slot, batch_, oversample_, gen);
+    const data::PatchChoice choice = data::choose_patch(source, load_extent_, force, gen);
+    Tensor image, labels;
+    data::extract_patch(source, choice, load_extent_, image, labels);
+    if (augment_) {
+      data::AugmentedPatch p = data::augment_patch(image, labels, patch_, augment_options_, gen);
+      image = p.image.contiguous();
+      labels = p.labels.contiguous();
+    }
+    std::memcpy(batch.image.data<float>() + slot * C * voxels, image.data<float>(), sizeof(float) * C * voxels);
+    std::memcpy(batch.labels.data<std::uint8_t>() + slot * voxels, labels.data<std::uint8_t>(), voxels);
+  }
+  return batch;
+}
+
+SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config) : config_(std::move(config)) {
+  if (config_.threads > 0) omp_set_num_threads(config_.threads);
+  plan_ = data::PreprocessingPlan::load(config_.train_dir);
+  std::vector<std::filesystem::path> train_files, val_files;
+  const auto files = data::preprocessed_case_files(config_.train_dir);
+  check(!files.empty(), "train: {} holds no preprocessed cases (*.h5)", config_.train_dir.string());
+  if (!config_.val_dir.empty()) {
+    const data::PreprocessingPlan val_plan = data::PreprocessingPlan::load(config_.val_dir);
+    check(val_plan.channel_names.size() == plan_.channel_names.size() && val_plan.num_classes() == plan_.num_classes(),
+          "train: validation data {} has {} channels and {} classes, training data {} has {} and {}",
+          config_.val_dir.string(), val_plan.channel_names.size(), val_plan.num_classes(), config_.train_dir.string(),
+          plan_.channel_names.size(), plan_.num_classes());
+    train_files = files;
+    val_files = data::preprocessed_case_files(config_.val_dir);
+  } else {
+    split_cases(files, config_.val_fraction, config_.seed, train_files, val_files);
+  }
+  train_ids_ = ids_of(train_files);
+  val_ids_ = ids_of(val_files);
+  train_cases_ = load_sample_sources(train_files);
+  if (config_.val_iterations > 0 && !val_files.empty()) val_cases_ = load_sample_sources(val_files);
+
+  model_options_ = nn::ModuleOptions{}
+                       .with_in_channels(static_cast<std::int64_t>(plan_.channel_names.size()))
+                       .with_num_classes(plan_.num_classes());
+  for (const auto& [key, value] : config_.model_options) model_options_ = model_options_.with(key, value);
+  Generator init(config_.seed);
+  auto module = nn::ModuleRegistry::instance().create(config_.model, model_options_, init);
+  net_ = std::dynamic_pointer_cast<nn::UNet>(module);
+  check(net_ != nullptr, "train: model '{}' is not a segmentation UNet (segmentation training needs unet3d or a UNet "
+        "registered under another name)", config_.model);
+  std::array<std::int64_t, 3> total_stride{1, 1, 1};
+  for (const auto& s : net_->config().strides)
+    for (int a = 0; a < 3; ++a) total_stride[a] *= s[a];
+  for (int a = 0; a < 3; ++a)
+    check(config_.patch[a] % total_stride[a] == 0, "train: data.patch [{}, {}, {}] must be a multiple of the UNet's "
+          "total stride [{}, {}, {}] on every axis", config_.patch[0], config_.patch[1], config_.patch[2],
+          total_stride[0], total_stride[1], total_stride[2]);
+}
+
+std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(config_.out_dir, ec);
+  check(!ec, "train: cannot create {}: {}", config_.out_dir.string(), ec.message());
+  const fs::path latest = config_.out_dir / "latest.h5";
+
+  nn::Sgd optimizer(nn::single_group(*net_), nn::SgdOptions{config_.lr, config_.momentum, true, config_.weight_decay});
+  const nn::PolySchedule schedule(config_.lr, config_.epochs, config_.poly_exponent);
+  std::int64_t start_epoch = 0, iteration = 0;
+  double ema = std::nan(""), best_ema = -1.0;
+  if (resume) {
+    check(fs::exists(latest), "train --resume: no checkpoint {} to resume from", latest.string());
+    const Checkpoint c = load_checkpoint(latest);
+    net_->load_state_dict(c.model);
+    optimizer.load_state(c.optimizer);
+    start_epoch = c.epoch;
+    iteration = c.iteration;
+    ema = std::stod(c.metadata.at("train.ema_dice"));
+    best_ema = std::stod(c.metadata.at("train.best_ema_dice"));
+  }
+  {
+    std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
+  }
+  TrainingLog log(config_.out_dir, resume);
+
+  auto save = [&](const fs::path& path, std::int64_t epochs_done) {
+    Checkpoint c;
+    c.model = net_->state_dict();
+    c.optimizer = optimizer.state();
+    c.epoch = epochs_done;
+    c.iteration = iteration;
+    c.schedule_step = epochs_done;
+    describe_model(c, config_.model, model_options_);
+    c.metadata["preprocessing"] = plan_.to_json();
+    c.metadata["train.config"] = config_.to_yaml();
+    c.metadata["train.patch"] = fmt::format("{},{},{}", config_.patch[0], config_.patch[1], config_.patch[2]);
+    c.metadata["train.ema_dice"] = fmt::format("{}", ema);
+    c.metadata["train.best_ema_dice"] = fmt::format("{}", best_ema);
+    save_checkpoint(path, c);
+  };
+
+  PatchBatches train_batches(train_cases_, config_, config_.augment, 1);
+  data::BackgroundLoader loader([&](std::int64_t i) { return train_batches.make(i); },
+                                {.threads = config_.loader_threads, .prefetch = 4, .first_index = iteration});
+  std::unique_ptr<PatchBatches> val_batches;
+  if (!val_cases_.empty()) val_batches = std::make_unique<PatchBatches>(val_cases_, config_, false, 2);
+  const std::vector<double> ds_weights = net_->deep_supervision_weights();
+  const std::int64_t K = plan_.num_classes();
+
+  std::vector<EpochResult> results;
+  for (std::int64_t epoch = start_epoch; epoch < config_.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    EpochResult r;
+    r.epoch = epoch;
+    r.lr = schedule.lr(epoch);
+    optimizer.set_lr(r.lr);
+    net_->train();
+    double loss_sum = 0.0, wait = 0.0;
+    io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), config_.iterations_per_epoch,
+                        config_.quiet);
+    for (std::int64_t it = 0; it < config_.iterations_per_epoch; ++it, ++iteration) {
+      data::Batch batch = loader.next();
+      wait += loader.last_wait_seconds();
+      optimizer.zero_grad();
+      Tensor loss = nn::deep_supervision_loss(net_->forward(batch.image), batch.labels, ds_weights);
+      const double value = loss.item();
+      check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
+            "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
+      loss.backward();
+      if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
+      optimizer.step();
+      loss_sum += value;
+      bar.advance(1, fmt::format("loss {:.4f}", loss_sum / static_cast<double>(it + 1)));
+    }
+    bar.finish();
+    r.train_loss = loss_sum / static_cast<double>(config_.iterations_per_epoch);
+    r.data_wait_seconds = wait;
+
+    // Validation: nnUNet's pseudo Dice, one global Dice per class over all validation patches.
+    r.val_loss = std::nan("");
+    r.dice.assign(static_cast<std::size_t>(K - 1), std::nan(""));
+    if (val_batches) {
+      NoGradGuard no_grad;
+      net_->eval();
+      std::vector<double> tp(K, 0.0), fp(K, 0.0), fn(K, 0.0);
+      double val_sum = 0.0;
+      for (std::int64_t v = 0; v < config_.val_iterations; ++v) {
+        const data::Batch batch = val_batches->make(v);
+        const std::vector<Tensor> outputs = net_->forward(batch.image);
+        val_sum += nn::deep_supervision_loss(outputs, batch.labels, ds_weights).item();
+        const Tensor predicted = argmax_channels(outputs[0]).contiguous();
+        const std::int64_t* p = predicted.data<std::int64_t>();
+        const std::uint8_t* y = batch.labels.data<std::uint8_t>();
+        for (std::int64_t i = 0; i < predicted.numel(); ++i) {
+          if (p[i] == y[i]) {
+            tp[p[i]] += 1;
+          } else {
+            fp[p[i]] += 1;
+            if (y[i] < K) fn[y[i]] += 1;
+          }
+        }
+      }
+      r.val_loss = val_sum / static_cast<double>(config_.val_iterations);
+      for (std::int64_t k = 1; k < K; ++k) {
+        const double denominator = 2 * tp[k] + fp[k] + fn[k];
+        r.dice[k - 1] = denominator > 0 ? 2 * tp[k] / denominator : std::nan("");
+      }
+    }
+    r.mean_dice = nanmean(r.dice);
+    const double d = std::isnan(r.mean_dice) ? 0.0 : r.mean_dice;
+    ema = std::isnan(ema) ? d : 0.9 * ema + 0.1 * d;
+    r.ema_dice = ema;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+
+    LogRow row{{"epoch", static_cast<double>(epoch + 1)}, {"iteration", static_cast<double>(iteration)},
+               {"train_loss", r.train_loss}, {"val_loss", r.val_loss}, {"mean_dice", r.mean_dice},
+               {"ema_dice", r.ema_dice}};
+    for (std::int64_t k = 1; k < K; ++k) row.emplace_back(fmt::format("dice_{}", k), r.dice[k - 1]);
+    row.insert(row.end(), {{"lr", r.lr}, {"seconds", r.seconds}, {"data_wait_seconds", r.data_wait_seconds}});
+    log.write(row);
+    if (!config_.quiet)
+      fmt::print(stderr, "epoch {}/{}: train_loss {:.4f}  val_loss {:.4f}  dice {:.4f} (ema {:.4f})  lr {:.5f}  {:.1f} s "
+                 "(data wait {:.1f} s)\n", epoch + 1, config_.epochs, r.train_loss, r.val_loss, r.mean_dice, r.ema_dice,
+                 r.lr, r.seconds, r.data_wait_seconds);
+
+    const bool improved = ema > best_ema;
+    if (improved) best_ema = ema;
+    save(latest, epoch + 1);
+    if (improved) save(config_.out_dir / "best.h5", epoch + 1);
+    if (config_.save_every > 0 && (epoch + 1) % config_.save_every == 0)
+      save(config_.out_dir / fmt::format("epoch_{}.h5", epoch + 1), epoch + 1);
+    results.push_back(r);
+    if (on_epoch) on_epoch(r);
+  }
+  save(config_.out_dir / "final.h5", config_.epochs);
+  return results;
+}
+
+}  // namespace tlk::task

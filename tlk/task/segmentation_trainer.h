@@ -1,0 +1,84 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tlk/data/augment.h"
+#include "tlk/data/background_loader.h"
+#include "tlk/data/patch_sampler.h"
+#include "tlk/data/preprocessing_plan.h"
+#include "tlk/nn/registry.h"
+#include "tlk/nn/unet.h"
+#include "tlk/task/train_config.h"
+
+namespace tlk::task {
+
+/// What one epoch produced (also a row of the training log).
+struct EpochResult {
+  std::int64_t epoch = 0;
+  double train_loss = 0.0, val_loss = 0.0;
+  std::vector<double> dice;      ///< pseudo Dice per foreground class over the validation patches
+  double mean_dice = 0.0;        ///< nanmean of `dice`
+  double ema_dice = 0.0;         ///< nnUNet's 0.9/0.1 moving average, which picks best.h5
+  double lr = 0.0, seconds = 0.0, data_wait_seconds = 0.0;
+};
+
+/// Labelled cases in memory and batches drawn from them the nnUNet way: a random case per slot,
+/// foreground oversampling, an enlarged patch augmented down to the patch size. Batch i depends
+/// only on the seed and i, so a resumed run sees the same batches as an uninterrupted one.
+class PatchBatches {
+ public:
+  PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
+               std::uint64_t stream);
+  data::Batch make(std::int64_t index) const;
+  std::size_t size() const { return cases_.size(); }
+
+ private:
+  std::vector<data::SampleSource> cases_;
+  std::array<std::int64_t, 3> patch_, load_extent_;
+  std::int64_t batch_;
+  double oversample_;
+  bool augment_;
+  data::AugmentOptions augment_options_;
+  std::uint64_t seed_;
+};
+
+/// nnUNet-style supervised training of a UNet on a folder written by `tlk preprocess`: deep
+/// supervision, Dice + CE, SGD-Nesterov with a per-epoch poly learning rate and gradient clipping,
+/// batches from background threads, pseudo-Dice validation every epoch, checkpoints `latest.h5`
+/// (every epoch), `best.h5` (best moving-average Dice), `epoch_N.h5` (every output.save_every epochs)
+/// and `final.h5`, a log (log.csv and log.jsonl) and a progress bar. A NaN or infinite loss stops
+/// the run with an error that names the epoch and iteration; the last good checkpoint stays.
+///
+/// Example:
+/// ```
+/// auto config = task::SegmentationTrainConfig::from(io::Config::from_yaml_file("train.yaml"));
+/// task::SegmentationTrainer trainer(config);
+/// trainer.run(/*resume=*/false);
+/// ```
+class SegmentationTrainer {
+ public:
+  explicit SegmentationTrainer(SegmentationTrainConfig config);
+  /// Trains for the configured epochs (continuing from output.dir/latest.h5 when `resume`).
+  /// Returns every epoch run now.
+  std::vector<EpochResult> run(bool resume);
+  /// Called after each epoch (e.g. by tests or the demo).
+  std::function<void(const EpochResult&)> on_epoch;
+
+  const data::PreprocessingPlan& plan() const { return plan_; }
+  nn::UNet& network() { return *net_; }
+
+ private:
+  SegmentationTrainConfig config_;
+  data::PreprocessingPlan plan_;
+  std::vector<data::SampleSource> train_cases_, val_cases_;
+  std::vector<std::string> train_ids_, val_ids_;
+  std::shared_ptr<nn::UNet> net_;
+  nn::ModuleOptions model_options_;
+};
+
+/// Loads the preprocessed cases `files` as sample sources (labels required).
+std::vector<data::SampleSource> load_sample_sources(const std::vector<std::filesystem::path>& files);
+
+}  // namespace tlk::task

@@ -1,0 +1,69 @@
+#include "tlk/task/train_config.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "tlk/tensor/error.h"
+
+namespace tlk::task {
+
+std::vector<std::string> SegmentationTrainConfig::known_keys() {
+  return {"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
+          "data.loader_threads", "data.augment", "model.name", "train.epochs", "train.iterations_per_epoch",
+          "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
+          "train.grad_clip", "train.seed", "train.threads", "output.dir", "output.save_every", "output.quiet"};
+}
+
+SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
+  SegmentationTrainConfig t;
+  t.train_dir = c.get_string("data.train", "");
+  check(!t.train_dir.empty(), "{}: data.train is required (a folder written by tlk preprocess)", c.source());
+  t.val_dir = c.get_string("data.val", "");
+  t.val_fraction = c.get_double("data.val_fraction", t.val_fraction);
+  check(t.val_fraction >= 0.0 && t.val_fraction < 1.0, "{}: data.val_fraction must be in [0, 1), got {}", c.source(),
+        t.val_fraction);
+  const auto patch = c.get_ints("data.patch", {t.patch[0], t.patch[1], t.patch[2]});
+  check(patch.size() == 3 && patch[0] > 0 && patch[1] > 0 && patch[2] > 0,
+        "{}: data.patch expects three positive sizes (z, y, x), got {}", c.source(), fmt::join(patch, ","));
+  t.patch = {patch[0], patch[1], patch[2]};
+  t.batch = c.get_int("data.batch", t.batch);
+  check(t.batch >= 1, "{}: data.batch must be at least 1, got {}", c.source(), t.batch);
+  t.oversample_foreground = c.get_double("data.oversample_foreground", t.oversample_foreground);
+  t.loader_threads = static_cast<int>(c.get_int("data.loader_threads", t.loader_threads));
+  t.augment = c.get_bool("data.augment", t.augment);
+  t.model = c.get_string("model.name", t.model);
+  for (const auto& [key, value] : c.take_subtree("model"))
+    if (key != "name") t.model_options[key] = value;
+  t.epochs = c.get_int("train.epochs", t.epochs);
+  check(t.epochs >= 1, "{}: train.epochs must be at least 1, got {}", c.source(), t.epochs);
+  t.iterations_per_epoch = c.get_int("train.iterations_per_epoch", t.iterations_per_epoch);
+  check(t.iterations_per_epoch >= 1, "{}: train.iterations_per_epoch must be at least 1", c.source());
+  t.val_iterations = c.get_int("train.val_iterations", t.val_iterations);
+  t.lr = c.get_double("train.lr", t.lr);
+  t.momentum = c.get_double("train.momentum", t.momentum);
+  t.weight_decay = c.get_double("train.weight_decay", t.weight_decay);
+  t.poly_exponent = c.get_double("train.poly_exponent", t.poly_exponent);
+  t.grad_clip = c.get_double("train.grad_clip", t.grad_clip);
+  t.seed = static_cast<std::uint64_t>(c.get_int("train.seed", static_cast<std::int64_t>(t.seed)));
+  t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
+  t.out_dir = c.get_string("output.dir", t.out_dir.string());
+  t.save_every = c.get_int("output.save_every", t.save_every);
+  t.quiet = c.get_bool("output.quiet", t.quiet);
+  c.check_all_read(known_keys());
+  return t;
+}
+
+std::string SegmentationTrainConfig::to_yaml() const {
+  std::string model_lines;
+  for (const auto& [key, value] : model_options) model_lines += fmt::format("  {}: {}\n", key, value);
+  return fmt::format(
+      "data:\n  train: {}\n  val: {}\n  val_fraction: {}\n  patch: [{}]\n  batch: {}\n  oversample_foreground: {}\n"
+      "  loader_threads: {}\n  augment: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
+      "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
+      "  seed: {}\n  threads: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
+      train_dir.string(), val_dir.empty() ? "\"\"" : val_dir.string(), val_fraction, fmt::join(patch, ", "), batch,
+      oversample_foreground, loader_threads, augment, model, model_lines, epochs, iterations_per_epoch, val_iterations,
+      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, out_dir.string(), save_every, quiet);
+}
+
+}  // namespace tlk::task

@@ -1,0 +1,60 @@
+#pragma once
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tlk/io/config.h"
+
+namespace tlk::task {
+
+/// Everything `tlk train` reads from its YAML config, with nnUNet's 3d_fullres defaults.
+/// docs/config.md lists every key; `tlk train --print-config` prints them with their values.
+///
+/// Example config:
+/// ```yaml
+/// data:  {train: prep/AMOS, patch: [64, 64, 64], batch: 2}
+/// model: {name: unet3d, levels: 5, base_features: 32}
+/// train: {epochs: 100, iterations_per_epoch: 250, lr: 0.01}
+/// output: {dir: runs/amos}
+/// ```
+struct SegmentationTrainConfig {
+  // data.*
+  std::filesystem::path train_dir;      ///< data.train: a folder written by `tlk preprocess`
+  std::filesystem::path val_dir;        ///< data.val: validation cases (default: split off train)
+  double val_fraction = 0.2;            ///< data.val_fraction: cases held out when data.val is empty
+  std::array<std::int64_t, 3> patch{64, 64, 64};  ///< data.patch (z, y, x)
+  std::int64_t batch = 2;               ///< data.batch
+  double oversample_foreground = 0.33;  ///< data.oversample_foreground
+  int loader_threads = 2;               ///< data.loader_threads (0: on the training thread)
+  bool augment = true;                  ///< data.augment: nnUNet's augmentation pipeline
+  // model.*
+  std::string model = "unet3d";                     ///< model.name (a ModuleRegistry name)
+  std::map<std::string, std::string> model_options;  ///< every other model.* key, e.g. model.levels
+  // train.*
+  std::int64_t epochs = 1000;                ///< train.epochs
+  std::int64_t iterations_per_epoch = 250;   ///< train.iterations_per_epoch
+  std::int64_t val_iterations = 50;          ///< train.val_iterations: validation batches per epoch
+  double lr = 0.01;                          ///< train.lr
+  double momentum = 0.99;                    ///< train.momentum (SGD, Nesterov)
+  double weight_decay = 3e-5;                ///< train.weight_decay
+  double poly_exponent = 0.9;                ///< train.poly_exponent: lr·(1 − epoch/epochs)^exp
+  double grad_clip = 12.0;                   ///< train.grad_clip: max gradient norm (0: off)
+  std::uint64_t seed = 1;                    ///< train.seed
+  int threads = 0;                           ///< train.threads: OpenMP threads (0: all cores)
+  // output.*
+  std::filesystem::path out_dir = "tlk_run";  ///< output.dir
+  std::int64_t save_every = 50;               ///< output.save_every: also keep epoch_N.h5 every N epochs
+  bool quiet = false;                         ///< output.quiet: no progress bar
+
+  /// Reads a config (after its --set overrides); an unknown key is a tlk::Error naming it.
+  static SegmentationTrainConfig from(const io::Config& config);
+  /// Every key with its current value, as YAML (what --print-config shows and checkpoints keep).
+  std::string to_yaml() const;
+  /// The keys from() knows, for "did you mean" suggestions and the docs test.
+  static std::vector<std::string> known_keys();
+};
+
+}  // namespace tlk::task

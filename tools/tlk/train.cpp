@@ -1,0 +1,63 @@
+// `tlk train`: supervised segmentation training from a YAML config.
+#include <fmt/format.h>
+
+#include "args.h"
+#include "cli.h"
+#include "tlk/io/config.h"
+#include "tlk/task/segmentation_trainer.h"
+
+namespace tlk::cli {
+
+namespace {
+const char* kHelp = R"(tlk train - train a segmentation UNet on a preprocessed dataset
+
+Usage:
+  tlk train --config FILE.yaml [--set key=value ...] [--resume] [--print-config]
+
+Trains nnUNet-style: deep supervision, Dice + cross entropy, SGD with Nesterov momentum 0.99 and a
+poly learning rate, nnUNet's augmentation, batches prepared on background threads, validation
+pseudo-Dice every epoch. Writes to output.dir: latest.h5, best.h5, final.h5, epoch_N.h5 every
+output.save_every epochs, log.csv and log.jsonl (one row per epoch), config.yaml.
+Every key and its default: docs/config.md.
+
+Options:
+  --config FILE     YAML config (data.train is required)
+  --set key=value   override one key, e.g. --set train.epochs=5 (repeatable)
+  --resume          continue from output.dir/latest.h5 (same batches and losses as a run never stopped)
+  --print-config    print every key with the value it would use, and exit
+  --help            this text
+
+Examples:
+  tlk train --config train.yaml
+  tlk train --config train.yaml --set train.epochs=10 --set data.batch=2 --set output.dir=runs/try
+  tlk train --config train.yaml --resume
+)";
+}  // namespace
+
+int train(const std::vector<std::string>& args) {
+  Args a("train", args, {{"config"}, {"set", true, true}, {"resume", false}, {"print-config", false}});
+  if (a.help()) {
+    fmt::print("{}", kHelp);
+    return 0;
+  }
+  check(a.positional().empty(), "train: unexpected argument '{}' (see tlk train --help)",
+        a.positional().empty() ? "" : a.positional()[0]);
+  io::Config config = io::Config::from_yaml_file(a.required("config"));
+  for (const std::string& assignment : a.all("set")) config.set_override(assignment);
+  const task::SegmentationTrainConfig train_config = task::SegmentationTrainConfig::from(config);
+  if (a.flag("print-config")) {
+    fmt::print("{}", train_config.to_yaml());
+    return 0;
+  }
+  task::SegmentationTrainer trainer(train_config);
+  const auto results = trainer.run(a.flag("resume"));
+  if (!results.empty())
+    fmt::print("trained {} epoch(s); last validation Dice {:.4f}; checkpoints in {}\n", results.size(),
+               results.back().mean_dice, train_config.out_dir.string());
+  else
+    fmt::print("nothing to train: {} already finished its {} epochs\n", train_config.out_dir.string(),
+               train_config.epochs);
+  return 0;
+}
+
+}  // namespace tlk::cli
