@@ -20,6 +20,7 @@ Commands:
   preprocess   prepare an nnUNet raw dataset (canonical axes, crop, normalize, resample) as HDF5
   train        train a segmentation UNet from a YAML config (checkpoints, logs, progress)
   predict      segment NIfTI volumes with a checkpoint (sliding window, mirroring, original geometry)
+  phantom      write synthetic AMOS-like or KiTS-like abdominal CT as an nnUNet raw dataset
   selfcheck    run a small 3D conv net forward and backward and check its gradients
   evaluate     score predicted label maps against references (Dice per case and label)
   info         show a NIfTI header and values, or a checkpoint's model and tensors
@@ -28,6 +29,7 @@ Examples:
   tlk --version
   tlk selfcheck
   tlk selfcheck --seed 7
+  tlk phantom --domain amos --out raw/Dataset901_AmosPhantom --cases 8 --scale 0.5
   tlk preprocess --data raw/Dataset001_AMOS --out prep/AMOS --label-map 2:1,3:1,*:0
   tlk train --config train.yaml --set train.epochs=10
   tlk predict --model runs/amos/best.h5 --in raw/Dataset064_KiTS19/imagesTs --out pred
@@ -54,9 +56,10 @@ int run(const std::vector<std::string>& args) {
   if (command == "preprocess") return preprocess(rest);
   if (command == "train") return train(rest);
   if (command == "predict") return predict(rest);
+  if (command == "phantom") return phantom(rest);
   if (command == "evaluate") return evaluate(rest);
   if (command == "info") return info(rest);
-  fail("unknown command '{}' (expected one of: preprocess, train, predict, evaluate, info, selfcheck; see tlk --help)", command);
+  fail("unknown command '{}' (expected one of: preprocess, train, predict, evaluate, info, phantom, selfcheck; see tlk --help)", command);
 }
 
 }  // namespace tlk::cli

@@ -18,6 +18,8 @@ int evaluate(const std::vector<std::string>& args);
 int preprocess(const std::vector<std::string>& args);
 int train(const std::vector<std::string>& args);
 int predict(const std::vector<std::string>& args);
+/// `tlk phantom`: synthetic AMOS-like / KiTS-like CT as an nnUNet raw dataset.
+int phantom(const std::vector<std::string>& args);
 
 /// `tlk info FILE`: the header and values of a NIfTI file, or the contents of a checkpoint / HDF5 file.
 int info(const std::vector<std::string>& args);
