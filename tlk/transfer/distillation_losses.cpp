@@ -1,0 +1,416 @@
+#include "tlk/transfer/distillation_losses.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "tlk/autograd/function.h"
+#include "tlk/autograd/ops/arith.h"
+#include "tlk/autograd/ops/losses.h"
+#include "tlk/autograd/saved_tensor.h"
+#include "tlk/kernels/ref/loss_common.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::transfer {
+
+// Note [Distillation kernels live here]: DKD and the weighted voxel KL have no other user, so their
+// forward and backward loops sit in this file (plain loops in double, OpenMP over positions, the
+// deterministic block sums of kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair.
+// The teacher and the weights are left out of attach()'s inputs: no gradient is ever routed to them.
+
+namespace {
+
+using autograd::attach;
+using autograd::Node;
+using autograd::SavedTensor;
+using kernels::ref::ChannelView;
+using kernels::ref::cpu_contiguous;
+using kernels::ref::loss_detail::blocked_sum;
+using kernels::ref::loss_detail::log_sum_exp;
+using kernels::ref::loss_detail::position_base;
+using kernels::ref::loss_detail::positions;
+using Grads = std::vector<Tensor>;
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+struct PairArgs {
+  Tensor student, teacher;
+  ChannelView layout;
+};
+
+PairArgs pair_args(const Tensor& student, const Tensor& teacher, double temperature, const char* op) {
+  PairArgs a;
+  a.student = cpu_contiguous(student, op, "student logits");
+  a.teacher = cpu_contiguous(teacher, op, "teacher logits");
+  kernels::ref::loss_detail::check_logits(a.student, op, "student logits");
+  kernels::ref::check_same_dtype(op, {&a.student, &a.teacher});
+  check(a.student.shape() == a.teacher.shape(), "{}: student logits {} and teacher logits {} differ in shape", op,
+        a.student.shape().str(), a.teacher.shape().str());
+  check(std::isfinite(temperature) && temperature > 0.0, "{}: temperature must be a finite value > 0, got {}", op,
+        temperature);
+  a.layout = ChannelView::of(a.student.shape());
+  return a;
+}
+
+/// Labels [N, ...spatial] or [N, 1, ...spatial] as contiguous i64, range-checked.
+Tensor target_labels(const Tensor& labels, const Shape& logits, const char* op) {
+  check(labels.defined(), "{}: labels are required (class indices of shape {})", op,
+        kernels::ref::loss_detail::label_shape(logits).str());
+  check(kernels::ref::loss_detail::is_label_shape(labels.shape(), logits),
+        "{}: labels of shape {} do not fit logits {} (expected {} or with a size-1 axis 1)", op, labels.shape().str(),
+        logits.str(), kernels::ref::loss_detail::label_shape(logits).str());
+  Tensor t = kernels::ref::loss_detail::labels_as_i64(cpu_contiguous(labels, op, "labels"), op, "labels");
+  kernels::ref::loss_detail::check_label_range(t, logits[1], op, false, 0);
+  return t;
+}
+
+/// log Σ_{c != skip} exp(scale·x[c·stride]), stable.
+template <class T>
+double log_sum_exp_except(const T* x, std::int64_t stride, std::int64_t count, double scale, std::int64_t skip) {
+  double m = kNegInf;
+  for (std::int64_t c = 0; c < count; ++c)
+    if (c != skip) m = std::max(m, scale * static_cast<double>(x[c * stride]));
+  if (!std::isfinite(m)) return m;
+  double s = 0.0;
+  for (std::int64_t c = 0; c < count; ++c)
+    if (c != skip) s += std::exp(scale * static_cast<double>(x[c * stride]) - m);
+  return m + std::log(s);
+}
+
+// Note [DKD in one pass]: with z = s/T, p = softmax(z), target t, the binary distributions are
+// b = (p_t, 1 − p_t) and the non-target one p̂_c = p_c / (1 − p_t) (c != t); likewise a and q̂ for the
+// teacher. In logs, with L = LSE(z) and L' = LSE over c != t:
+//   log b_t = z_t − L,  log b_o = L' − L,  log p̂_c = z_c − L'.
+// mdistiller forms p̂ by subtracting 1000 from the target logit before a softmax (the masking trick);
+// leaving the target out of L' is the exact limit of that trick and stays exact when logits are large.
+// TCKD = Σ_{b} a log(a/b), NCKD = Σ_{c != t} q̂_c log(q̂_c / p̂_c); their gradients w.r.t. z are
+//   TCKD: (b_t − a_t) at c = t,  p̂_c·(b_o − a_o) elsewhere;   NCKD: 0 at c = t,  p̂_c − q̂_c elsewhere.
+// Both are scaled by T²/P (P positions), and dz/ds = 1/T.
+struct DkdArgs {
+  PairArgs pair;
+  Tensor labels;
+};
+
+DkdArgs dkd_args(const Tensor& student, const Tensor& teacher, const Tensor& labels, double temperature) {
+  const char* op = "dkd_terms";
+  DkdArgs a{pair_args(student, teacher, temperature, op), {}};
+  check(a.pair.layout.channels >= 2, "{}: DKD needs at least 2 classes, got logits of shape {}", op,
+        a.pair.student.shape().str());
+  a.labels = target_labels(labels, a.pair.student.shape(), op);
+  return a;
+}
+
+/// Per-position quantities of Note [DKD in one pass] for one logit vector.
+struct DkdSide {
+  double lse, lse_nt, log_bt, log_bo;
+};
+
+template <class T>
+DkdSide dkd_side(const T* x, std::int64_t stride, std::int64_t k, double inv_t, std::int64_t target) {
+  DkdSide d;
+  d.lse = log_sum_exp(x, stride, k, inv_t);
+  d.lse_nt = log_sum_exp_except(x, stride, k, inv_t, target);
+  d.log_bt = inv_t * static_cast<double>(x[target * stride]) - d.lse;
+  d.log_bo = d.lse_nt - d.lse;
+  return d;
+}
+
+/// a·(log a − log b), with 0·log 0 = 0.
+inline double kl_term(double log_a, double log_b) {
+  const double a = std::exp(log_a);
+  return a > 0.0 ? a * (log_a - log_b) : 0.0;
+}
+
+std::vector<Tensor> dkd_forward(const DkdArgs& a, double temperature) {
+  const ChannelView L = a.pair.layout;
+  const double inv_t = 1.0 / temperature;
+  const std::int64_t* y = a.labels.data<std::int64_t>();
+  std::vector<double> sums;
+  visit_floating(a.pair.student.dtype(), "dkd_terms", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *s = a.pair.student.data<T>(), *t = a.pair.teacher.data<T>();
+    sums = blocked_sum(positions(L), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
+      for (std::int64_t p = begin; p < end; ++p) {
+        const std::int64_t base = position_base(L, p), target = y[p];
+        const DkdSide ds = dkd_side(s + base, L.inner, L.channels, inv_t, target);
+        const DkdSide dt = dkd_side(t + base, L.inner, L.channels, inv_t, target);
+        acc[0] += kl_term(dt.log_bt, ds.log_bt) + kl_term(dt.log_bo, ds.log_bo);
+        for (std::int64_t c = 0; c < L.channels; ++c) {
+          if (c == target) continue;
+          const double log_qh = inv_t * static_cast<double>(t[base + c * L.inner]) - dt.lse_nt;
+          const double log_ph = inv_t * static_cast<double>(s[base + c * L.inner]) - ds.lse_nt;
+          acc[1] += kl_term(log_qh, log_ph);
+        }
+      }
+    });
+  });
+  const double scale = temperature * temperature / static_cast<double>(positions(L));
+  const TensorOptions opt{a.pair.student.dtype()};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  return {Tensor::scalar(positions(L) == 0 ? nan : scale * sums[0], opt),
+          Tensor::scalar(positions(L) == 0 ? nan : scale * sums[1], opt)};
+}
+
+Tensor dkd_backward(double g_tckd, double g_nckd, const DkdArgs& a, double temperature) {
+  const ChannelView L = a.pair.layout;
+  const double inv_t = 1.0 / temperature, scale = temperature / static_cast<double>(positions(L));
+  const std::int64_t* y = a.labels.data<std::int64_t>();
+  Tensor out = empty_like(a.pair.student);
+  visit_floating(a.pair.student.dtype(), "dkd_terms backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *s = a.pair.student.data<T>(), *t = a.pair.teacher.data<T>();
+    T* o = out.data<T>();
+#pragma omp parallel for if (positions(L) * L.channels > 32768)
+    for (std::int64_t p = 0; p < positions(L); ++p) {
+      const std::int64_t base = position_base(L, p), target = y[p];
+      const DkdSide ds = dkd_side(s + base, L.inner, L.channels, inv_t, target);
+      const DkdSide dt = dkd_side(t + base, L.inner, L.channels, inv_t, target);
+      const double bo_minus_ao = std::exp(ds.log_bo) - std::exp(dt.log_bo);
+      for (std::int64_t c = 0; c < L.channels; ++c) {
+        const std::int64_t i = base + c * L.inner;
+        double grad;
+        if (c == target) {
+          grad = g_tckd * (std::exp(ds.log_bt) - std::exp(dt.log_bt));
+        } else {
+          const double ph = std::exp(inv_t * static_cast<double>(s[i]) - ds.lse_nt);
+          const double qh = std::exp(inv_t * static_cast<double>(t[i]) - dt.lse_nt);
+          grad = g_tckd * ph * bo_minus_ao + g_nckd * (ph - qh);
+        }
+        o[i] = static_cast<T>(scale * grad);
+      }
+    }
+  });
+  return out;
+}
+
+// ---- weighted KL ---------------------------------------------------------------------------------
+
+using Weights = std::shared_ptr<const std::vector<double>>;
+
+/// The weights as one double per position (the [N, ...spatial] order of a ChannelView's positions).
+Weights position_weights(const Tensor& weights, const Shape& logits, const char* op) {
+  check(weights.defined(), "{}: the voxel weights are undefined", op);
+  check(kernels::ref::loss_detail::is_label_shape(weights.shape(), logits),
+        "{}: voxel weights of shape {} do not fit logits {} (expected {} or with a size-1 axis 1)", op,
+        weights.shape().str(), logits.str(), kernels::ref::loss_detail::label_shape(logits).str());
+  const std::vector<double> w = weights.to_doubles();
+  for (std::size_t i = 0; i < w.size(); ++i)
+    check(std::isfinite(w[i]) && w[i] >= 0.0, "{}: voxel weight {} (element {}) must be finite and >= 0", op, w[i], i);
+  return std::make_shared<const std::vector<double>>(w);
+}
+
+Tensor weighted_kl_forward(const PairArgs& a, const std::vector<double>& w, double temperature) {
+  const ChannelView L = a.layout;
+  const double inv_t = 1.0 / temperature;
+  std::vector<double> sums;
+  visit_floating(a.student.dtype(), "weighted_kl_div_with_temperature", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
+    sums = blocked_sum(positions(L), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
+      for (std::int64_t p = begin; p < end; ++p) {
+        if (w[p] == 0.0) continue;
+        const std::int64_t base = position_base(L, p);
+        const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
+        const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
+        double kl = 0.0;
+        for (std::int64_t c = 0; c < L.channels; ++c)
+          kl += kl_term(inv_t * static_cast<double>(t[base + c * L.inner]) - lse_t,
+                        inv_t * static_cast<double>(s[base + c * L.inner]) - lse_s);
+        acc[0] += w[p] * kl;
+        acc[1] += w[p];
+      }
+    });
+  });
+  const double loss = sums[1] > 0.0 ? temperature * temperature * sums[0] / sums[1] : 0.0;
+  return Tensor::scalar(loss, TensorOptions{a.student.dtype()});
+}
+
+Tensor weighted_kl_backward(double g, const PairArgs& a, const std::vector<double>& w, double temperature) {
+  const ChannelView L = a.layout;
+  double total = 0.0;
+  for (double v : w) total += v;
+  Tensor out = zeros_like(a.student);
+  if (total <= 0.0) return out;
+  const double inv_t = 1.0 / temperature, scale = g * temperature / total;
+  visit_floating(a.student.dtype(), "weighted_kl_div_with_temperature backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
+    T* o = out.data<T>();
+#pragma omp parallel for if (positions(L) * L.channels > 32768)
+    for (std::int64_t p = 0; p < positions(L); ++p) {
+      if (w[p] == 0.0) continue;
+      const std::int64_t base = position_base(L, p);
+      const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
+      const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
+      for (std::int64_t c = 0; c < L.channels; ++c) {
+        const std::int64_t i = base + c * L.inner;
+        const double pc = std::exp(inv_t * static_cast<double>(s[i]) - lse_s);
+        const double qc = std::exp(inv_t * static_cast<double>(t[i]) - lse_t);
+        o[i] = static_cast<T>(scale * w[p] * (pc - qc));
+      }
+    }
+  });
+  return out;
+}
+
+// ---- region mask -----------------------------------------------------------------------------------
+
+/// Grows the nonzero voxels of `mask` ([N, ...spatial] as `spatial` extents per sample) by `radius`
+/// along every spatial axis: a separable running maximum, one axis after the other.
+void dilate(std::vector<std::uint8_t>& mask, std::int64_t n, const std::vector<std::int64_t>& spatial, int radius) {
+  if (radius <= 0 || mask.empty()) return;
+  std::int64_t volume = 1;
+  for (std::int64_t e : spatial) volume *= e;
+  std::vector<std::uint8_t> tmp(mask.size());
+  std::int64_t stride = volume;
+  for (std::size_t axis = 0; axis < spatial.size(); ++axis) {
+    const std::int64_t extent = spatial[axis];
+    stride /= extent;  // elements between neighbours along this axis
+    const std::int64_t lines = n * volume / extent;
+#pragma omp parallel for if (lines > 64 && n * volume > 32768)
+    for (std::int64_t line = 0; line < lines; ++line) {
+      // line = (outer, inner) with inner < stride; outer indexes (sample, axes before this one).
+      const std::int64_t outer = line / stride, inner = line % stride;
+      const std::int64_t start = outer * extent * stride + inner;
+      for (std::int64_t i = 0; i < extent; ++i) {
+        std::uint8_t v = 0;
+        const std::int64_t lo = std::max<std::int64_t>(0, i - radius),
+                           hi = std::min<std::int64_t>(extent - 1, i + radius);
+        for (std::int64_t j = lo; j <= hi && !v; ++j) v = mask[start + j * stride];
+        tmp[start + i * stride] = v;
+      }
+    }
+    mask.swap(tmp);
+  }
+}
+
+}  // namespace
+
+// ---- public API ------------------------------------------------------------------------------------
+
+Tensor kd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& labels,
+               const KdOptions& options) {
+  check(std::isfinite(options.alpha) && options.alpha >= 0.0 && options.alpha <= 1.0,
+        "kd_loss: alpha (the weight of the cross entropy) must be in [0, 1], got {}", options.alpha);
+  Tensor total;
+  if (options.alpha > 0.0) {
+    check(labels.defined(), "kd_loss: labels are required when alpha (the cross entropy's weight) is {} > 0",
+          options.alpha);
+    total = ops::cross_entropy(student_logits, labels, options.cross_entropy) * options.alpha;
+  }
+  if (options.alpha < 1.0) {
+    Tensor kd =
+        ops::kl_div_with_temperature(student_logits, teacher_logits, options.temperature) * (1.0 - options.alpha);
+    total = total.defined() ? total + kd : kd;
+  }
+  return total;
+}
+
+double dkd_warmup_factor(double epoch, double warmup_epochs) {
+  if (!(warmup_epochs > 0.0)) return 1.0;
+  return std::clamp(epoch / warmup_epochs, 0.0, 1.0);
+}
+
+DkdTerms dkd_terms(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& labels,
+                   double temperature) {
+  const DkdArgs args = dkd_args(student_logits, teacher_logits, labels, temperature);
+  std::vector<Tensor> out = dkd_forward(args, temperature);
+  const char* name = "dkd_terms";
+  attach(name, {student_logits}, out,
+         [ss = SavedTensor(args.pair.student, name), ts = SavedTensor(args.pair.teacher, name),
+          ys = SavedTensor(args.labels, name), temperature](const Grads& g, const Node&) {
+           DkdArgs a{{ss.unpack(), ts.unpack(), ChannelView::of(ss.unpack().shape())}, ys.unpack()};
+           const double g0 = kernels::ref::loss_detail::grad_scalar(g[0], "dkd_terms (tckd)");
+           const double g1 = kernels::ref::loss_detail::grad_scalar(g[1], "dkd_terms (nckd)");
+           return Grads{dkd_backward(g0, g1, a, temperature)};
+         });
+  return {out[0], out[1]};
+}
+
+Tensor dkd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& labels, double epoch,
+                const DkdOptions& options) {
+  check(std::isfinite(options.alpha) && std::isfinite(options.beta) && std::isfinite(epoch),
+        "dkd_loss: alpha {}, beta {} and epoch {} must be finite", options.alpha, options.beta, epoch);
+  const DkdTerms terms = dkd_terms(student_logits, teacher_logits, labels, options.temperature);
+  const double factor = dkd_warmup_factor(epoch, options.warmup_epochs);
+  return terms.tckd * (factor * options.alpha) + terms.nckd * (factor * options.beta);
+}
+
+Tensor logit_mse_loss(const Tensor& student_logits, const Tensor& teacher_logits) {
+  return ops::mse_loss(student_logits, teacher_logits.detach());
+}
+
+Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels, const VoxelKdOptions& options) {
+  const char* op = "kd_region_mask";
+  const Tensor t = cpu_contiguous(teacher_logits, op, "teacher logits");
+  kernels::ref::loss_detail::check_logits(t, op, "teacher logits");
+  check(options.dilation >= 0, "{}: dilation must be >= 0 voxels, got {}", op, options.dilation);
+  const ChannelView L = ChannelView::of(t.shape());
+  const Shape mask_shape = kernels::ref::loss_detail::label_shape(t.shape());
+  const bool use_teacher =
+      options.region == KdRegion::teacher_foreground || options.region == KdRegion::teacher_or_label_foreground;
+  const bool use_labels =
+      options.region == KdRegion::label_foreground || options.region == KdRegion::teacher_or_label_foreground;
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(positions(L)), options.region == KdRegion::all ? 1 : 0);
+  if (use_labels) {
+    const Tensor y = target_labels(labels, t.shape(), op);
+    const std::int64_t* yp = y.data<std::int64_t>();
+    for (std::int64_t p = 0; p < positions(L); ++p) mask[p] |= yp[p] != options.background_class ? 1 : 0;
+  }
+  if (use_teacher) {
+    visit_floating(t.dtype(), op, [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* x = t.data<T>();
+#pragma omp parallel for if (positions(L) * L.channels > 32768)
+      for (std::int64_t p = 0; p < positions(L); ++p) {
+        const std::int64_t base = position_base(L, p);
+        std::int64_t best = 0;  // the first maximum wins ties
+        for (std::int64_t c = 1; c < L.channels; ++c)
+          if (x[base + c * L.inner] > x[base + best * L.inner]) best = c;
+        if (best != options.background_class) mask[p] = 1;
+      }
+    });
+  }
+  if (options.region != KdRegion::all) {
+    std::vector<std::int64_t> spatial;
+    for (int i = 2; i < t.dim(); ++i) spatial.push_back(t.size(i));
+    dilate(mask, L.outer, spatial, options.dilation);
+  }
+  return Tensor::from_vector(mask, mask_shape);
+}
+
+Tensor weighted_kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits,
+                                        const Tensor& weights, double temperature) {
+  const char* name = "weighted_kl_div_with_temperature";
+  const PairArgs args = pair_args(student_logits, teacher_logits, temperature, name);
+  const Weights w = position_weights(weights, args.student.shape(), name);
+  Tensor loss = weighted_kl_forward(args, *w, temperature);
+  attach(name, {student_logits}, {loss},
+         [ss = SavedTensor(args.student, name), ts = SavedTensor(args.teacher, name), w, temperature](const Grads& g,
+                                                                                                      const Node&) {
+           const PairArgs a{ss.unpack(), ts.unpack(), ChannelView::of(ss.unpack().shape())};
+           return Grads{weighted_kl_backward(
+               kernels::ref::loss_detail::grad_scalar(g[0], "weighted_kl_div_with_temperature"), a, *w, temperature)};
+         });
+  return loss;
+}
+
+Tensor voxel_kd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const VoxelKdOptions& options,
+                     const Tensor& labels) {
+  check(std::isfinite(options.background_weight) && options.background_weight >= 0.0,
+        "voxel_kd_loss: background_weight must be finite and >= 0, got {}", options.background_weight);
+  if (options.region == KdRegion::all || options.background_weight == 1.0)
+    return ops::kl_div_with_temperature(student_logits, teacher_logits, options.temperature);
+  const Tensor mask = kd_region_mask(teacher_logits, labels, options);
+  Tensor weights = mask;
+  if (options.background_weight > 0.0) {
+    std::vector<double> w = mask.to_doubles();
+    for (double& v : w) v = v > 0.0 ? 1.0 : options.background_weight;
+    weights = Tensor::from_doubles(w, mask.shape(), DType::f64);
+  }
+  return weighted_kl_div_with_temperature(student_logits, teacher_logits, weights, options.temperature);
+}
+
+}  // namespace tlk::transfer
