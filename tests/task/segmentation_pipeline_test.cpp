@@ -108,7 +108,8 @@ TEST_CASE("train: logs, checkpoints, and a resumed run continues exactly") {
   std::ifstream csv(dir / "straight" / "log.csv");
   std::string header, line;
   std::getline(csv, header);
-  CHECK(header == "epoch,iteration,train_loss,val_loss,mean_dice,ema_dice,dice_1,dice_2,lr,seconds,data_wait_seconds");
+  CHECK(header == "epoch,iteration,train_loss,task_loss,distill_loss,adversarial_loss,lambda,domain_accuracy,val_loss,"
+                  "mean_dice,ema_dice,dice_1,dice_2,lr,seconds,data_wait_seconds");
   int rows = 0;
   while (std::getline(csv, line)) ++rows;
   CHECK(rows == 2);
@@ -125,7 +126,10 @@ TEST_CASE("train: logs, checkpoints, and a resumed run continues exactly") {
   CHECK(part2[0].val_loss == straight[1].val_loss);
 
   // The checkpoint predicts a raw case straight away, in the file's geometry.
-  const task::Predictor predictor(task::load_checkpoint(dir / "straight" / "final.h5"), {.mirror = false, .quiet = true});
+  task::PredictOptions predict_options;
+  predict_options.mirror = false;
+  predict_options.quiet = true;
+  const task::Predictor predictor(task::load_checkpoint(dir / "straight" / "final.h5"), predict_options);
   const data::RawDataset raw = data::open_raw_dataset(dir / "raw");
   const io::NiftiImage prediction = predictor.predict(raw.training[0]);
   const io::NiftiImage input = io::read_nifti(raw.training[0].images[0]);

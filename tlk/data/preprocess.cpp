@@ -166,8 +166,6 @@ PreprocessingPlan preprocess_dataset(const std::filesystem::path& raw_dir, const
                                      const PreprocessOptions& options) {
   const RawDataset dataset = open_raw_dataset(raw_dir);
   check(!dataset.training.empty(), "preprocess: {} has no training cases in imagesTr", raw_dir.string());
-  for (const auto& c : dataset.training)
-    check(c.label.has_value(), "preprocess: case {} has no label file in {}/labelsTr", c.id, raw_dir.string());
   PreprocessingPlan plan;
   plan.dataset_name = dataset.info.name.empty() ? raw_dir.filename().string() : dataset.info.name;
   plan.channel_names = dataset.info.channel_names;
@@ -200,6 +198,13 @@ PreprocessingPlan preprocess_dataset(const std::filesystem::path& raw_dir, const
     plan.normalization.push_back(n);
   }
 
+  // Note [Unlabelled datasets]: an adaptation target may come without labels. Its cases are
+  // preprocessed without them, which works when the CT statistics come from elsewhere
+  // (norm_stats_from): statistics need the labelled foreground.
+  if (need_stats)
+    for (const auto& c : dataset.training)
+      check(c.label.has_value(), "preprocess: case {} has no label file in {}/labelsTr, and CT normalization needs "
+            "labelled foreground (give --norm-stats-from a labelled preprocessed folder)", c.id, raw_dir.string());
   const std::size_t n = dataset.training.size();
   if (need_stats || !options.spacing) {
     // Pass 1: spacings and foreground intensities (nnUNet's dataset fingerprint).
@@ -211,7 +216,8 @@ PreprocessingPlan preprocess_dataset(const std::filesystem::path& raw_dir, const
     for_each_case(n, options.threads, bar, [&](std::size_t i) {
       const LoadedCase c = load_raw_case(dataset.training[i], options.label_map);
       spacings[i] = c.geometry.original_spacing;
-      for (std::size_t ch = 0; ch < fg.size(); ++ch) fg[ch]->add(c.image, static_cast<std::int64_t>(ch), c.labels);
+      if (c.labels.defined())
+        for (std::size_t ch = 0; ch < fg.size(); ++ch) fg[ch]->add(c.image, static_cast<std::int64_t>(ch), c.labels);
       return c.id;
     });
     bar.finish();

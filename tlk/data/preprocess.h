@@ -49,7 +49,8 @@ struct PreprocessOptions {
 };
 
 /// Preprocesses every training case of the raw dataset at `raw_dir` into `out_dir`: one `<id>.h5`
-/// per case and `preprocessing.json`. Two passes when CT statistics are computed here (statistics,
+/// per case and `preprocessing.json`. Cases without a label file are kept without labels (an
+/// unlabelled adaptation target) when the CT statistics come from `norm_stats_from`. Two passes when CT statistics are computed here (statistics,
 /// then the cases), one pass with norm_stats_from. Each case is written atomically, so an
 /// interrupted run leaves only whole cases. Returns the plan.
 ///

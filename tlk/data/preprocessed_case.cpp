@@ -54,7 +54,7 @@ void save_preprocessed_case(const std::filesystem::path& dir, const Preprocessed
   });
 }
 
-PreprocessedCase load_preprocessed_case(const std::filesystem::path& file) {
+PreprocessedCase load_preprocessed_case(const std::filesystem::path& file, bool read_labels) {
   io::Hdf5File f = io::Hdf5File::open(file);
   check(f.has_attribute("tlk.geometry") && f.has("image"), "{}: not a preprocessed TLK case (no image or geometry; "
         "write it with tlk preprocess)", file.string());
@@ -64,6 +64,7 @@ PreprocessedCase load_preprocessed_case(const std::filesystem::path& file) {
   c.image = f.read("image");
   check(c.image.dtype() == DType::f32 && c.image.dim() == 4, "{}: image must be f32 [C, D, H, W], got {} {}",
         file.string(), dtype_name(c.image.dtype()), c.image.shape().str());
+  if (!read_labels) return c;
   if (f.has("labels")) {
     c.labels = f.read("labels");
     check(c.labels.dtype() == DType::u8 && c.labels.dim() == 3 && c.labels.size(0) == c.image.size(1) &&

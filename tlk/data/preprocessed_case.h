@@ -36,8 +36,9 @@ struct PreprocessedCase {
 /// Writes a case as `<dir>/<id>.h5` (chunked, compressed datasets `image`, `labels`,
 /// `class_locations/<label>`, and the geometry as a JSON attribute), atomically.
 void save_preprocessed_case(const std::filesystem::path& dir, const PreprocessedCase& c);
-/// Reads a case written by save_preprocessed_case; errors name the file.
-PreprocessedCase load_preprocessed_case(const std::filesystem::path& file);
+/// Reads a case written by save_preprocessed_case; errors name the file. With `read_labels` false
+/// the labels and class locations are never read (an adaptation target's labels stay unseen).
+PreprocessedCase load_preprocessed_case(const std::filesystem::path& file, bool read_labels = true);
 /// The case files (`*.h5`) of a preprocessed folder, sorted by id.
 std::vector<std::filesystem::path> preprocessed_case_files(const std::filesystem::path& dir);
 

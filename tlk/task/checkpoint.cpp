@@ -46,6 +46,7 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
     file.set_attribute("format", kFormat);
     for (const auto& [name, t] : c.model) file.write("model/" + name, t);
     for (const auto& [name, t] : c.optimizer) file.write("optimizer/" + name, t);
+    for (const auto& [name, t] : c.auxiliary) file.write("auxiliary/" + name, t);
     std::vector<std::int64_t> rng(c.rng_state.begin(), c.rng_state.end());
     file.write("rng_state", Tensor::from_vector(rng, {6}));
     file.set_attribute("epoch", std::to_string(c.epoch));
@@ -63,6 +64,7 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   Checkpoint c;
   for (const auto& name : file.datasets("/model")) c.model.emplace_back(name, file.read("model/" + name));
   for (const auto& name : file.datasets("/optimizer")) c.optimizer.emplace_back(name, file.read("optimizer/" + name));
+  for (const auto& name : file.datasets("/auxiliary")) c.auxiliary.emplace_back(name, file.read("auxiliary/" + name));
   Tensor rng = file.read("rng_state");
   check(rng.numel() == 6 && rng.dtype() == DType::i64, "{}: rng_state has shape {} and dtype {}, expected 6 i64",
         path.string(), rng.shape().str(), dtype_name(rng.dtype()));

@@ -16,6 +16,8 @@ namespace tlk::task {
 struct Checkpoint {
   std::vector<nn::NamedTensor> model;        ///< parameters and buffers by name (Module::state_dict)
   std::vector<nn::NamedTensor> optimizer;    ///< Optimizer::state()
+  /// Modules trained beside the model but not part of it (a domain discriminator), by name.
+  std::vector<nn::NamedTensor> auxiliary;
   std::array<std::uint64_t, 6> rng_state{};  ///< Generator::state() of the run's generator
   std::int64_t epoch = 0;
   std::int64_t iteration = 0;
@@ -34,7 +36,7 @@ void describe_model(Checkpoint& checkpoint, const std::string& registry_name, co
 /// Example: `auto net = task::rebuild_model(task::load_checkpoint("best.h5"));`
 std::shared_ptr<nn::Module> rebuild_model(const Checkpoint& checkpoint);
 
-/// Writes `checkpoint` to `path` as HDF5: /model/<name> and /optimizer/<name> datasets (plain
+/// Writes `checkpoint` to `path` as HDF5: /model/<name>, /optimizer/<name> and /auxiliary/<name> datasets (plain
 /// arrays h5py reads), /rng_state, and root attributes for the counters and metadata. The file is
 /// written under a temporary name and renamed, so a crash or a full disk never leaves a
 /// half-written checkpoint in place of a good one.

@@ -1,6 +1,8 @@
 #include "tlk/task/predictor.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <regex>
 
@@ -29,6 +31,11 @@ Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
   window_.mirror = options.mirror;
   window_.batch = options.batch;
   window_.progress = !options.quiet;
+  class_map_ = options.class_map;
+  for (const auto& group : class_map_)
+    for (int c : group)
+      check(c >= 0 && c < plan_.num_classes(), "predict: the class map names model class {}, but the model has {} "
+            "classes", c, plan_.num_classes());
 }
 
 io::NiftiImage Predictor::predict(const data::RawCase& input) const {
@@ -40,7 +47,7 @@ io::NiftiImage Predictor::predict(const data::RawCase& input) const {
   const data::PreprocessedCase c = data::finish_case(std::move(loaded), plan_, unused);
   SlidingWindowOptions window = window_;
   window.progress_label = input.id;
-  const Tensor probabilities = predict_sliding_window(*net_, c.image, window);
+  const Tensor probabilities = map_classes(predict_sliding_window(*net_, c.image, window), class_map_);
   io::NiftiImage out = header;
   out.data = data::labels_in_file_geometry(probabilities, c.geometry);
   out.dims = {out.data.size(2), out.data.size(1), out.data.size(0)};
@@ -48,6 +55,60 @@ io::NiftiImage Predictor::predict(const data::RawCase& input) const {
   out.scl_slope = 0.0;
   out.scl_inter = 0.0;
   out.description = "tlk prediction";
+  return out;
+}
+
+std::vector<std::vector<int>> parse_class_map(const std::string& text) {
+  std::vector<std::vector<int>> groups;
+  if (text.empty()) return groups;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    int target = 0, consumed = 0;
+    check(std::sscanf(item.c_str(), "%d=%n", &target, &consumed) == 1 && consumed > 0 && target >= 1 && target < 256,
+          "class map '{}': expected items like 1=2+3 (output class = model classes), got '{}'", text, item);
+    if (groups.size() < static_cast<std::size_t>(target)) groups.resize(static_cast<std::size_t>(target));
+    auto& group = groups[static_cast<std::size_t>(target - 1)];
+    check(group.empty(), "class map '{}': output class {} is given twice", text, target);
+    std::size_t pos = static_cast<std::size_t>(consumed);
+    while (pos <= item.size()) {
+      const std::size_t plus = std::min(item.find('+', pos), item.size());
+      const std::string number = item.substr(pos, plus - pos);
+      char* end = nullptr;
+      const long c = std::strtol(number.c_str(), &end, 10);
+      check(!number.empty() && *end == '\0' && c >= 0, "class map '{}': '{}' is not a class number", text, number);
+      group.push_back(static_cast<int>(c));
+      pos = plus + 1;
+    }
+    start = comma + 1;
+  }
+  for (std::size_t k = 0; k < groups.size(); ++k)
+    check(!groups[k].empty(), "class map '{}': output class {} is missing (classes must be 1..K)", text, k + 1);
+  return groups;
+}
+
+Tensor map_classes(const Tensor& probabilities, const std::vector<std::vector<int>>& class_map) {
+  if (class_map.empty()) return probabilities;
+  const Tensor p = probabilities.contiguous();
+  const std::int64_t K = p.size(0), voxels = p.numel() / K;
+  std::vector<bool> listed(static_cast<std::size_t>(K), false);
+  for (const auto& group : class_map)
+    for (int c : group) {
+      check(c < K, "map_classes: class {} is not among the {} predicted classes", c, K);
+      listed[static_cast<std::size_t>(c)] = true;
+    }
+  std::vector<std::vector<int>> groups{{}};
+  for (std::int64_t c = 0; c < K; ++c)
+    if (!listed[static_cast<std::size_t>(c)]) groups[0].push_back(static_cast<int>(c));
+  groups.insert(groups.end(), class_map.begin(), class_map.end());
+  Tensor out = Tensor::zeros({static_cast<std::int64_t>(groups.size()), p.size(1), p.size(2), p.size(3)});
+  const float* x = p.data<float>();
+  float* y = out.data<float>();
+  for (std::size_t k = 0; k < groups.size(); ++k)
+    for (int c : groups[k])
+#pragma omp parallel for schedule(static)
+      for (std::int64_t v = 0; v < voxels; ++v) y[k * voxels + v] = std::max(y[k * voxels + v], x[c * voxels + v]);
   return out;
 }
 

@@ -19,7 +19,19 @@ struct PredictOptions {
   bool mirror = true;   ///< 8-way mirroring test-time augmentation
   int batch = 1;        ///< windows per network call
   bool quiet = false;   ///< no progress bar
+  /// Maps the model's classes onto the classes to write (a source model evaluated on a target task):
+  /// output class k (k >= 1) takes the largest probability among its model classes, background the
+  /// largest among the model classes no group lists (TLK's source_pred_to_target_pred). Empty: the
+  /// model's own classes. Parsed from "1=2+3" by parse_class_map.
+  std::vector<std::vector<int>> class_map;
 };
+
+/// Parses "k=a+b,..." (output class k from model classes a, b; k >= 1 and listed once each) into
+/// PredictOptions::class_map. Example: `parse_class_map("1=2+3")` (AMOS's two kidneys -> kidney).
+std::vector<std::vector<int>> parse_class_map(const std::string& text);
+
+/// Applies a class map (PredictOptions::class_map) to probabilities [K, D, H, W]: [K', D, H, W].
+Tensor map_classes(const Tensor& probabilities, const std::vector<std::vector<int>>& class_map);
 
 /// A trained segmentation checkpoint ready to predict raw NIfTI volumes: it preprocesses each
 /// volume exactly as training data was (the plan stored in the checkpoint), runs nnUNet's sliding
@@ -45,6 +57,7 @@ class Predictor {
   data::PreprocessingPlan plan_;
   std::shared_ptr<nn::UNet> net_;
   SlidingWindowOptions window_;
+  std::vector<std::vector<int>> class_map_;
 };
 
 /// The cases in `input`: one NIfTI file (a one-case, one-channel input, or `<case>_0000.nii.gz` of a

@@ -20,6 +20,8 @@
 #include "tlk/task/metrics.h"
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/error.h"
+#include "tlk/transfer/distillation_losses.h"
+#include "tlk/transfer/multiscale_discriminator.h"
 
 namespace tlk::task {
 
@@ -60,6 +62,20 @@ void split_cases(std::vector<std::filesystem::path> files, double val_fraction, 
   std::sort(val.begin(), val.end());
 }
 
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
 std::vector<std::string> ids_of(const std::vector<std::filesystem::path>& files) {
   std::vector<std::string> ids;
   for (const auto& f : files) ids.push_back(f.stem().string());
@@ -68,11 +84,11 @@ std::vector<std::string> ids_of(const std::vector<std::filesystem::path>& files)
 
 }  // namespace
 
-std::vector<data::SampleSource> load_sample_sources(const std::vector<std::filesystem::path>& files) {
+std::vector<data::SampleSource> load_sample_sources(const std::vector<std::filesystem::path>& files, bool labelled) {
   std::vector<data::SampleSource> out;
   for (const auto& file : files) {
-    data::PreprocessedCase c = data::load_preprocessed_case(file);
-    check(c.labels.defined(), "{}: the case has no labels; training needs labelled cases", file.string());
+    data::PreprocessedCase c = data::load_preprocessed_case(file, labelled);
+    check(!labelled || c.labels.defined(), "{}: the case has no labels; training needs labelled cases", file.string());
     out.push_back({std::move(c.image), std::move(c.labels), std::move(c.class_locations)});
   }
   return out;
@@ -150,6 +166,41 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config) : confi
   net_ = std::dynamic_pointer_cast<nn::UNet>(module);
   check(net_ != nullptr, "train: model '{}' is not a segmentation UNet (segmentation training needs unet3d or a UNet "
         "registered under another name)", config_.model);
+  strategy_ = transfer::parse_strategy(config_.strategy);
+  if (transfer::finetunes(strategy_)) {
+    if (config_.freeze == "copied") {
+      finetune_options_.freeze = transfer::Freeze::copied;
+    } else if (config_.freeze != "none" && !config_.freeze.empty()) {
+      finetune_options_.freeze = transfer::Freeze::prefixes;
+      finetune_options_.freeze_prefixes = split_list(config_.freeze);
+    }
+    finetune_options_.copied_lr_scale = config_.pretrained_lr_scale;
+    finetune_options_.skip_prefixes = split_list(config_.skip);
+    finetune_report_ = transfer::finetune_from(*net_, config_.pretrained, finetune_options_);
+  }
+  if (transfer::adapts(strategy_)) {
+    const data::PreprocessingPlan target_plan = data::PreprocessingPlan::load(config_.target_dir);
+    check(target_plan.channel_names.size() == plan_.channel_names.size(), "train: target data {} has {} channels, "
+          "the source {} has {}", config_.target_dir.string(), target_plan.channel_names.size(),
+          config_.train_dir.string(), plan_.channel_names.size());
+    target_cases_ = load_sample_sources(data::preprocessed_case_files(config_.target_dir), /*labelled=*/false);
+    check(!target_cases_.empty(), "train: {} holds no preprocessed target cases", config_.target_dir.string());
+    transfer::MultiScaleDiscriminatorOptions disc;
+    if (!config_.discriminator_widths.empty()) disc.widths = config_.discriminator_widths;
+    Generator disc_init(mix_seed(config_.seed, 0xd15c));
+    adapter_ = std::make_shared<transfer::DomainAdapter>(
+        std::make_shared<transfer::MultiScaleDiscriminator>(net_->config(), disc, disc_init),
+        transfer::WarmStartSchedule{config_.grl_alpha, config_.grl_lo, config_.grl_hi, config_.grl_max_iters});
+  }
+  if (transfer::distills(strategy_)) {
+    teacher_ = std::dynamic_pointer_cast<nn::UNet>(rebuild_model(load_checkpoint(config_.teacher)));
+    check(teacher_ != nullptr, "train: the teacher {} is not a segmentation UNet", config_.teacher.string());
+    check(teacher_->config().num_classes == plan_.num_classes(), "train: the teacher {} predicts {} classes, the "
+          "data has {}", config_.teacher.string(), teacher_->config().num_classes, plan_.num_classes());
+    teacher_->set_deep_supervision(false);
+    teacher_->eval();
+    for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+  }
   std::array<std::int64_t, 3> total_stride{1, 1, 1};
   for (const auto& s : net_->config().strides)
     for (int a = 0; a < 3; ++a) total_stride[a] *= s[a];
@@ -166,7 +217,13 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   check(!ec, "train: cannot create {}: {}", config_.out_dir.string(), ec.message());
   const fs::path latest = config_.out_dir / "latest.h5";
 
-  nn::Sgd optimizer(nn::single_group(*net_), nn::SgdOptions{config_.lr, config_.momentum, true, config_.weight_decay});
+  // Optimizer groups: the fine-tune's "pretrained" (at transfer.pretrained_lr_scale) and "new", or
+  // one group; the discriminator in its own group.
+  std::vector<nn::ParamGroup> groups = transfer::finetunes(strategy_)
+                                           ? transfer::finetune_param_groups(*net_, finetune_report_, finetune_options_)
+                                           : nn::single_group(*net_);
+  if (adapter_) groups.push_back({adapter_->parameters(), config_.discriminator_lr_scale, -1, "discriminator"});
+  nn::Sgd optimizer(groups, nn::SgdOptions{config_.lr, config_.momentum, true, config_.weight_decay});
   const nn::PolySchedule schedule(config_.lr, config_.epochs, config_.poly_exponent);
   std::int64_t start_epoch = 0, iteration = 0;
   double ema = std::nan(""), best_ema = -1.0;
@@ -175,6 +232,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     const Checkpoint c = load_checkpoint(latest);
     net_->load_state_dict(c.model);
     optimizer.load_state(c.optimizer);
+    if (adapter_) adapter_->load_state_dict(c.auxiliary);
     start_epoch = c.epoch;
     iteration = c.iteration;
     ema = std::stod(c.metadata.at("train.ema_dice"));
@@ -183,30 +241,73 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   {
     std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   }
-  TrainingLog log(config_.out_dir, resume);
+  TrainingLog log(config_.out_dir, resume), step_log(config_.out_dir, resume, "steps");
 
   auto save = [&](const fs::path& path, std::int64_t epochs_done) {
     Checkpoint c;
     c.model = net_->state_dict();
     c.optimizer = optimizer.state();
+    if (adapter_) c.auxiliary = adapter_->state_dict();
     c.epoch = epochs_done;
     c.iteration = iteration;
     c.schedule_step = epochs_done;
     describe_model(c, config_.model, model_options_);
     c.metadata["preprocessing"] = plan_.to_json();
     c.metadata["train.config"] = config_.to_yaml();
+    c.metadata["train.strategy"] = config_.strategy;
     c.metadata["train.patch"] = fmt::format("{},{},{}", config_.patch[0], config_.patch[1], config_.patch[2]);
     c.metadata["train.ema_dice"] = fmt::format("{}", ema);
     c.metadata["train.best_ema_dice"] = fmt::format("{}", best_ema);
     save_checkpoint(path, c);
   };
 
+  const std::vector<double> ds_weights = net_->deep_supervision_weights();
+  transfer::BackboneTask task;
+  task.forward = [&](const Tensor& images) {
+    transfer::BackboneOutput out;
+    out.logits = net_->forward(images);
+    out.features = net_->encoder_features();
+    return out;
+  };
+  task.task_loss = [&](const transfer::BackboneOutput& out, const Tensor& labels) {
+    return nn::deep_supervision_loss(out.logits, labels, ds_weights);
+  };
+  if (teacher_) {
+    task.teacher = [&](const Tensor& images) {
+      NoGradGuard no_grad;
+      return teacher_->forward(images)[0];
+    };
+    const transfer::VoxelKdOptions kd{.temperature = config_.distill_temperature,
+                                      .region = config_.distill_foreground_only
+                                                    ? transfer::KdRegion::teacher_or_label_foreground
+                                                    : transfer::KdRegion::all};
+    task.distill_loss = [kd](const transfer::BackboneOutput& student, const Tensor& teacher_logits,
+                             const Tensor& labels) {
+      transfer::VoxelKdOptions o = kd;
+      if (!labels.defined() && o.region == transfer::KdRegion::teacher_or_label_foreground)
+        o.region = transfer::KdRegion::teacher_foreground;  // a target batch has no labels
+      return transfer::voxel_kd_loss(student.logits[0], teacher_logits, o, labels);
+    };
+  }
+  transfer::TransferrableModel model(strategy_, task, adapter_,
+                                     {.task = 1.0, .distill = config_.distill_weight, .adversarial = config_.adapt_weight});
+
   PatchBatches train_batches(train_cases_, config_, config_.augment, 1);
   data::BackgroundLoader loader([&](std::int64_t i) { return train_batches.make(i); },
                                 {.threads = config_.loader_threads, .prefetch = 4, .first_index = iteration});
+  std::unique_ptr<PatchBatches> target_batches;
+  std::unique_ptr<data::BackgroundLoader> target_loader;
+  if (adapter_) {
+    SegmentationTrainConfig target_config = config_;
+    target_config.oversample_foreground = 0.0;  // no labels: patches anywhere
+    target_batches = std::make_unique<PatchBatches>(target_cases_, target_config, config_.augment, 3);
+    target_loader = std::make_unique<data::BackgroundLoader>(
+        [&](std::int64_t i) { return target_batches->make(i); },
+        data::BackgroundLoader::Options{.threads = std::max(1, config_.loader_threads / 2), .prefetch = 4,
+                                        .first_index = iteration});
+  }
   std::unique_ptr<PatchBatches> val_batches;
   if (!val_cases_.empty()) val_batches = std::make_unique<PatchBatches>(val_cases_, config_, false, 2);
-  const std::vector<double> ds_weights = net_->deep_supervision_weights();
   const std::int64_t K = plan_.num_classes();
 
   std::vector<EpochResult> results;
@@ -217,27 +318,48 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     r.lr = schedule.lr(epoch);
     optimizer.set_lr(r.lr);
     net_->train();
-    double loss_sum = 0.0, wait = 0.0;
+    double loss_sum = 0.0, task_sum = 0.0, distill_sum = 0.0, adversarial_sum = 0.0, accuracy_sum = 0.0, wait = 0.0;
     io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), config_.iterations_per_epoch,
                         config_.quiet);
     for (std::int64_t it = 0; it < config_.iterations_per_epoch; ++it, ++iteration) {
       data::Batch batch = loader.next();
       wait += loader.last_wait_seconds();
+      Tensor target_images;
+      if (target_loader) {
+        target_images = target_loader->next().image;
+        wait += target_loader->last_wait_seconds();
+      }
       optimizer.zero_grad();
-      Tensor loss = nn::deep_supervision_loss(net_->forward(batch.image), batch.labels, ds_weights);
-      const double value = loss.item();
+      const transfer::TransferLosses l = model.losses(batch.image, batch.labels, target_images, iteration);
+      const double value = l.total.item();
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
-      loss.backward();
+      l.total.backward();
       if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
       optimizer.step();
       loss_sum += value;
-      bar.advance(1, fmt::format("loss {:.4f}", loss_sum / static_cast<double>(it + 1)));
+      task_sum += l.task;
+      distill_sum += l.distill;
+      adversarial_sum += l.adversarial;
+      accuracy_sum += l.domain_accuracy;
+      r.lambda = l.lambda;
+      step_log.write({{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
+                      {"loss", value}, {"task_loss", l.task}, {"distill_loss", l.distill},
+                      {"adversarial_loss", l.adversarial}, {"lambda", l.lambda}, {"domain_accuracy", l.domain_accuracy},
+                      {"lr", r.lr}, {"data_wait_seconds", loader.last_wait_seconds()}});
+      const double n = static_cast<double>(it + 1);
+      bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}", loss_sum / n,
+                                            adversarial_sum / n, l.lambda, accuracy_sum / n)
+                              : fmt::format("loss {:.4f}", loss_sum / n));
     }
     bar.finish();
-    r.train_loss = loss_sum / static_cast<double>(config_.iterations_per_epoch);
+    const double steps = static_cast<double>(config_.iterations_per_epoch);
+    r.train_loss = loss_sum / steps;
+    r.task_loss = task_sum / steps;
+    r.distill_loss = distill_sum / steps;
+    r.adversarial_loss = adversarial_sum / steps;
+    r.domain_accuracy = accuracy_sum / steps;
     r.data_wait_seconds = wait;
-
     // Validation: nnUNet's pseudo Dice, one global Dice per class over all validation patches.
     r.val_loss = std::nan("");
     r.dice.assign(static_cast<std::size_t>(K - 1), std::nan(""));
@@ -275,8 +397,9 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
 
     LogRow row{{"epoch", static_cast<double>(epoch + 1)}, {"iteration", static_cast<double>(iteration)},
-               {"train_loss", r.train_loss}, {"val_loss", r.val_loss}, {"mean_dice", r.mean_dice},
-               {"ema_dice", r.ema_dice}};
+               {"train_loss", r.train_loss}, {"task_loss", r.task_loss}, {"distill_loss", r.distill_loss},
+               {"adversarial_loss", r.adversarial_loss}, {"lambda", r.lambda}, {"domain_accuracy", r.domain_accuracy},
+               {"val_loss", r.val_loss}, {"mean_dice", r.mean_dice}, {"ema_dice", r.ema_dice}};
     for (std::int64_t k = 1; k < K; ++k) row.emplace_back(fmt::format("dice_{}", k), r.dice[k - 1]);
     row.insert(row.end(), {{"lr", r.lr}, {"seconds", r.seconds}, {"data_wait_seconds", r.data_wait_seconds}});
     log.write(row);

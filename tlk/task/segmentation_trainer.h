@@ -11,6 +11,9 @@
 #include "tlk/nn/registry.h"
 #include "tlk/nn/unet.h"
 #include "tlk/task/train_config.h"
+#include "tlk/transfer/domain_adversarial_loss.h"
+#include "tlk/transfer/finetuner.h"
+#include "tlk/transfer/transferrable_model.h"
 
 namespace tlk::task {
 
@@ -18,6 +21,9 @@ namespace tlk::task {
 struct EpochResult {
   std::int64_t epoch = 0;
   double train_loss = 0.0, val_loss = 0.0;
+  /// The terms of train_loss (means over the epoch; NaN when the strategy has none): the supervised
+  /// task loss, the distillation and adversarial terms, and the adapter's λ and domain accuracy.
+  double task_loss = 0.0, distill_loss = 0.0, adversarial_loss = 0.0, lambda = 0.0, domain_accuracy = 0.0;
   std::vector<double> dice;      ///< pseudo Dice per foreground class over the validation patches
   double mean_dice = 0.0;        ///< nanmean of `dice`
   double ema_dice = 0.0;         ///< nnUNet's 0.9/0.1 moving average, which picks best.h5
@@ -44,11 +50,15 @@ class PatchBatches {
   std::uint64_t seed_;
 };
 
-/// nnUNet-style supervised training of a UNet on a folder written by `tlk preprocess`: deep
-/// supervision, Dice + CE, SGD-Nesterov with a per-epoch poly learning rate and gradient clipping,
+/// nnUNet-style training of a UNet on a folder written by `tlk preprocess`, with TLK's transfer
+/// strategies (transfer.strategy): supervised, finetune (from transfer.pretrained), adapt (a
+/// multi-scale domain discriminator on the encoder skips, fed by unlabelled data.target batches
+/// whose labels are never read), distill (voxel-wise KD from distill.teacher) and their
+/// combinations. Deep supervision, Dice + CE, SGD-Nesterov with a per-epoch poly learning rate and gradient clipping,
 /// batches from background threads, pseudo-Dice validation every epoch, checkpoints `latest.h5`
 /// (every epoch), `best.h5` (best moving-average Dice), `epoch_N.h5` (every output.save_every epochs)
-/// and `final.h5`, a log (log.csv and log.jsonl) and a progress bar. A NaN or infinite loss stops
+/// and `final.h5`, an epoch log (log.csv and log.jsonl), a step log with every loss term, λ and the
+/// domain accuracy (steps.csv and steps.jsonl), and a progress bar. A NaN or infinite loss stops
 /// the run with an error that names the epoch and iteration; the last good checkpoint stays.
 ///
 /// Example:
@@ -67,6 +77,8 @@ class SegmentationTrainer {
   std::function<void(const EpochResult&)> on_epoch;
 
   const data::PreprocessingPlan& plan() const { return plan_; }
+  /// What loading transfer.pretrained copied (finetune strategies).
+  const transfer::FinetuneReport& finetune_report() const { return finetune_report_; }
   nn::UNet& network() { return *net_; }
 
  private:
@@ -76,9 +88,17 @@ class SegmentationTrainer {
   std::vector<std::string> train_ids_, val_ids_;
   std::shared_ptr<nn::UNet> net_;
   nn::ModuleOptions model_options_;
+  transfer::Strategy strategy_ = transfer::Strategy::supervised;
+  transfer::FinetuneOptions finetune_options_;
+  transfer::FinetuneReport finetune_report_;
+  std::vector<data::SampleSource> target_cases_;  ///< images only (adapt strategies)
+  std::shared_ptr<transfer::DomainAdapter> adapter_;
+  std::shared_ptr<nn::UNet> teacher_;
 };
 
-/// Loads the preprocessed cases `files` as sample sources (labels required).
-std::vector<data::SampleSource> load_sample_sources(const std::vector<std::filesystem::path>& files);
+/// Loads the preprocessed cases `files` as sample sources: with labels (required), or with
+/// `labelled` false as images only, their labels never read (a domain-adaptation target).
+std::vector<data::SampleSource> load_sample_sources(const std::vector<std::filesystem::path>& files,
+                                                    bool labelled = true);
 
 }  // namespace tlk::task

@@ -9,9 +9,13 @@ namespace tlk::task {
 
 std::vector<std::string> SegmentationTrainConfig::known_keys() {
   return {"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
-          "data.loader_threads", "data.augment", "model.name", "train.epochs", "train.iterations_per_epoch",
+          "data.loader_threads", "data.augment", "data.target", "model.name", "train.epochs", "train.iterations_per_epoch",
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
-          "train.grad_clip", "train.seed", "train.threads", "output.dir", "output.save_every", "output.quiet"};
+          "train.grad_clip", "train.seed", "train.threads", "transfer.strategy", "transfer.pretrained",
+          "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
+          "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.widths", "adapt.lr_scale", "distill.teacher",
+          "distill.weight", "distill.temperature", "distill.foreground_only", "output.dir", "output.save_every",
+          "output.quiet"};
 }
 
 SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
@@ -31,6 +35,7 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.oversample_foreground = c.get_double("data.oversample_foreground", t.oversample_foreground);
   t.loader_threads = static_cast<int>(c.get_int("data.loader_threads", t.loader_threads));
   t.augment = c.get_bool("data.augment", t.augment);
+  t.target_dir = c.get_string("data.target", "");
   t.model = c.get_string("model.name", t.model);
   for (const auto& [key, value] : c.take_subtree("model"))
     if (key != "name") t.model_options[key] = value;
@@ -46,6 +51,33 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.grad_clip = c.get_double("train.grad_clip", t.grad_clip);
   t.seed = static_cast<std::uint64_t>(c.get_int("train.seed", static_cast<std::int64_t>(t.seed)));
   t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
+  t.strategy = c.get_string("transfer.strategy", t.strategy);
+  t.pretrained = c.get_string("transfer.pretrained", "");
+  t.pretrained_lr_scale = c.get_double("transfer.pretrained_lr_scale", t.pretrained_lr_scale);
+  t.freeze = c.get_string("transfer.freeze", t.freeze);
+  t.skip = c.get_string("transfer.skip", t.skip);
+  t.adapt_weight = c.get_double("adapt.weight", t.adapt_weight);
+  t.grl_alpha = c.get_double("adapt.grl_alpha", t.grl_alpha);
+  t.grl_lo = c.get_double("adapt.grl_lo", t.grl_lo);
+  t.grl_hi = c.get_double("adapt.grl_hi", t.grl_hi);
+  t.grl_max_iters = c.get_int("adapt.grl_max_iters", t.grl_max_iters);
+  t.discriminator_widths = c.get_ints("adapt.widths", {});
+  t.discriminator_lr_scale = c.get_double("adapt.lr_scale", t.discriminator_lr_scale);
+  t.teacher = c.get_string("distill.teacher", "");
+  t.distill_weight = c.get_double("distill.weight", t.distill_weight);
+  t.distill_temperature = c.get_double("distill.temperature", t.distill_temperature);
+  t.distill_foreground_only = c.get_bool("distill.foreground_only", t.distill_foreground_only);
+  const bool adapts = t.strategy == "adapt" || t.strategy == "finetune+adapt" || t.strategy == "distill+adapt";
+  const bool finetunes = t.strategy == "finetune" || t.strategy == "finetune+adapt";
+  const bool distills = t.strategy == "distill" || t.strategy == "distill+adapt";
+  check(adapts || finetunes || distills || t.strategy == "supervised", "{}: transfer.strategy '{}' is not one of "
+        "supervised, finetune, adapt, finetune+adapt, distill, distill+adapt", c.source(), t.strategy);
+  check(!adapts || !t.target_dir.empty(), "{}: transfer.strategy {} needs data.target (preprocessed target-domain "
+        "cases; their labels are never read)", c.source(), t.strategy);
+  check(!finetunes || !t.pretrained.empty(), "{}: transfer.strategy {} needs transfer.pretrained (a checkpoint)",
+        c.source(), t.strategy);
+  check(!distills || !t.teacher.empty(), "{}: transfer.strategy {} needs distill.teacher (a checkpoint)", c.source(),
+        t.strategy);
   t.out_dir = c.get_string("output.dir", t.out_dir.string());
   t.save_every = c.get_int("output.save_every", t.save_every);
   t.quiet = c.get_bool("output.quiet", t.quiet);
@@ -53,17 +85,28 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   return t;
 }
 
+namespace {
+/// A YAML scalar that stays a string (empty or not).
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+}  // namespace
+
 std::string SegmentationTrainConfig::to_yaml() const {
   std::string model_lines;
   for (const auto& [key, value] : model_options) model_lines += fmt::format("  {}: {}\n", key, value);
   return fmt::format(
       "data:\n  train: {}\n  val: {}\n  val_fraction: {}\n  patch: [{}]\n  batch: {}\n  oversample_foreground: {}\n"
-      "  loader_threads: {}\n  augment: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
+      "  loader_threads: {}\n  augment: {}\n  target: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
       "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
-      "  seed: {}\n  threads: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
-      train_dir.string(), val_dir.empty() ? "\"\"" : val_dir.string(), val_fraction, fmt::join(patch, ", "), batch,
-      oversample_foreground, loader_threads, augment, model, model_lines, epochs, iterations_per_epoch, val_iterations,
-      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, out_dir.string(), save_every, quiet);
+      "  seed: {}\n  threads: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
+      "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
+      "  grl_max_iters: {}\n  widths: [{}]\n  lr_scale: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
+      "  temperature: {}\n  foreground_only: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
+      train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
+      oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
+      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, strategy, quoted(pretrained.string()),
+      pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters,
+      fmt::join(discriminator_widths, ", "), discriminator_lr_scale, quoted(teacher.string()), distill_weight,
+      distill_temperature, distill_foreground_only, out_dir.string(), save_every, quiet);
 }
 
 }  // namespace tlk::task

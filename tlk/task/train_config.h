@@ -30,6 +30,7 @@ struct SegmentationTrainConfig {
   double oversample_foreground = 0.33;  ///< data.oversample_foreground
   int loader_threads = 2;               ///< data.loader_threads (0: on the training thread)
   bool augment = true;                  ///< data.augment: nnUNet's augmentation pipeline
+  std::filesystem::path target_dir;     ///< data.target: unlabelled target-domain cases (adapt strategies)
   // model.*
   std::string model = "unet3d";                     ///< model.name (a ModuleRegistry name)
   std::map<std::string, std::string> model_options;  ///< every other model.* key, e.g. model.levels
@@ -44,6 +45,21 @@ struct SegmentationTrainConfig {
   double grad_clip = 12.0;                   ///< train.grad_clip: max gradient norm (0: off)
   std::uint64_t seed = 1;                    ///< train.seed
   int threads = 0;                           ///< train.threads: OpenMP threads (0: all cores)
+  // transfer.*, adapt.*, distill.* (docs/config.md "Transfer")
+  std::string strategy = "supervised";  ///< transfer.strategy: supervised, finetune, adapt, finetune+adapt, distill, distill+adapt
+  std::filesystem::path pretrained;     ///< transfer.pretrained: checkpoint to start from (finetune strategies)
+  double pretrained_lr_scale = 1.0;     ///< transfer.pretrained_lr_scale: lr multiplier of copied parameters (TLK: 0.2)
+  std::string freeze = "none";          ///< transfer.freeze: none, copied, or comma-separated name prefixes
+  std::string skip = "";                ///< transfer.skip: name prefixes never copied (e.g. the heads)
+  double adapt_weight = 1.0;            ///< adapt.weight: weight of the adversarial loss
+  double grl_alpha = 1.0, grl_lo = 0.0, grl_hi = 1.0;  ///< adapt.grl_alpha / grl_lo / grl_hi
+  std::int64_t grl_max_iters = 1000;    ///< adapt.grl_max_iters: N of the warm-start schedule
+  std::vector<std::int64_t> discriminator_widths;    ///< adapt.widths: per-scale widths (default: the discriminator's)
+  double discriminator_lr_scale = 1.0;  ///< adapt.lr_scale: lr multiplier of the discriminator
+  std::filesystem::path teacher;        ///< distill.teacher: teacher checkpoint (distill strategies)
+  double distill_weight = 1.0;          ///< distill.weight
+  double distill_temperature = 1.0;     ///< distill.temperature (T² scaling applied)
+  bool distill_foreground_only = false; ///< distill.foreground_only: KD only where teacher or label is foreground
   // output.*
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 50;               ///< output.save_every: also keep epoch_N.h5 every N epochs

@@ -32,8 +32,8 @@ std::vector<std::string> read_csv_header(const std::filesystem::path& csv) {
 
 }  // namespace
 
-TrainingLog::TrainingLog(const std::filesystem::path& dir, bool append)
-    : csv_(dir / "log.csv"), jsonl_(dir / "log.jsonl") {
+TrainingLog::TrainingLog(const std::filesystem::path& dir, bool append, const std::string& name)
+    : csv_(dir / (name + ".csv")), jsonl_(dir / (name + ".jsonl")) {
   if (append) {
     columns_ = read_csv_header(csv_);
   } else {

@@ -21,7 +21,8 @@ using LogRow = std::vector<std::pair<std::string, double>>;
 /// ```
 class TrainingLog {
  public:
-  TrainingLog(const std::filesystem::path& dir, bool append);
+  /// Writes `dir`/`name`.csv and `dir`/`name`.jsonl.
+  TrainingLog(const std::filesystem::path& dir, bool append, const std::string& name = "log");
   void write(const LogRow& row);
   const std::filesystem::path& csv_path() const { return csv_; }
   const std::filesystem::path& jsonl_path() const { return jsonl_; }

@@ -17,6 +17,7 @@ Usage:
   tlk --help
 
 Commands:
+  demo         TLK's domain-adaptation experiment end to end on generated AMOS-/KiTS-like CT
   preprocess   prepare an nnUNet raw dataset (canonical axes, crop, normalize, resample) as HDF5
   train        train a segmentation UNet from a YAML config (checkpoints, logs, progress)
   predict      segment NIfTI volumes with a checkpoint (sliding window, mirroring, original geometry)
@@ -24,8 +25,10 @@ Commands:
   selfcheck    run a small 3D conv net forward and backward and check its gradients
   evaluate     score predicted label maps against references (Dice per case and label)
   info         show a NIfTI header and values, or a checkpoint's model and tensors
+  convert      turn MNIST IDX files or the Kaggle usps.h5 into TLK's classification HDF5
 
 Examples:
+  tlk demo
   tlk --version
   tlk selfcheck
   tlk selfcheck --seed 7
@@ -35,6 +38,7 @@ Examples:
   tlk predict --model runs/amos/best.h5 --in raw/Dataset064_KiTS19/imagesTs --out pred
   tlk evaluate --pred predictions --ref Dataset064_KiTS19/labelsTr --labels 1+2,2
   tlk info case_00010/segmentation.nii.gz
+  tlk convert mnist --images t10k-images-idx3-ubyte.gz --labels t10k-labels-idx1-ubyte.gz --out mnist.h5
 
 Run `tlk <command> --help` for a command's options.
 )";
@@ -53,13 +57,15 @@ int run(const std::vector<std::string>& args) {
     return 0;
   }
   if (command == "selfcheck") return selfcheck(rest);
+  if (command == "demo") return demo(rest);
   if (command == "preprocess") return preprocess(rest);
   if (command == "train") return train(rest);
   if (command == "predict") return predict(rest);
   if (command == "phantom") return phantom(rest);
   if (command == "evaluate") return evaluate(rest);
   if (command == "info") return info(rest);
-  fail("unknown command '{}' (expected one of: preprocess, train, predict, evaluate, info, phantom, selfcheck; see tlk --help)", command);
+  if (command == "convert") return convert(rest);
+  fail("unknown command '{}' (expected one of: demo, preprocess, train, predict, evaluate, info, convert, phantom, selfcheck; see tlk --help)", command);
 }
 
 }  // namespace tlk::cli

@@ -18,10 +18,15 @@ int evaluate(const std::vector<std::string>& args);
 int preprocess(const std::vector<std::string>& args);
 int train(const std::vector<std::string>& args);
 int predict(const std::vector<std::string>& args);
+/// `tlk demo`: the AMOS -> KiTS domain-adaptation experiment on generated phantoms.
+int demo(const std::vector<std::string>& args);
 /// `tlk phantom`: synthetic AMOS-like / KiTS-like CT as an nnUNet raw dataset.
 int phantom(const std::vector<std::string>& args);
 
 /// `tlk info FILE`: the header and values of a NIfTI file, or the contents of a checkpoint / HDF5 file.
 int info(const std::vector<std::string>& args);
+
+/// `tlk convert mnist|usps`: digit datasets (MNIST IDX, Kaggle usps.h5) -> TLK's classification HDF5.
+int convert(const std::vector<std::string>& args);
 
 }  // namespace tlk::cli

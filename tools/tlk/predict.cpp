@@ -15,7 +15,8 @@ namespace {
 const char* kHelp = R"(tlk predict - segment NIfTI volumes with a trained model
 
 Usage:
-  tlk predict --model CKPT --in DIR_OR_FILE --out DIR [--step 0.5] [--no-mirror] [--batch N] [--quiet]
+  tlk predict --model CKPT --in DIR_OR_FILE --out DIR [--step 0.5] [--no-mirror] [--batch N]
+              [--class-map MAP] [--quiet]
 
 Preprocesses each input exactly as the model's training data (the plan stored in the checkpoint),
 runs sliding windows with Gaussian importance weighting (sigma = patch/8), averages softmax outputs
@@ -30,17 +31,21 @@ Options:
   --step F            window step as a fraction of the patch (default 0.5; 0.75 or 1 is faster)
   --no-mirror         no mirroring test-time augmentation (about 8x faster)
   --batch N           windows per network call (default 1)
+  --class-map MAP     write other classes than the model's: "k=a+b" gives output class k the largest
+                      probability of model classes a and b, background the rest (a source model on a
+                      target task: AMOS kidneys 2 and 3 -> kidney 1 is "1=2+3")
   --quiet             no progress bar
   --help              this text
 
 Examples:
   tlk predict --model runs/amos/best.h5 --in raw/Dataset064_KiTS19/imagesTs --out pred
   tlk predict --model runs/amos/best.h5 --in case_00010_0000.nii.gz --out pred --no-mirror --step 0.75
+  tlk predict --model runs/amos15/final.h5 --in raw/KiTS/imagesTs --out pred --class-map 1=2+3
 )";
 }  // namespace
 
 int predict(const std::vector<std::string>& args) {
-  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"quiet", false}});
+  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"quiet", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -54,6 +59,7 @@ int predict(const std::vector<std::string>& args) {
   options.batch = static_cast<int>(a.get_int("batch", 1));
   check(options.batch >= 1, "predict: --batch must be at least 1, got {}", options.batch);
   options.quiet = a.flag("quiet");
+  options.class_map = task::parse_class_map(a.get("class-map", ""));
   const std::string model = a.required("model"), in = a.required("in");
   const std::filesystem::path out = a.required("out");
   const task::Predictor predictor(task::load_checkpoint(model), options);

@@ -1,0 +1,85 @@
+// `tlk demo`: TLK's AMOS -> KiTS domain-adaptation experiment on generated phantoms.
+#include <fmt/format.h>
+
+#include "args.h"
+#include "cli.h"
+#include "tlk/task/adaptation_demo.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::cli {
+
+namespace {
+const char* kHelp = R"(tlk demo - TLK's domain-adaptation experiment, end to end, on generated data
+
+Usage:
+  tlk demo [--out DIR] [--scale S] [--source-cases N] [--target-cases N] [--test-cases N]
+           [--pretrain-epochs N] [--adapt-epochs N] [--oracle-epochs N] [--iterations N]
+           [--base-features N] [--seed N] [--quiet]
+
+Generates an AMOS-like source domain (abdominal CT phantoms with 15 organs) and a KiTS-like target
+domain (kidneys with tumours, another contrast phase, noise, resolution, spacing and orientation),
+then: trains a UNet on the source, scores it on the target (source only), adapts it to the target
+without target labels (gradient reversal and a multi-scale discriminator on the encoder skips),
+scores it, trains an oracle on the labelled target from scratch, and prints the target kidney Dice,
+the training times, the speedup of adaptation over the oracle reaching the same Dice and the
+performance ratio. Writes to DIR: raw/ (the generated NIfTI volumes), prep/, runs/ (checkpoints and
+logs), pred/ (predictions), png/ (image, truth and each method's prediction side by side),
+results.csv and results.json. The defaults take a few minutes on a 2-core machine.
+
+Options:
+  --out DIR             output folder (default tlk_demo; its raw, prep, runs, pred and png are replaced)
+  --scale S             phantom resolution (default 0.5; 1 is 64x128x128 source voxels)
+  --source-cases N      labelled source cases (default 8)
+  --target-cases N      target training cases (default 8; only the oracle reads their labels)
+  --test-cases N        target cases every method is scored on (default 4)
+  --pretrain-epochs N   source training epochs (default 6)
+  --adapt-epochs N      adaptation epochs (default 3)
+  --oracle-epochs N     oracle epochs (default 8)
+  --iterations N        iterations per epoch (default 16)
+  --base-features N     UNet width (default 16)
+  --seed N              seed (default 1)
+  --quiet               no progress display
+  --help                this text
+
+Examples:
+  tlk demo
+  tlk demo --out big_demo --scale 1 --pretrain-epochs 20 --adapt-epochs 10 --oracle-epochs 30
+)";
+}  // namespace
+
+int demo(const std::vector<std::string>& args) {
+  Args a("demo", args,
+         {{"out"}, {"scale"}, {"source-cases"}, {"target-cases"}, {"test-cases"}, {"pretrain-epochs"},
+          {"adapt-epochs"}, {"oracle-epochs"}, {"iterations"}, {"base-features"}, {"seed"}, {"quiet", false}});
+  if (a.help()) {
+    fmt::print("{}", kHelp);
+    return 0;
+  }
+  check(a.positional().empty(), "demo: unexpected argument '{}' (see tlk demo --help)",
+        a.positional().empty() ? "" : a.positional()[0]);
+  task::AdaptationDemoOptions o;
+  o.out_dir = a.get("out", o.out_dir.string());
+  o.scale = a.get_double("scale", o.scale);
+  o.source_cases = static_cast<int>(a.get_int("source-cases", o.source_cases));
+  o.target_cases = static_cast<int>(a.get_int("target-cases", o.target_cases));
+  o.target_test_cases = static_cast<int>(a.get_int("test-cases", o.target_test_cases));
+  o.pretrain_epochs = a.get_int("pretrain-epochs", o.pretrain_epochs);
+  o.adapt_epochs = a.get_int("adapt-epochs", o.adapt_epochs);
+  o.oracle_epochs = a.get_int("oracle-epochs", o.oracle_epochs);
+  o.iterations_per_epoch = a.get_int("iterations", o.iterations_per_epoch);
+  o.base_features = a.get_int("base-features", o.base_features);
+  o.seed = static_cast<std::uint64_t>(a.get_int("seed", 1));
+  o.quiet = a.flag("quiet");
+  check(o.scale > 0 && o.scale <= 2, "demo: --scale must be in (0, 2], got {}", o.scale);
+  check(o.source_cases >= 2 && o.target_cases >= 2 && o.target_test_cases >= 1,
+        "demo: need at least 2 source and 2 target cases and 1 test case");
+  check(o.pretrain_epochs >= 1 && o.adapt_epochs >= 1 && o.oracle_epochs >= 1 && o.iterations_per_epoch >= 1,
+        "demo: epochs and iterations must be at least 1");
+  const task::AdaptationDemoResult r = task::run_adaptation_demo(o);
+  fmt::print("\n{}", task::format_adaptation_demo(r));
+  fmt::print("results: {}/results.csv, pictures: {}/png/, volumes: {}/raw/\n", o.out_dir.string(),
+             o.out_dir.string(), o.out_dir.string());
+  return 0;
+}
+
+}  // namespace tlk::cli
