@@ -80,3 +80,19 @@ TEST_CASE("pipeline commands: --help with examples, one-line errors") {
   CHECK(run_tlk("train --config " + d + "/typo.yaml").err.find("did you mean 'data.batch'") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "out"));  // a failed preprocess leaves nothing behind
 }
+
+TEST_SUITE("slow") {
+  TEST_CASE("tlk demo runs end to end at a tiny size and writes its results") {
+    const auto dir = fresh_temp_dir("cli_demo");
+    auto r = run_tlk("demo --out " + dir.string() + " --scale 0.25 --source-cases 2 --target-cases 2 --test-cases 1 "
+                     "--pretrain-epochs 1 --adapt-epochs 1 --oracle-epochs 1 --iterations 2 --base-features 4 --quiet");
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    for (const char* method : {"source only", "adapted (no target labels)", "control", "oracle (target labels)",
+                               "speedup", "performance ratio"})
+      CHECK_MESSAGE(r.out.find(method) != std::string::npos, method);
+    for (const char* f : {"results.csv", "results.json", "raw/Dataset901_AmosPhantom/dataset.json",
+                          "raw/Dataset902_KitsPhantom/imagesTs", "runs/adapted/steps.csv", "png"})
+      CHECK_MESSAGE(std::filesystem::exists(dir / f), f);
+    CHECK_FALSE(std::filesystem::is_empty(dir / "png"));
+  }
+}

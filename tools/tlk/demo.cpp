@@ -20,7 +20,9 @@ Generates an AMOS-like source domain (abdominal CT phantoms with 15 organs) and 
 domain (kidneys with tumours, another contrast phase, noise, resolution, spacing and orientation),
 then: trains a UNet on the source, scores it on the target (source only), adapts it to the target
 without target labels (gradient reversal and a multi-scale discriminator on the encoder skips),
-scores it, trains an oracle on the labelled target from scratch, and prints the target kidney Dice,
+scores it, continues the source model for as long without the target (a control that separates
+what adaptation adds from what more source training adds), trains an oracle on the labelled target
+from scratch, and prints the target kidney Dice,
 the training times, the speedup of adaptation over the oracle reaching the same Dice and the
 performance ratio. Writes to DIR: raw/ (the generated NIfTI volumes), prep/, runs/ (checkpoints and
 logs), pred/ (predictions), png/ (image, truth and each method's prediction side by side),
@@ -32,10 +34,10 @@ Options:
   --source-cases N      labelled source cases (default 8)
   --target-cases N      target training cases (default 8; only the oracle reads their labels)
   --test-cases N        target cases every method is scored on (default 4)
-  --pretrain-epochs N   source training epochs (default 6)
-  --adapt-epochs N      adaptation epochs (default 3)
+  --pretrain-epochs N   source training epochs (default 8)
+  --adapt-epochs N      adaptation epochs, and the control's (default 2)
   --oracle-epochs N     oracle epochs (default 8)
-  --iterations N        iterations per epoch (default 16)
+  --iterations N        iterations per epoch (default 12)
   --base-features N     UNet width (default 16)
   --seed N              seed (default 1)
   --quiet               no progress display

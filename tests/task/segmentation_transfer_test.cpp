@@ -1,0 +1,123 @@
+// The transfer strategies through the segmentation trainer: adapt with an unlabelled target,
+// finetune from a checkpoint with another class count, distill from a frozen teacher.
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+#include "tlk/data/preprocess.h"
+#include "tlk/io/config.h"
+#include "tlk/task/segmentation_trainer.h"
+
+using namespace tlk;
+using namespace tlk::testing;
+
+namespace {
+
+io::Config tiny_config(const std::filesystem::path& prep, const std::filesystem::path& out) {
+  io::Config c = io::Config::from_yaml_text(
+      "data: {patch: [8, 16, 16], batch: 2, loader_threads: 1}\n"
+      "model: {levels: 3, base_features: 4, max_features: 16}\n"
+      "train: {epochs: 1, iterations_per_epoch: 3, val_iterations: 1, seed: 2}\n"
+      "output: {quiet: true}\n");
+  c.set("data.train", prep.string());
+  c.set("output.dir", out.string());
+  return c;
+}
+
+std::string read_text(const std::filesystem::path& p) {
+  std::stringstream s;
+  s << std::ifstream(p).rdbuf();
+  return s.str();
+}
+
+/// A labelled source and a target preprocessed from a raw dataset whose labelsTr was deleted.
+std::filesystem::path make_domains(const std::string& name) {
+  const auto dir = fresh_temp_dir(name);
+  write_synthetic_raw_dataset(dir / "raw_source", 3, {12, 20, 24}, 11);
+  write_synthetic_raw_dataset(dir / "raw_target", 2, {10, 16, 20}, 12);
+  std::filesystem::remove_all(dir / "raw_target" / "labelsTr");
+  data::PreprocessOptions o;
+  o.quiet = true;
+  const data::PreprocessingPlan plan = data::preprocess_dataset(dir / "raw_source", dir / "source", o);
+  o.norm_stats_from = dir / "source";
+  o.spacing = plan.target_spacing;
+  data::preprocess_dataset(dir / "raw_target", dir / "target", o);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("transfer: adapt trains with a target that has no labels, logging λ and domain accuracy per step") {
+  const auto dir = make_domains("transfer_adapt");
+  io::Config c = tiny_config(dir / "source", dir / "adapt");
+  c.set("transfer.strategy", "adapt");
+  c.set("data.target", (dir / "target").string());
+  c.set("adapt.widths", "4,8");
+  c.set("adapt.grl_alpha", "10");
+  c.set("adapt.grl_max_iters", "3");
+  const auto results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);
+  REQUIRE(results.size() == 1);
+  CHECK(std::isfinite(results[0].adversarial_loss));
+  CHECK(results[0].domain_accuracy >= 0.0);
+  CHECK(results[0].domain_accuracy <= 1.0);
+  CHECK(results[0].lambda > 0.0);
+  const std::string steps = read_text(dir / "adapt" / "steps.csv");
+  CHECK(steps.rfind("step,epoch,loss,task_loss,distill_loss,adversarial_loss,lambda,domain_accuracy,", 0) == 0);
+  std::istringstream lines(steps);
+  std::string line;
+  int rows = -1;
+  while (std::getline(lines, line)) ++rows;
+  CHECK(rows == 3);
+  // The discriminator is saved beside the model, and resuming restores it.
+  const task::Checkpoint ckpt = task::load_checkpoint(dir / "adapt" / "final.h5");
+  CHECK_FALSE(ckpt.auxiliary.empty());
+  c.set("train.epochs", "2");
+  CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(true).size() == 1);
+  // Without data.target the strategy is refused up front.
+  io::Config missing = tiny_config(dir / "source", dir / "x");
+  missing.set("transfer.strategy", "finetune+adapt");
+  missing.set("transfer.pretrained", (dir / "adapt" / "final.h5").string());
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(missing), doctest::Contains("needs data.target"), Error);
+}
+
+TEST_CASE("transfer: finetune copies a pretrained body into a model with another class count") {
+  const auto dir = make_domains("transfer_finetune");
+  // Pretrain on the 3-class source; fine-tune a 2-class model on it (tumour merged into kidney).
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(tiny_config(dir / "source", dir / "pre"))).run(false);
+  write_synthetic_raw_dataset(dir / "raw_two", 2, {12, 20, 24}, 13);
+  data::PreprocessOptions o;
+  o.quiet = true;
+  o.label_map = "2:1";
+  data::preprocess_dataset(dir / "raw_two", dir / "two", o);
+  io::Config c = tiny_config(dir / "two", dir / "finetuned");
+  c.set("transfer.strategy", "finetune");
+  c.set("transfer.pretrained", (dir / "pre" / "final.h5").string());
+  c.set("transfer.pretrained_lr_scale", "0.2");
+  task::SegmentationTrainer trainer(task::SegmentationTrainConfig::from(c));
+  const transfer::FinetuneReport& report = trainer.finetune_report();
+  CHECK(report.mismatched.size() >= 1);  // the heads: 3 classes vs 2
+  for (const auto& m : report.mismatched) CHECK(m.name.find("heads") != std::string::npos);
+  CHECK(report.copied.size() > 10);
+  CHECK(trainer.run(false).size() == 1);
+}
+
+TEST_CASE("transfer: distill runs a frozen teacher and logs the distillation term") {
+  const auto dir = make_domains("transfer_distill");
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(tiny_config(dir / "source", dir / "teacher"))).run(false);
+  const task::Checkpoint before = task::load_checkpoint(dir / "teacher" / "final.h5");
+  io::Config c = tiny_config(dir / "source", dir / "student");
+  c.set("transfer.strategy", "distill+adapt");
+  c.set("distill.teacher", (dir / "teacher" / "final.h5").string());
+  c.set("distill.foreground_only", "true");
+  c.set("data.target", (dir / "target").string());
+  c.set("adapt.widths", "4,8");
+  c.set("model.base_features", "2");  // a smaller student
+  const auto results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);
+  CHECK(std::isfinite(results[0].distill_loss));
+  CHECK(results[0].distill_loss >= 0.0);
+  CHECK(std::isfinite(results[0].adversarial_loss));
+  const task::Checkpoint after = task::load_checkpoint(dir / "teacher" / "final.h5");
+  REQUIRE(before.model.size() == after.model.size());
+  for (std::size_t i = 0; i < before.model.size(); ++i)
+    CHECK(max_abs_diff(before.model[i].second, after.model[i].second) == 0);
+}
