@@ -12,12 +12,7 @@ using tlk::testing::shared_dir;
 
 namespace {
 
-fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "tlk-convert-cli-test" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path scratch_dir(const std::string& name) { return tlk::testing::fresh_temp_dir("convert_cli_" + name); }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

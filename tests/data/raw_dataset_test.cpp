@@ -11,13 +11,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh empty folder for one test.
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "tlk-raw-dataset-test" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return tlk::testing::fresh_temp_dir("raw_dataset_" + name); }
 
 // A tiny u8 volume [2, 3, 4] written as NIfTI.
 void write_volume(const fs::path& path, std::uint8_t value = 1) {

@@ -14,12 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "tlk-evaluate-test" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return tlk::testing::fresh_temp_dir("evaluate_" + name); }
 
 // A label map [1, 2, 5] (10 voxels) with spacing 1 x 2 x 3 mm (6 mm³ = 0.006 ml per voxel).
 void write_labels(const fs::path& path, const std::vector<double>& values, io::NiftiType type = io::NiftiType::u8,

@@ -8,33 +8,12 @@
 #include <vector>
 
 #include "tlk/io/hdf5_file.h"
+#include "tlk/io/file_bytes.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::io {
 
 namespace {
-
-// The whole file, decompressed when it is gzip (zlib's gzread passes plain files through).
-std::vector<std::uint8_t> read_bytes(const std::filesystem::path& path) {
-  check(std::filesystem::is_regular_file(path), "{}: no such file", path.string());
-  gzFile file = gzopen(path.c_str(), "rb");
-  check(file != nullptr, "{}: cannot open for reading", path.string());
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::uint8_t> chunk(1 << 20);
-  for (;;) {
-    const int n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n <= 0) {
-      int code = 0;
-      const char* message = gzerror(file, &code);
-      const bool broken = n < 0 || (code != Z_OK && code != Z_STREAM_END);
-      const std::string text = message ? message : "";
-      gzclose(file);
-      check(!broken, "{}: the gzip stream is corrupt or cut short ({})", path.string(), text);
-      return bytes;
-    }
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
-  }
-}
 
 struct IdxType {
   std::uint8_t code;
@@ -65,7 +44,7 @@ void copy_big_endian(const std::uint8_t* src, std::uint8_t* dst, std::size_t n, 
 }  // namespace
 
 Tensor read_idx(const std::filesystem::path& path) {
-  const std::vector<std::uint8_t> bytes = read_bytes(path);
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path);
   const std::string where = path.string();
   check(bytes.size() >= 4, "{}: not an IDX file (only {} bytes)", where, bytes.size());
   const std::uint32_t magic = read_be32(bytes.data());

@@ -1,6 +1,5 @@
 #include "tlk/io/nifti.h"
 
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +7,7 @@
 #include <fstream>
 
 #include "tlk/io/hdf5_file.h"
+#include "tlk/io/file_bytes.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::io {
@@ -15,28 +15,6 @@ namespace tlk::io {
 namespace {
 
 constexpr std::size_t kHeader1 = 348, kHeader2 = 540;
-
-// The whole file, decompressed when it is gzip (zlib's gzread passes plain files through).
-std::vector<std::uint8_t> read_all(const std::filesystem::path& path) {
-  check(std::filesystem::exists(path), "{}: no such file", path.string());
-  gzFile file = gzopen(path.c_str(), "rb");
-  check(file != nullptr, "{}: cannot open for reading", path.string());
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::uint8_t> chunk(1 << 20);
-  for (;;) {
-    const int n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n <= 0) {
-      int code = 0;
-      const char* message = gzerror(file, &code);
-      const bool cut_short = n < 0 || (code != Z_OK && code != Z_STREAM_END);
-      const std::string text = message ? message : "";
-      gzclose(file);
-      check(!cut_short, "{}: the gzip stream is corrupt or cut short ({})", path.string(), text);
-      return bytes;
-    }
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
-  }
-}
 
 // Reads header fields at byte offsets, swapping bytes when the file's order differs from ours.
 struct Fields {
@@ -133,7 +111,7 @@ Tensor decode_voxels(const std::uint8_t* src, const Shape& shape, NiftiType type
 
 NiftiImage read_nifti(const std::filesystem::path& path) {
   const std::string name = path.string();
-  const std::vector<std::uint8_t> bytes = read_all(path);
+  const std::vector<std::uint8_t> bytes = read_file_bytes(path);
   check(bytes.size() >= kHeader1, "{}: {} bytes is too short for a NIfTI header (348 bytes at least)", name,
         bytes.size());
   std::int32_t raw_size;
