@@ -85,24 +85,32 @@ TEST_CASE("DomainDiscriminator and MultiScaleDiscriminator: f64 gradient checks 
   }
   {
     // Two stages, anisotropic stride: block 0 (stride 1x2x2) meets stage 1's skip at 2x2x2.
-    MultiScaleDiscriminatorOptions o;
-    o.last_stage = -1;
-    o.widths = {3, 2};
-    MultiScaleDiscriminator disc({2, 3}, {{1, 1, 1}, {1, 2, 2}}, o, gen);
-    to_f64(disc);
-    // The skips and a few parameters (every parameter would take seconds).
-    std::vector<Tensor> inputs = {testing::random_leaf({2, 2, 2, 4, 4}, gen),
-                                  testing::random_leaf({2, 3, 2, 2, 2}, gen)};
-    for (auto& [name, p] : disc.named_parameters())
-      if (name == "blocks.0.conv1.weight" || name == "blocks.1.conv1.weight" || name == "blocks.1.norm2.weight" ||
-          name == "blocks.1.conv2.bias")
-        inputs.push_back(p);
-    REQUIRE(inputs.size() == 6);
-    CHECK_GRADCHECK(
-        [&](const std::vector<Tensor>& in) {
-          return std::vector<Tensor>{disc.forward({in[0], in[1]})};
-        },
-        inputs);
+    // Both block kinds (Note [Discriminator norm]) and both heads (Note [Discriminator head]).
+    using Norm = MultiScaleDiscriminatorOptions::Norm;
+    using Head = MultiScaleDiscriminatorOptions::Head;
+    for (auto [norm, head] : {std::pair{Norm::none, Head::pooled_channels}, std::pair{Norm::instance, Head::voxel_logits}}) {
+      MultiScaleDiscriminatorOptions o;
+      o.last_stage = -1;
+      o.widths = {3, 2};
+      o.norm = norm;
+      o.head = head;
+      MultiScaleDiscriminator disc({2, 3}, {{1, 1, 1}, {1, 2, 2}}, o, gen);
+      to_f64(disc);
+      // The skips and a few parameters (every parameter would take seconds).
+      std::vector<Tensor> inputs = {testing::random_leaf({2, 2, 2, 4, 4}, gen),
+                                    testing::random_leaf({2, 3, 2, 2, 2}, gen)};
+      for (auto& [name, p] : disc.named_parameters())
+        if (name == "blocks.0.conv1.weight" || name == "blocks.1.conv1.weight" || name == "blocks.1.norm2.weight" ||
+            name == "blocks.1.conv2.bias" || name == "blocks.0.0.weight" || name == "blocks.1.0.weight" ||
+            name == "blocks.1.2.bias" || name == "head.weight")
+          inputs.push_back(p);
+      REQUIRE(inputs.size() == (norm == Norm::none ? 5 : 7));
+      CHECK_GRADCHECK(
+          [&](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{disc.forward({in[0], in[1]})};
+          },
+          inputs);
+    }
   }
 }
 

@@ -75,11 +75,17 @@ TEST_CASE("MultiScaleDiscriminator: widths, strides and logits on a small UNet's
     CHECK(disc.block_strides().back() == Int3{2, 2, 2});
     Tensor logits = disc.forward(skips);
     CHECK(logits.shape() == Shape{2, disc.out_channels()});
+    // The voxel head: one logit per voxel of the last block (16^3 input, strided 2^(levels-1)).
+    const std::int64_t side = 16 >> (levels - 1);
+    MultiScaleDiscriminatorOptions voxel_options;
+    voxel_options.head = MultiScaleDiscriminatorOptions::Head::voxel_logits;
+    MultiScaleDiscriminator voxel(config, voxel_options, gen);
+    CHECK(voxel.forward(skips).shape() == Shape{2, side * side * side});
     CHECK(disc.uses_feature(0));
     CHECK_FALSE(disc.uses_feature(static_cast<std::size_t>(levels - 1)));
     // Block input channels: skip 0 alone, then previous width + skip.
     for (auto& [name, p] : disc.named_parameters())
-      if (name == "blocks.1.conv1.weight") CHECK(p.shape() == Shape{100, 50 + config.features(1), 3, 3, 3});
+      if (name == "blocks.1.0.weight") CHECK(p.shape() == Shape{100, 50 + config.features(1), 3, 3, 3});
 
     // All stages, narrow widths, and a later first stage.
     MultiScaleDiscriminatorOptions o;
@@ -87,6 +93,7 @@ TEST_CASE("MultiScaleDiscriminator: widths, strides and logits on a small UNet's
     o.last_stage = -1;
     o.base_width = 4;
     o.max_width = 8;
+    o.head = MultiScaleDiscriminatorOptions::Head::pooled_channels;
     MultiScaleDiscriminator all(config, o, gen);
     CHECK(all.widths().back() == 8);
     CHECK(all.block_strides().back() == Int3{1, 1, 1});
@@ -257,4 +264,47 @@ TEST_CASE("DomainAdapter::adapt_joint on one joint UNet batch equals adapt on tw
   missing[2] = Tensor();  // the bottleneck: unused by the default stage range, so it may be left out
   CHECK(adapter.adapt(fs, missing, 11).step == 11);
   CHECK_THROWS_WITH_AS(adapter.adapt(fs, ft, -1), doctest::Contains("step must be >= 0"), Error);
+}
+
+TEST_CASE("MultiScaleDiscriminator: learns to tell two domains' UNet features apart") {
+  // Two "scanners" whose difference survives InstanceNorm (a global gain and offset would not: the
+  // UNet's first norm removes them): white noise against coarser, 2x2x2-blocky noise (another
+  // resolution). A frozen random UNet's encoder skips feed the discriminator; only it trains.
+  Generator gen(21);
+  const nn::UNetConfig config = small_unet(3);
+  nn::UNet net(config, gen);
+  auto batch = [&](bool target) {
+    Tensor x = randn({2, 1, 16, 16, 16}, gen);
+    if (target) {
+      float* v = x.data<float>();
+      for (std::int64_t i = 0; i < x.numel(); ++i) {
+        const std::int64_t n = i / 4096, z = (i / 256) % 16, y = (i / 16) % 16, w = i % 16;
+        v[i] = v[n * 4096 + (z & ~1) * 256 + (y & ~1) * 16 + (w & ~1)];  // copy from the block's first voxel
+      }
+    }
+    NoGradGuard no_grad;
+    net.forward(x);
+    return net.encoder_features();
+  };
+  auto accuracy_after_training = [&](MultiScaleDiscriminatorOptions::Head head) {
+    MultiScaleDiscriminatorOptions o;
+    o.widths = {8, 16};
+    o.head = head;
+    auto disc = std::make_shared<MultiScaleDiscriminator>(config, o, gen);
+    nn::Adam adam(nn::single_group(*disc), nn::AdamOptions{1e-2});
+    double accuracy = 0.0;
+    for (int step = 0; step < 30; ++step) {
+      const auto source = batch(false), target = batch(true);
+      adam.zero_grad();
+      DomainAdversarialResult r = domain_adversarial_loss(disc->forward(source), disc->forward(target));
+      r.loss.backward();
+      adam.step();
+      accuracy = r.accuracy;
+    }
+    return accuracy;
+  };
+  const double voxel = accuracy_after_training(MultiScaleDiscriminatorOptions::Head::voxel_logits);
+  const double pooled = accuracy_after_training(MultiScaleDiscriminatorOptions::Head::pooled_channels);
+  MESSAGE("domain accuracy after 30 steps: voxel logits " << voxel << ", pooled channels " << pooled);
+  CHECK(pooled > 0.9);  // the default head (Note [Discriminator head])
 }

@@ -7,6 +7,8 @@
 
 #include "tlk/autograd/ops/pool3d.h"
 #include "tlk/autograd/ops/view.h"
+#include "tlk/nn/activation.h"
+#include "tlk/nn/sequential.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::transfer {
@@ -15,7 +17,7 @@ namespace {
 /// Holds the per-stage blocks under "blocks.<stage>" (stage = encoder stage index).
 class BlockList : public nn::Module {
  public:
-  std::shared_ptr<nn::UNetStage> add(int stage, std::shared_ptr<nn::UNetStage> block) {
+  std::shared_ptr<nn::UnaryModule> add(int stage, std::shared_ptr<nn::UnaryModule> block) {
     return register_module(std::to_string(stage), std::move(block));
   }
 };
@@ -76,9 +78,27 @@ MultiScaleDiscriminator::MultiScaleDiscriminator(const std::vector<std::int64_t>
     const std::int64_t in = skip_channels[s] + (k == 0 ? 0 : widths_[k - 1]);
     const Int3 stride = s + 1 < stages ? strides[s + 1] : Int3{1, 1, 1};
     block_strides_.push_back(stride);
-    blocks_.push_back(
-        list->add(s, std::make_shared<nn::UNetStage>(in, widths_[k], options.kernel, stride, block_config, gen)));
+    // Note [Discriminator norm]: InstanceNorm makes a block blind to any per-channel gain and offset
+    // of its input (conv is linear, the norm removes both), and a shift of feature statistics is most
+    // of what a domain shift looks like after the UNet's own norms. TLK's original used conv-IN-LReLU
+    // (Norm::instance); in TLK's demo that discriminator could not separate the domains at all (its
+    // accuracy stayed at 0.5), so the default drops the norm: conv-LReLU-conv-LReLU.
+    if (options.norm == MultiScaleDiscriminatorOptions::Norm::instance) {
+      blocks_.push_back(
+          list->add(s, std::make_shared<nn::UNetStage>(in, widths_[k], options.kernel, stride, block_config, gen)));
+    } else {
+      auto block = std::make_shared<nn::Sequential>();
+      block->add(std::make_shared<nn::Conv3d>(in, widths_[k],
+                                              nn::ConvOptions{}.with_kernel(options.kernel).with_stride(stride), gen));
+      block->add(std::make_shared<nn::LeakyReLU>(options.negative_slope));
+      block->add(std::make_shared<nn::Conv3d>(widths_[k], widths_[k], nn::ConvOptions{}.with_kernel(options.kernel), gen));
+      block->add(std::make_shared<nn::LeakyReLU>(options.negative_slope));
+      blocks_.push_back(list->add(s, block));
+    }
   }
+  if (options.head == MultiScaleDiscriminatorOptions::Head::voxel_logits)
+    head_ = register_module("head", std::make_shared<nn::Conv3d>(widths_.back(), 1,
+                                                                 nn::ConvOptions{}.with_kernel({1, 1, 1}), gen));
 }
 
 MultiScaleDiscriminator::MultiScaleDiscriminator(const nn::UNetConfig& config,
@@ -109,6 +129,16 @@ Tensor MultiScaleDiscriminator::forward(const std::vector<Tensor>& features) {
       input = ops::cat({x, skip}, 1);
     }
     x = blocks_[s - first_]->forward(input);
+  }
+  if (head_) {
+    // Note [Discriminator head]: Head::voxel_logits puts a 1x1x1 convolution on the last block, one
+    // logit per voxel ([N, D·H·W]), and the loss averages their decisions (a PatchGAN-style
+    // discriminator that judges local texture). The default, TLK's Head::pooled_channels below,
+    // judges each channel's mean over the volume: a domain shows most in such statistics, and in
+    // TLK's tests the pooled head learns to separate two scanners in 30 steps where the voxel head
+    // stays at chance.
+    Tensor logits = head_->forward(x);
+    return ops::reshape(logits, Shape{logits.size(0), logits.numel() / logits.size(0)});
   }
   // Note [Per-channel domain logits]: global average pooling leaves [N, C, 1, 1, 1]; each channel is
   // one logit, so the loss averages N · C binary decisions per domain (the original's view(N·C, 1)).

@@ -23,6 +23,12 @@ struct MultiScaleDiscriminatorOptions {
   /// (first_stage 1 or 2) skips the full-resolution blocks, which cost the most (Note [Discriminator cost]).
   int first_stage = 0;
   int last_stage = -2;
+  /// How the last block's features become domain logits (Note [Discriminator head]).
+  enum class Head { voxel_logits, pooled_channels };
+  Head head = Head::pooled_channels;
+  /// Normalization inside the blocks (Note [Discriminator norm]).
+  enum class Norm { none, instance };
+  Norm norm = Norm::none;
   Int3 kernel{3, 3, 3};
   double negative_slope = 0.01;
   double norm_eps = 1e-5;
@@ -74,7 +80,7 @@ class MultiScaleDiscriminator : public Discriminator {
 
   int first_stage() const { return first_; }
   int last_stage() const { return last_; }
-  /// Logits per sample: the last block's width.
+  /// The last block's width (the logits per sample with Head::pooled_channels).
   std::int64_t out_channels() const { return widths_.back(); }
   const std::vector<std::int64_t>& widths() const { return widths_; }
   /// The stride of each used block's first convolution, first_stage first.
@@ -90,7 +96,8 @@ class MultiScaleDiscriminator : public Discriminator {
   int first_ = 0, last_ = 0;
   std::vector<std::int64_t> widths_;
   std::vector<Int3> block_strides_;
-  std::vector<std::shared_ptr<nn::UNetStage>> blocks_;
+  std::vector<std::shared_ptr<nn::UnaryModule>> blocks_;
+  std::shared_ptr<nn::Conv3d> head_;  ///< Head::voxel_logits only
 };
 
 }  // namespace tlk::transfer
