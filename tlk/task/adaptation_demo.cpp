@@ -197,7 +197,7 @@ AdaptationDemoResult run_adaptation_demo(const AdaptationDemoOptions& o) {
       panels.push_back({method, axial_slice(data::to_canonical(p.data, orientation), z)});
     }
     io::write_png(out / "png" / (c.id + ".png"),
-                  render_slices(axial_slice(data::to_canonical(image.scaled_f32(), orientation), z), panels));
+                  render_slices(axial_slice(data::to_canonical(image.scaled_f32(), orientation), z), panels, 3));
   }
   result.total_seconds = seconds_since(demo_start);
 

@@ -13,12 +13,14 @@ constexpr std::array<std::array<int, 3>, 6> kColours{{{230, 40, 40}, {40, 200, 6
                                                        {240, 200, 30}, {200, 60, 220}, {40, 210, 220}}};
 }  // namespace
 
-Tensor render_slices(const Tensor& ct_slice, const std::vector<SlicePanel>& panels) {
+Tensor render_slices(const Tensor& ct_slice, const std::vector<SlicePanel>& panels, int zoom) {
+  check(zoom >= 1 && zoom <= 16, "render_slices: zoom must be in [1, 16], got {}", zoom);
   check(ct_slice.dim() == 2, "render_slices: expected a 2-D slice, got {}", ct_slice.shape().str());
   check(!panels.empty(), "render_slices: no panels");
   const Tensor ct = ct_slice.to(DType::f32).contiguous();
   const std::int64_t H = ct.size(0), W = ct.size(1), P = static_cast<std::int64_t>(panels.size());
-  Tensor out = Tensor::empty({H, W * P, 3}, TensorOptions{}.with(DType::u8));
+  const std::int64_t Z = zoom, row = W * P * Z * 3;
+  Tensor out = Tensor::empty({H * Z, W * P * Z, 3}, TensorOptions{}.with(DType::u8));
   std::uint8_t* o = out.data<std::uint8_t>();
   for (std::int64_t p = 0; p < P; ++p) {
     const Tensor labels = panels[p].labels.defined() ? panels[p].labels.to(DType::u8).contiguous() : Tensor();
@@ -36,8 +38,11 @@ Tensor render_slices(const Tensor& ct_slice, const std::vector<SlicePanel>& pane
           const auto& c = kColours[(label - 1) % kColours.size()];
           for (int k = 0; k < 3; ++k) rgb[k] = (rgb[k] * 2 + c[k] * 3) / 5;
         }
-        std::uint8_t* px = o + (y * W * P + p * W + x) * 3;
-        for (int k = 0; k < 3; ++k) px[k] = static_cast<std::uint8_t>(rgb[k]);
+        for (std::int64_t dy = 0; dy < Z; ++dy)
+          for (std::int64_t dx = 0; dx < Z; ++dx) {
+            std::uint8_t* px = o + (y * Z + dy) * row + ((p * W + x) * Z + dx) * 3;
+            for (int k = 0; k < 3; ++k) px[k] = static_cast<std::uint8_t>(rgb[k]);
+          }
       }
   }
   return out;

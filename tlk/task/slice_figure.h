@@ -15,9 +15,10 @@ struct SlicePanel {
 
 /// Renders an axial CT slice (f32 [H, W] in HU, shown with a soft-tissue window of [−160, 240] HU)
 /// once per panel, side by side, each panel's labels blended over it in fixed colours (1 red,
-/// 2 green, 3 blue, then more), as an RGB u8 image [H, W·panels, 3] with the anterior side up.
+/// 2 green, 3 blue, then more), as an RGB u8 image [H·zoom, W·panels·zoom, 3] with the anterior side
+/// up; `zoom` repeats every pixel (small phantoms stay legible).
 /// Example: `io::write_png("case.png", task::render_slices(ct_slice, {{"truth", truth}, {"pred", pred}}));`
-Tensor render_slices(const Tensor& ct_slice, const std::vector<SlicePanel>& panels);
+Tensor render_slices(const Tensor& ct_slice, const std::vector<SlicePanel>& panels, int zoom = 1);
 
 /// The axial slice (index along z of a canonical [D, H, W] volume) with the most voxels of labels > 0
 /// in `labels`; the middle slice when there are none.

@@ -25,7 +25,8 @@ what adaptation adds from what more source training adds), trains an oracle on t
 from scratch, and prints the target kidney Dice,
 the training times, the speedup of adaptation over the oracle reaching the same Dice and the
 performance ratio. Writes to DIR: raw/ (the generated NIfTI volumes), prep/, runs/ (checkpoints and
-logs), pred/ (predictions), png/ (image, truth and each method's prediction side by side),
+logs), pred/ (predictions), png/ (per test case: image | truth | source only | control | adapted |
+oracle, on the axial slice with the most kidney; red kidney, green tumour),
 results.csv and results.json. The defaults take a few minutes on a 2-core machine.
 
 Options:
