@@ -78,6 +78,28 @@ TEST_CASE("optimizer state round-trips: a restored optimizer continues exactly")
   CHECK_THROWS_WITH_AS(second.load_state(state), doctest::Contains("has shape [4], the parameter has [3]"), Error);
 }
 
+TEST_CASE("Adam's state (moments and its per-parameter step counter) round-trips exactly") {
+  Tensor a = start(), b = start();
+  nn::Adam first({a}, nn::AdamOptions{0.01});
+  for (int t = 0; t < 3; ++t) {
+    a.set_grad(gradient(t));
+    first.step();
+  }
+  {
+    NoGradGuard guard;
+    b.copy_(a);
+  }
+  nn::Adam second({b}, nn::AdamOptions{0.01});
+  second.load_state(first.state());  // the 0-D f64 step counters included
+  for (int t = 3; t < 5; ++t) {
+    a.set_grad(gradient(t));
+    b.set_grad(gradient(t));
+    first.step();
+    second.step();
+  }
+  CHECK(testing::max_abs_diff(a, b) == 0.0);
+}
+
 TEST_CASE("clip_grad_norm scales the global norm down to the limit and reports the norm before") {
   Tensor a = start(), b = start();
   a.set_grad(Tensor::from_vector(std::vector<double>{3, 0, 0}, {3}));

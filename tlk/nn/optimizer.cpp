@@ -83,9 +83,11 @@ void Optimizer::load_state(const std::vector<NamedTensor>& state) {
     while (s < names.size() && names[s] != slot) ++s;
     check(s < names.size(), "{}: unknown state slot '{}' in '{}'", name_, slot, name);
     const Tensor& p = groups_[g].params[i];
-    check(t.shape() == p.shape(), "{}: optimizer state '{}' has shape {}, the parameter has {}", name_, name,
+    // A 0-D slot is a per-parameter counter (Adam's step, kept in f64), not a tensor shaped like p.
+    const bool counter = t.dim() == 0;
+    check(counter || t.shape() == p.shape(), "{}: optimizer state '{}' has shape {}, the parameter has {}", name_, name,
           t.shape().str(), p.shape().str());
-    slots_[g][i][s] = t.to(p.dtype()).contiguous().clone();
+    slots_[g][i][s] = (counter ? t.to(DType::f64) : t.to(p.dtype())).contiguous().clone();
   }
 }
 

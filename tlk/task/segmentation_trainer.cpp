@@ -12,6 +12,7 @@
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/data/preprocessed_case.h"
 #include "tlk/io/progress_bar.h"
+#include "tlk/nn/adam.h"
 #include "tlk/nn/deep_supervision_loss.h"
 #include "tlk/nn/lr_schedule.h"
 #include "tlk/nn/registry.h"
@@ -218,12 +219,14 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   const fs::path latest = config_.out_dir / "latest.h5";
 
   // Optimizer groups: the fine-tune's "pretrained" (at transfer.pretrained_lr_scale) and "new", or
-  // one group; the discriminator in its own group.
+  // one group. The discriminator has its own Adam (adapt.lr; docs/config.md says why).
   std::vector<nn::ParamGroup> groups = transfer::finetunes(strategy_)
                                            ? transfer::finetune_param_groups(*net_, finetune_report_, finetune_options_)
                                            : nn::single_group(*net_);
-  if (adapter_) groups.push_back({adapter_->parameters(), config_.discriminator_lr_scale, -1, "discriminator"});
   nn::Sgd optimizer(groups, nn::SgdOptions{config_.lr, config_.momentum, true, config_.weight_decay});
+  std::unique_ptr<nn::Adam> discriminator_optimizer;
+  if (adapter_)
+    discriminator_optimizer = std::make_unique<nn::Adam>(nn::single_group(*adapter_), nn::AdamOptions{config_.discriminator_lr});
   const nn::PolySchedule schedule(config_.lr, config_.epochs, config_.poly_exponent);
   std::int64_t start_epoch = 0, iteration = 0;
   double ema = std::nan(""), best_ema = -1.0;
@@ -232,7 +235,14 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     const Checkpoint c = load_checkpoint(latest);
     net_->load_state_dict(c.model);
     optimizer.load_state(c.optimizer);
-    if (adapter_) adapter_->load_state_dict(c.auxiliary);
+    if (adapter_) {
+      // Note [Auxiliary state]: the discriminator's weights under "adapter.", its optimizer's under "adam.".
+      std::vector<nn::NamedTensor> weights, adam;
+      for (const auto& [name, t] : c.auxiliary)
+        (name.rfind("adam.", 0) == 0 ? adam : weights).emplace_back(name.substr(name.find('.') + 1), t);
+      adapter_->load_state_dict(weights);
+      discriminator_optimizer->load_state(adam);
+    }
     start_epoch = c.epoch;
     iteration = c.iteration;
     ema = std::stod(c.metadata.at("train.ema_dice"));
@@ -247,7 +257,10 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     Checkpoint c;
     c.model = net_->state_dict();
     c.optimizer = optimizer.state();
-    if (adapter_) c.auxiliary = adapter_->state_dict();
+    if (adapter_) {  // Note [Auxiliary state]
+      for (const auto& [name, t] : adapter_->state_dict()) c.auxiliary.emplace_back("adapter." + name, t);
+      for (const auto& [name, t] : discriminator_optimizer->state()) c.auxiliary.emplace_back("adam." + name, t);
+    }
     c.epoch = epochs_done;
     c.iteration = iteration;
     c.schedule_step = epochs_done;
@@ -330,6 +343,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
         wait += target_loader->last_wait_seconds();
       }
       optimizer.zero_grad();
+      if (discriminator_optimizer) discriminator_optimizer->zero_grad();
       const transfer::TransferLosses l = model.losses(batch.image, batch.labels, target_images, iteration);
       const double value = l.total.item();
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
@@ -337,6 +351,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       l.total.backward();
       if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
       optimizer.step();
+      if (discriminator_optimizer) discriminator_optimizer->step();
       loss_sum += value;
       task_sum += l.task;
       distill_sum += l.distill;

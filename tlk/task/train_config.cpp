@@ -13,7 +13,7 @@ std::vector<std::string> SegmentationTrainConfig::known_keys() {
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
           "train.grad_clip", "train.seed", "train.threads", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
-          "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.widths", "adapt.lr_scale", "distill.teacher",
+          "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.widths", "adapt.lr", "distill.teacher",
           "distill.weight", "distill.temperature", "distill.foreground_only", "output.dir", "output.save_every",
           "output.quiet"};
 }
@@ -62,7 +62,8 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.grl_hi = c.get_double("adapt.grl_hi", t.grl_hi);
   t.grl_max_iters = c.get_int("adapt.grl_max_iters", t.grl_max_iters);
   t.discriminator_widths = c.get_ints("adapt.widths", {});
-  t.discriminator_lr_scale = c.get_double("adapt.lr_scale", t.discriminator_lr_scale);
+  t.discriminator_lr = c.get_double("adapt.lr", t.discriminator_lr);
+  check(t.discriminator_lr > 0, "{}: adapt.lr must be positive, got {}", c.source(), t.discriminator_lr);
   t.teacher = c.get_string("distill.teacher", "");
   t.distill_weight = c.get_double("distill.weight", t.distill_weight);
   t.distill_temperature = c.get_double("distill.temperature", t.distill_temperature);
@@ -99,13 +100,13 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
       "  seed: {}\n  threads: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
-      "  grl_max_iters: {}\n  widths: [{}]\n  lr_scale: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
+      "  grl_max_iters: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
       "  temperature: {}\n  foreground_only: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
       lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters,
-      fmt::join(discriminator_widths, ", "), discriminator_lr_scale, quoted(teacher.string()), distill_weight,
+      fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
       distill_temperature, distill_foreground_only, out_dir.string(), save_every, quiet);
 }
 

@@ -55,7 +55,7 @@ struct SegmentationTrainConfig {
   double grl_alpha = 1.0, grl_lo = 0.0, grl_hi = 1.0;  ///< adapt.grl_alpha / grl_lo / grl_hi
   std::int64_t grl_max_iters = 1000;    ///< adapt.grl_max_iters: N of the warm-start schedule
   std::vector<std::int64_t> discriminator_widths;    ///< adapt.widths: per-scale widths (default: the discriminator's)
-  double discriminator_lr_scale = 1.0;  ///< adapt.lr_scale: lr multiplier of the discriminator
+  double discriminator_lr = 1e-3;       ///< adapt.lr: Adam learning rate of the discriminator
   std::filesystem::path teacher;        ///< distill.teacher: teacher checkpoint (distill strategies)
   double distill_weight = 1.0;          ///< distill.weight
   double distill_temperature = 1.0;     ///< distill.temperature (T² scaling applied)
