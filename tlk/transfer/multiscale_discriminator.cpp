@@ -92,7 +92,9 @@ MultiScaleDiscriminator::MultiScaleDiscriminator(const std::vector<std::int64_t>
                                               nn::ConvOptions{}.with_kernel(options.kernel).with_stride(stride), gen));
       block->add(std::make_shared<nn::LeakyReLU>(options.negative_slope));
       block->add(std::make_shared<nn::Conv3d>(widths_[k], widths_[k], nn::ConvOptions{}.with_kernel(options.kernel), gen));
-      block->add(std::make_shared<nn::LeakyReLU>(options.negative_slope));
+      // The last block ends in its convolution: its pooled channels are the logits, which must be
+      // free to take either sign (after a LeakyReLU a "target" logit could hardly go below 0).
+      if (s < last_) block->add(std::make_shared<nn::LeakyReLU>(options.negative_slope));
       blocks_.push_back(list->add(s, block));
     }
   }
