@@ -2,7 +2,7 @@
 # TLK's one-step setup for a fresh Debian machine: installs the missing Debian packages, configures
 # and builds a Release tree in build/, then runs the main job or the test suite.
 #
-#   bash tools/setup.sh demo          # build, then run the main job
+#   bash tools/setup.sh demo          # build, then run the main job (tlk demo, into tlk_demo/)
 #   bash tools/setup.sh test          # build, then run the whole test suite
 #   bash tools/setup.sh test-fast     # build, then run the suite without the tests labelled slow
 #   bash tools/setup.sh asan          # build build-asan/ with ASan+UBSan and run the suite there
@@ -43,7 +43,7 @@ cmake --build "$build_dir" -j"$jobs"
 case "$mode" in
   demo)
     "$build_dir/tlk" --version
-    "$build_dir/tlk" selfcheck
+    "$build_dir/tlk" demo --out tlk_demo
     ;;
   test) ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" ;;
   test-fast) ctest --test-dir "$build_dir" --output-on-failure -j"$jobs" -LE slow ;;

@@ -221,9 +221,9 @@ AdaptationDemoResult run_adaptation_demo(const AdaptationDemoOptions& o) {
 }
 
 std::string format_adaptation_demo(const AdaptationDemoResult& r) {
-  std::string s = fmt::format("{:<28} {:>12} {:>12}\n", "method", "kidney Dice", "train time");
+  std::string s = fmt::format("{:<34} {:>12} {:>12}\n", "method", "kidney Dice", "train time");
   for (const auto& row : r.rows)
-    s += fmt::format("{:<28} {:>12.3f} {:>11.1f}s\n", row.method, row.kidney_dice, row.train_seconds);
+    s += fmt::format("{:<34} {:>12.3f} {:>11.1f}s\n", row.method, row.kidney_dice, row.train_seconds);
   s += std::isnan(r.speedup)
            ? fmt::format("speedup of adaptation over the oracle reaching the same Dice: > {:.2f}x (the oracle never "
                          "reached it)\n", r.speedup_lower_bound)
