@@ -4,6 +4,7 @@
 #include "args.h"
 #include "cli.h"
 #include "tlk/io/config.h"
+#include "tlk/task/classification_trainer.h"
 #include "tlk/task/segmentation_trainer.h"
 
 namespace tlk::cli {
@@ -20,6 +21,10 @@ pseudo-Dice every epoch. Writes to output.dir: latest.h5, best.h5, final.h5, epo
 output.save_every epochs, log.csv and log.jsonl (one row per epoch), config.yaml.
 Every key and its default: docs/config.md.
 
+With `task: classification` at the top of the config it trains an image classifier instead (LeNet
+or another nn::Classifier on HDF5 image files, with the transfer strategies supervised, finetune,
+adapt (DANN, CDAN), distill and their combinations): docs/classification.md.
+
 Options:
   --config FILE     YAML config (data.train is required)
   --set key=value   override one key, e.g. --set train.epochs=5 (repeatable)
@@ -32,6 +37,26 @@ Examples:
   tlk train --config train.yaml --set train.epochs=10 --set data.batch=2 --set output.dir=runs/try
   tlk train --config train.yaml --resume
 )";
+
+int train_classifier(const io::Config& config, const Args& a) {
+  const task::ClassificationTrainConfig train_config = task::ClassificationTrainConfig::from(config);
+  if (a.flag("print-config")) {
+    fmt::print("{}", train_config.to_yaml());
+    return 0;
+  }
+  task::ClassificationTrainer trainer(train_config);
+  const auto results = trainer.run(a.flag("resume"));
+  if (results.empty()) {
+    fmt::print("nothing to train: {} already finished its {} epochs\n", train_config.out_dir.string(),
+               train_config.epochs);
+    return 0;
+  }
+  const task::ClassificationEpoch& last = results.back();
+  fmt::print("trained {} epoch(s); last train accuracy {:.4f}, val accuracy {:.4f}, test accuracy {:.4f}; "
+             "checkpoints in {}\n", results.size(), last.train_accuracy, last.val_accuracy, last.test_accuracy,
+             train_config.out_dir.string());
+  return 0;
+}
 }  // namespace
 
 int train(const std::vector<std::string>& args) {
@@ -44,6 +69,7 @@ int train(const std::vector<std::string>& args) {
         a.positional().empty() ? "" : a.positional()[0]);
   io::Config config = io::Config::from_yaml_file(a.required("config"));
   for (const std::string& assignment : a.all("set")) config.set_override(assignment);
+  if (task::config_task(config) == "classification") return train_classifier(config, a);
   const task::SegmentationTrainConfig train_config = task::SegmentationTrainConfig::from(config);
   if (a.flag("print-config")) {
     fmt::print("{}", train_config.to_yaml());

@@ -1,0 +1,584 @@
+#include "tlk/task/classification_trainer.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/losses.h"
+#include "tlk/io/hdf5_file.h"
+#include "tlk/io/progress_bar.h"
+#include "tlk/nn/adam.h"
+#include "tlk/nn/lr_schedule.h"
+#include "tlk/nn/sgd.h"
+#include "tlk/task/checkpoint.h"
+#include "tlk/task/metrics.h"
+#include "tlk/task/training_log.h"
+#include "tlk/tensor/error.h"
+#include "tlk/transfer/cdan.h"
+#include "tlk/transfer/domain_discriminator.h"
+#include "tlk/transfer/teacher_cache.h"
+
+namespace tlk::task {
+
+namespace {
+
+/// A well-mixed 64-bit seed from a run seed and a stream number (splitmix64's finaliser).
+std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/// FNV-1a over bytes, chained from `h`.
+std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = 0xcbf29ce484222325ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+std::uint64_t fnv1a(const std::string& s, std::uint64_t h) { return fnv1a(s.data(), s.size(), h); }
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) items.push_back(item);
+    start = comma + 1;
+  }
+  return items;
+}
+
+/// The rows `indices` of t ([N, ...], any dtype), copied into a new contiguous tensor.
+Tensor gather_rows(const Tensor& t_in, const std::vector<std::int64_t>& indices) {
+  const Tensor t = t_in.contiguous();
+  Shape shape = t.shape();
+  const std::int64_t n = shape[0];
+  const std::size_t row = static_cast<std::size_t>(n > 0 ? t.numel() / n : 0) * element_size(t.dtype());
+  shape[0] = static_cast<std::int64_t>(indices.size());
+  Tensor out = Tensor::empty(shape, TensorOptions{t.dtype()});
+  const auto* src = static_cast<const char*>(t.raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    check(indices[i] >= 0 && indices[i] < n, "gather_rows: index {} is out of range for {} rows", indices[i], n);
+    std::memcpy(dst + i * row, src + static_cast<std::size_t>(indices[i]) * row, row);
+  }
+  return out;
+}
+
+data::ClassificationDataset take(const data::ClassificationDataset& ds, const std::vector<std::int64_t>& indices) {
+  data::ClassificationDataset out = data::subset(ds, indices);
+  out.source = ds.source;
+  return out;
+}
+
+/// Batches of indices into n items, reshuffled on every pass over them: batch i of a run is batch
+/// i % P of pass i / P (P batches per pass, the last partial batch dropped), the pass shuffled by a
+/// generator seeded from (seed, stream, pass). Batch i depends only on the seed and i, so a resumed
+/// run draws what an uninterrupted one would.
+class BatchCycle {
+ public:
+  BatchCycle(std::int64_t n, std::int64_t batch, std::uint64_t seed, std::uint64_t stream)
+      : n_(n), batch_(std::min(batch, n)), seed_(mix_seed(seed, stream)) {}
+  std::int64_t batches_per_pass() const { return n_ / batch_; }
+  const std::vector<std::int64_t>& indices(std::int64_t i) {
+    const std::int64_t pass = i / batches_per_pass();
+    if (pass != pass_) {
+      Generator gen(mix_seed(seed_, static_cast<std::uint64_t>(pass)));
+      batches_ = data::epoch_batches(n_, batch_, &gen, /*drop_last=*/true);
+      pass_ = pass;
+    }
+    return batches_[static_cast<std::size_t>(i % batches_per_pass())];
+  }
+
+ private:
+  std::int64_t n_, batch_;
+  std::uint64_t seed_;
+  std::int64_t pass_ = -1;
+  std::vector<std::vector<std::int64_t>> batches_;
+};
+
+std::unique_ptr<nn::LrSchedule> make_schedule(const ClassificationTrainConfig& c, std::int64_t steps_per_epoch) {
+  const std::int64_t total = c.epochs * steps_per_epoch;
+  if (c.schedule == "dann") return std::make_unique<nn::DannSchedule>(c.lr, total);
+  if (c.schedule == "cosine") return std::make_unique<nn::CosineSchedule>(c.lr, total);
+  if (c.schedule == "step") {
+    const std::int64_t epochs = c.step_epochs > 0 ? c.step_epochs : std::max<std::int64_t>(1, c.epochs / 3);
+    return std::make_unique<nn::StepSchedule>(c.lr, epochs * steps_per_epoch, c.gamma);
+  }
+  return std::make_unique<nn::StepSchedule>(c.lr, total + 1, 1.0);  // constant
+}
+
+double fraction_correct(const Tensor& logits, const Tensor& labels) {
+  const Tensor predicted = argmax_channels(logits).contiguous();
+  const Tensor y = labels.contiguous();
+  const std::int64_t* p = predicted.data<std::int64_t>();
+  const std::int64_t* t = y.data<std::int64_t>();
+  std::int64_t right = 0;
+  for (std::int64_t i = 0; i < predicted.numel(); ++i) right += p[i] == t[i];
+  return predicted.numel() ? static_cast<double>(right) / static_cast<double>(predicted.numel()) : std::nan("");
+}
+
+}  // namespace
+
+Tensor load_unlabelled_images(const std::string& path, const data::ClassificationLoadOptions& options) {
+  std::filesystem::path file = path;
+  std::string group = options.split;
+  if (!std::filesystem::exists(file)) {
+    const auto colon = path.rfind(':');
+    check(colon != std::string::npos && std::filesystem::exists(path.substr(0, colon)), "{}: no such file", path);
+    file = path.substr(0, colon);
+    group = path.substr(colon + 1);
+  }
+  while (!group.empty() && group.front() == '/') group.erase(group.begin());
+  const io::Hdf5File f = io::Hdf5File::open(file);
+  const std::string prefix = group.empty() ? "/" : "/" + group + "/";
+  std::string name = prefix + "images";
+  if (!f.has(name)) name = prefix + "data";
+  check(f.has(name), "{}: no '{}images' (or '{}data') dataset of images", file.string(), prefix, prefix);
+  Tensor raw = f.read(name);  // only the images: the labels stay on disk, unread
+  const std::string where = fmt::format("{} dataset '{}'", file.string(), name);
+  check(raw.dtype() == DType::u8 || raw.dtype() == DType::f32, "{}: images must be u8 or f32, got {}", where,
+        dtype_name(raw.dtype()));
+  Shape s = raw.shape();
+  check(s.size() >= 2 && s.size() <= 5 && s[0] > 0, "{}: expected images [N, C, H, W], [N, C, D, H, W], [N, H, W] or "
+        "flattened [N, F], got {}", where, s.str());
+  if (s.size() == 3) raw = raw.reshape({s[0], 1, s[1], s[2]});
+  if (s.size() == 2) {
+    std::vector<std::int64_t> per = options.flat_image_shape;
+    if (per.empty()) {
+      const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(s[1]))));
+      check(side * side == s[1], "{}: flattened images [N, {}] are not square", where, s[1]);
+      per = {1, side, side};
+    }
+    if (per.size() == 2) per.insert(per.begin(), 1);
+    Shape shape{s[0]};
+    for (std::int64_t d : per) shape.push_back(d);
+    raw = raw.reshape(shape);
+  }
+  Tensor images = raw.to(DType::f32).contiguous();
+  const double scale = options.scale.value_or(raw.dtype() == DType::u8 ? 1.0 / 255.0 : 1.0);
+  if (scale != 1.0) {
+    float* p = images.data<float>();
+    for (std::int64_t i = 0; i < images.numel(); ++i) p[i] = static_cast<float>(p[i] * scale);
+  }
+  if (!options.spatial_size.empty()) images = data::fit_images(images, options.spatial_size, options.fit, options.antialias);
+  const std::int64_t n = images.size(0);
+  if (options.grey_to_rgb && images.size(1) == 1) {
+    Shape rgb = images.shape();
+    rgb[1] = 3;
+    Tensor out = Tensor::empty(rgb, TensorOptions{DType::f32});
+    const std::int64_t plane = images.numel() / n;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (int c = 0; c < 3; ++c)
+        std::memcpy(out.data<float>() + (3 * i + c) * plane, images.data<float>() + i * plane, plane * sizeof(float));
+    images = out;
+  }
+  check(!options.grey_to_rgb || images.size(1) == 3, "{}: grey_to_rgb needs 1 or 3 channels, got {}", where,
+        images.size(1));
+  if (!options.mean.empty() || !options.stddev.empty()) {
+    const std::int64_t channels = images.size(1), plane = images.numel() / (n * channels);
+    auto at = [&](const std::vector<double>& v, std::int64_t c, double fallback) {
+      check(v.empty() || v.size() == 1 || static_cast<std::int64_t>(v.size()) == channels,
+            "{}: mean/std need 1 or {} values, got {}", where, channels, v.size());
+      return v.empty() ? fallback : v.size() == 1 ? v[0] : v[static_cast<std::size_t>(c)];
+    };
+    float* p = images.data<float>();
+    for (std::int64_t ic = 0; ic < n * channels; ++ic) {
+      const auto m = static_cast<float>(at(options.mean, ic % channels, 0.0));
+      const auto inv = static_cast<float>(1.0 / at(options.stddev, ic % channels, 1.0));
+      for (std::int64_t k = 0; k < plane; ++k) p[ic * plane + k] = (p[ic * plane + k] - m) * inv;
+    }
+  }
+  return images;
+}
+
+Tensor as_volumes(const Tensor& images) {
+  if (images.dim() != 4) return images;
+  return images.contiguous().reshape({images.size(0), images.size(1), 1, images.size(2), images.size(3)});
+}
+
+double classification_accuracy(nn::Module& net, const Tensor& images, const Tensor& labels, std::int64_t batch) {
+  check(images.defined() && labels.defined() && images.size(0) == labels.numel(),
+        "classification_accuracy: expected images [N, ...] and labels [N]");
+  auto* unary = dynamic_cast<nn::UnaryModule*>(&net);
+  check(unary != nullptr, "classification_accuracy: the network is not a single-input module");
+  NoGradGuard no_grad;
+  const bool was_training = net.is_training();
+  net.eval();
+  const std::int64_t n = images.size(0);
+  std::int64_t right = 0;
+  for (std::int64_t start = 0; start < n; start += batch) {
+    std::vector<std::int64_t> idx;
+    for (std::int64_t i = start; i < std::min(n, start + batch); ++i) idx.push_back(i);
+    const Tensor logits = unary->forward(as_volumes(gather_rows(images, idx)));
+    right += static_cast<std::int64_t>(
+        std::llround(fraction_correct(logits, gather_rows(labels, idx)) * static_cast<double>(idx.size())));
+  }
+  net.train(was_training);
+  return n ? static_cast<double>(right) / static_cast<double>(n) : std::nan("");
+}
+
+ClassificationTrainer::~ClassificationTrainer() = default;
+
+ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config) : config_(std::move(config)) {
+  if (config_.threads > 0) omp_set_num_threads(config_.threads);
+  load_options_.spatial_size = config_.size;
+  load_options_.fit = config_.fit == "pad" ? data::SpatialFit::pad : data::SpatialFit::resize;
+  load_options_.grey_to_rgb = config_.grey_to_rgb;
+  load_options_.mean = config_.mean;
+  load_options_.stddev = config_.stddev;
+
+  // Note [Fixed hold-out]: data.val_fraction holds out images chosen by a fixed generator, not by
+  // train.seed, so that every run on one file (a teacher, its students, every seed) validates on the
+  // same images and none of them trains on them.
+  data::ClassificationDataset all = data::load_classification_dataset(config_.train, load_options_);
+  std::vector<std::int64_t> train_idx, val_idx;
+  if (config_.val_fraction > 0) {
+    Generator gen(0x401d07);
+    std::vector<std::int64_t> order = data::shuffled_indices(all.size(), gen);
+    const auto n_val = std::clamp<std::int64_t>(
+        std::llround(config_.val_fraction * static_cast<double>(all.size())), 1, all.size() - 1);
+    val_idx.assign(order.begin(), order.begin() + n_val);
+    train_idx.assign(order.begin() + n_val, order.end());
+    std::sort(val_idx.begin(), val_idx.end());
+    std::sort(train_idx.begin(), train_idx.end());
+  } else {
+    for (std::int64_t i = 0; i < all.size(); ++i) train_idx.push_back(i);
+  }
+  if (config_.train_limit > 0 && config_.train_limit < static_cast<std::int64_t>(train_idx.size()))
+    train_idx.resize(static_cast<std::size_t>(config_.train_limit));
+  train_ = val_idx.empty() && train_idx.size() == static_cast<std::size_t>(all.size()) ? all : take(all, train_idx);
+  if (!val_idx.empty()) val_ = take(all, val_idx);
+  if (!config_.val.empty()) val_ = data::load_classification_dataset(config_.val, load_options_);
+  if (!config_.test.empty()) test_ = data::load_classification_dataset(config_.test, load_options_);
+  const std::int64_t K = train_.num_classes;
+  for (const data::ClassificationDataset* d : {&val_, &test_}) {
+    if (!d->images.defined()) continue;
+    check(d->images.shape().size() == train_.images.shape().size() && d->images.size(1) == train_.images.size(1),
+          "train: {} has images {}, the training data {} has {} (set data.size / data.grey_to_rgb to match)", d->source,
+          d->images.shape().str(), train_.source, train_.images.shape().str());
+    check(d->num_classes <= K, "train: {} has {} classes, the training data {} has {}", d->source, d->num_classes,
+          train_.source, K);
+  }
+
+  model_options_ = nn::ModuleOptions{}.with_in_channels(train_.images.size(1)).with_num_classes(K);
+  for (const auto& [key, value] : config_.model_options) model_options_ = model_options_.with(key, value);
+  if (config_.model == "lenet" && !model_options_.has("image_size")) {
+    const std::int64_t h = train_.images.size(-2), w = train_.images.size(-1);
+    check(h == w && train_.images.dim() == 4, "train: LeNet takes square 2-D images, the data has {} (set data.size)",
+          train_.images.shape().str());
+    model_options_ = model_options_.with("image_size", h);
+  }
+  Generator init(config_.seed);
+  net_ = nn::ModuleRegistry::instance().create(config_.model, model_options_, init);
+  classifier_ = dynamic_cast<nn::Classifier*>(net_.get());
+  check(classifier_ != nullptr, "train: model '{}' is not a classifier (task: classification needs an nn::Classifier "
+        "such as lenet or resnet3d-small)", config_.model);
+
+  strategy_ = transfer::parse_strategy(config_.strategy);
+  if (transfer::finetunes(strategy_)) {
+    if (config_.freeze == "copied") {
+      finetune_options_.freeze = transfer::Freeze::copied;
+    } else if (config_.freeze != "none" && !config_.freeze.empty()) {
+      finetune_options_.freeze = transfer::Freeze::prefixes;
+      finetune_options_.freeze_prefixes = split_list(config_.freeze);
+    }
+    finetune_options_.copied_lr_scale = config_.pretrained_lr_scale;
+    finetune_options_.skip_prefixes = split_list(config_.skip);
+    finetune_report_ = transfer::finetune_from(*net_, config_.pretrained, finetune_options_);
+    if (!config_.quiet) fmt::print(stderr, "{}\n", finetune_report_.str());
+  }
+  const std::int64_t batches_per_pass = std::max<std::int64_t>(1, train_.size() / std::min(config_.batch, train_.size()));
+  steps_per_epoch_ = config_.iterations_per_epoch > 0 ? config_.iterations_per_epoch : batches_per_pass;
+
+  if (transfer::adapts(strategy_)) {
+    target_ = load_unlabelled_images(config_.target, load_options_);
+    check(target_.dim() == train_.images.dim() && target_.size(1) == train_.images.size(1) &&
+              target_.size(-1) == train_.images.size(-1) && target_.size(-2) == train_.images.size(-2),
+          "train: the target images {} are {}, the source {} are {} (set data.size / data.grey_to_rgb to match)",
+          config_.target, target_.shape().str(), train_.source, train_.images.shape().str());
+    const transfer::DomainDiscriminatorOptions mlp{
+        .hidden = config_.adapt_hidden,
+        .regularizer = config_.adapt_regularizer == "batch_norm" ? transfer::DiscriminatorRegularizer::batch_norm
+                       : config_.adapt_regularizer == "dropout"  ? transfer::DiscriminatorRegularizer::dropout
+                                                                 : transfer::DiscriminatorRegularizer::none,
+        .dropout = config_.adapt_dropout};
+    Generator disc_init(mix_seed(config_.seed, 0xd15c));
+    std::shared_ptr<transfer::Discriminator> disc;
+    if (config_.adapt_method == "cdan") {
+      transfer::CdanOptions o;
+      o.conditioning = config_.cdan_conditioning == "multilinear" ? transfer::CdanConditioning::multilinear
+                       : config_.cdan_conditioning == "randomized" ? transfer::CdanConditioning::randomized
+                                                                   : transfer::CdanConditioning::automatic;
+      o.randomized_dim = config_.cdan_randomized_dim;
+      o.entropy_weighting = config_.cdan_entropy;
+      o.discriminator = mlp;
+      disc = std::make_shared<transfer::CdanDiscriminator>(classifier_->feature_count(), classifier_->num_classes(), o,
+                                                           disc_init);
+    } else {
+      disc = std::make_shared<transfer::DomainDiscriminator>(classifier_->feature_count(), mlp, disc_init);
+    }
+    const std::int64_t n_iters = config_.grl_max_iters > 0 ? config_.grl_max_iters : config_.epochs * steps_per_epoch_;
+    adapter_ = std::make_shared<transfer::DomainAdapter>(
+        disc, transfer::WarmStartSchedule{config_.grl_alpha, config_.grl_lo, config_.grl_hi, n_iters});
+  }
+  if (transfer::distills(strategy_)) {
+    auto teacher = std::dynamic_pointer_cast<nn::UnaryModule>(rebuild_model(load_checkpoint(config_.teacher)));
+    check(teacher != nullptr, "train: the teacher {} is not a single-input network", config_.teacher.string());
+    if (auto* t = dynamic_cast<nn::Classifier*>(teacher.get()))
+      check(t->num_classes() == K, "train: the teacher {} predicts {} classes, the data {} has {}",
+            config_.teacher.string(), t->num_classes(), train_.source, K);
+    transfer::DistillerOptions o;
+    o.loss = config_.distill_loss == "dkd" ? transfer::DistillLoss::dkd
+             : config_.distill_loss == "mse" ? transfer::DistillLoss::mse
+                                             : transfer::DistillLoss::kd;
+    o.temperature = config_.distill_temperature;
+    o.dkd = {.alpha = config_.dkd_alpha, .beta = config_.dkd_beta, .temperature = config_.distill_temperature,
+             .warmup_epochs = config_.dkd_warmup};
+    std::shared_ptr<transfer::TeacherCache> cache;
+    if (!config_.distill_cache.empty())
+      cache = std::make_shared<transfer::TeacherCache>(
+          config_.distill_cache,
+          transfer::TeacherCacheOptions{.format = o.loss == transfer::DistillLoss::mse ? transfer::CacheFormat::logits
+                                                                                       : transfer::CacheFormat::top_k,
+                                        .top_k = K, .num_classes = K, .temperature = config_.distill_temperature});
+    distiller_ = std::make_unique<transfer::Distiller>(teacher, o, cache);
+    if (cache) precompute_teacher_outputs();
+  }
+}
+
+// Note [Teacher outputs saved once]: the classification data is not augmented, so a teacher's output
+// for an image never changes. With distill.cache the teacher scores every training (and target)
+// image once, in chunks saved to the cache (transfer::TeacherCache, all K probabilities at the KD
+// temperature, or logits for mse) under a key whose seed is a fingerprint of the teacher checkpoint's
+// bytes and the data settings; later epochs, and later runs with the same teacher and data (other
+// seeds, other students), replay them without running the teacher at all.
+void ClassificationTrainer::precompute_teacher_outputs() {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  {
+    std::ifstream in(config_.teacher, std::ios::binary);
+    std::vector<char> buf(1 << 16);
+    while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
+      h = fnv1a(buf.data(), static_cast<std::size_t>(in.gcount()), h);
+  }
+  h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config_.train, config_.target, config_.val_fraction,
+                        config_.train_limit, fmt::join(config_.size, ","), config_.fit, config_.grey_to_rgb,
+                        fmt::join(config_.mean, ","), fmt::join(config_.stddev, ","), config_.distill_loss),
+            h);
+  const std::int64_t chunk = 500;
+  auto score = [&](const Tensor& images, std::int64_t key_base) {
+    const std::int64_t n = images.size(0);
+    std::vector<Tensor> parts;
+    Tensor out;
+    for (std::int64_t start = 0, c = 0; start < n; start += chunk, ++c) {
+      std::vector<std::int64_t> idx;
+      for (std::int64_t i = start; i < std::min(n, start + chunk); ++i) idx.push_back(i);
+      const Tensor t = distiller_->teacher_outputs(as_volumes(gather_rows(images, idx)),
+                                                   transfer::TeacherCacheKey{.sample = key_base + c, .seed = h})
+                           .to(DType::f32)
+                           .contiguous();
+      if (!out.defined()) out = Tensor::empty({n, t.size(1)}, TensorOptions{DType::f32});
+      std::memcpy(out.data<float>() + start * t.size(1), t.data<float>(), sizeof(float) * t.numel());
+    }
+    return out;
+  };
+  cached_teacher_source_ = score(train_.images, 0);
+  if (target_.defined()) cached_teacher_target_ = score(target_, std::int64_t{1} << 40);
+  distiller_->cache()->flush();
+}
+
+std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(config_.out_dir, ec);
+  check(!ec, "train: cannot create {}: {}", config_.out_dir.string(), ec.message());
+  const fs::path latest = config_.out_dir / "latest.h5";
+
+  std::vector<nn::ParamGroup> groups =
+      transfer::finetunes(strategy_)
+          ? transfer::finetune_param_groups(*net_, finetune_report_, finetune_options_)
+          : nn::single_group(*net_);
+  if (adapter_) groups.push_back({adapter_->parameters(), config_.adapt_lr_scale, -1, "discriminator"});
+  std::unique_ptr<nn::Optimizer> optimizer;
+  if (config_.optimizer == "adam")
+    optimizer = std::make_unique<nn::Adam>(groups, nn::AdamOptions{.lr = config_.lr, .weight_decay = config_.weight_decay});
+  else
+    optimizer = std::make_unique<nn::Sgd>(
+        groups, nn::SgdOptions{config_.lr, config_.momentum, config_.nesterov && config_.momentum > 0,
+                               config_.weight_decay});
+  const std::unique_ptr<nn::LrSchedule> schedule = make_schedule(config_, steps_per_epoch_);
+
+  std::int64_t start_epoch = 0, iteration = 0;
+  double best = -1.0;
+  if (resume) {
+    check(fs::exists(latest), "train --resume: no checkpoint {} to resume from", latest.string());
+    const Checkpoint c = load_checkpoint(latest);
+    net_->load_state_dict(c.model);
+    optimizer->load_state(c.optimizer);
+    if (adapter_) adapter_->load_state_dict(c.auxiliary);
+    start_epoch = c.epoch;
+    iteration = c.iteration;
+    best = std::stod(c.metadata.at("train.best_accuracy"));
+  }
+  { std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml(); }
+  TrainingLog log(config_.out_dir, resume), step_log(config_.out_dir, resume, "steps");
+
+  auto save = [&](const fs::path& path, std::int64_t epochs_done) {
+    Checkpoint c;
+    c.model = net_->state_dict();
+    c.optimizer = optimizer->state();
+    if (adapter_) c.auxiliary = adapter_->state_dict();
+    c.epoch = epochs_done;
+    c.iteration = iteration;
+    c.schedule_step = iteration;
+    describe_model(c, config_.model, model_options_);
+    c.metadata["task"] = "classification";
+    c.metadata["train.config"] = config_.to_yaml();
+    c.metadata["train.strategy"] = config_.strategy;
+    c.metadata["train.best_accuracy"] = fmt::format("{}", best);
+    c.metadata["data.size"] = fmt::format("{}", fmt::join(config_.size, ","));
+    c.metadata["data.fit"] = config_.fit;
+    c.metadata["data.grey_to_rgb"] = config_.grey_to_rgb ? "true" : "false";
+    c.metadata["data.mean"] = fmt::format("{}", fmt::join(config_.mean, ","));
+    c.metadata["data.std"] = fmt::format("{}", fmt::join(config_.stddev, ","));
+    save_checkpoint(path, c);
+  };
+
+  // The current step's batches, which the backbone task's callbacks recognise by their storage.
+  Tensor source_x, target_x, source_logits;
+  std::vector<std::int64_t> source_idx, target_idx;
+  std::int64_t epoch = start_epoch;
+  transfer::BackboneTask task;
+  const bool cdan = adapter_ && config_.adapt_method == "cdan";
+  task.forward = [&](const Tensor& images) {
+    transfer::BackboneOutput out;
+    Tensor f = classifier_->features(images);
+    Tensor logits = classifier_->classify(f);
+    if (images.raw_data() == source_x.raw_data()) source_logits = logits.detach();
+    out.features = cdan ? std::vector<Tensor>{f, logits} : std::vector<Tensor>{f};
+    out.logits = {logits};
+    return out;
+  };
+  task.task_loss = [](const transfer::BackboneOutput& out, const Tensor& labels) {
+    return ops::cross_entropy(out.logits[0], labels);
+  };
+  if (distiller_) {
+    task.teacher = [&](const Tensor& images) {
+      if (!cached_teacher_source_.defined()) return distiller_->teacher_outputs(images);
+      if (images.raw_data() == source_x.raw_data()) return gather_rows(cached_teacher_source_, source_idx);
+      check(images.raw_data() == target_x.raw_data() && cached_teacher_target_.defined(),
+            "train: no saved teacher outputs for this batch");
+      return gather_rows(cached_teacher_target_, target_idx);
+    };
+    task.distill_loss = [&](const transfer::BackboneOutput& student, const Tensor& teacher_logits,
+                            const Tensor& labels) {
+      // A target batch has no labels: DKD's target class is then the teacher's prediction.
+      const Tensor y = labels.defined() ? labels : argmax_channels(teacher_logits);
+      return distiller_->loss(student.logits[0], teacher_logits, y, static_cast<double>(epoch + 1));
+    };
+  }
+  const double alpha = distiller_ ? config_.distill_alpha : 1.0;
+  transfer::TransferrableModel model(strategy_, task, adapter_,
+                                     {.task = alpha, .distill = 1.0 - alpha, .adversarial = config_.adapt_weight});
+
+  BatchCycle source_cycle(train_.size(), config_.batch, config_.seed, 1);
+  std::unique_ptr<BatchCycle> target_cycle;
+  if (adapter_) target_cycle = std::make_unique<BatchCycle>(target_.size(0), config_.batch, config_.seed, 2);
+  const bool has_val = val_.images.defined(), has_test = test_.images.defined();
+
+  std::vector<ClassificationEpoch> results;
+  for (; epoch < config_.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    ClassificationEpoch r;
+    r.epoch = epoch;
+    net_->train();
+    if (adapter_) adapter_->train();
+    double loss_sum = 0, task_sum = 0, distill_sum = 0, adversarial_sum = 0, domain_sum = 0, right_sum = 0;
+    io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), steps_per_epoch_, config_.quiet);
+    for (std::int64_t it = 0; it < steps_per_epoch_; ++it, ++iteration) {
+      source_idx = source_cycle.indices(iteration);
+      source_x = as_volumes(gather_rows(train_.images, source_idx));
+      const Tensor source_y = gather_rows(train_.labels, source_idx);
+      if (target_cycle) {
+        target_idx = target_cycle->indices(iteration);
+        target_x = as_volumes(gather_rows(target_, target_idx));
+      }
+      r.lr = schedule->lr(iteration);
+      optimizer->set_lr(r.lr);
+      optimizer->zero_grad();
+      const transfer::TransferLosses l = model.losses(source_x, source_y, target_x, iteration);
+      const double value = l.total.item();
+      check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
+            "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
+      l.total.backward();
+      if (config_.grad_clip > 0) {
+        std::vector<Tensor> params = net_->parameters();
+        if (adapter_)
+          for (const Tensor& p : adapter_->parameters()) params.push_back(p);
+        nn::clip_grad_norm(params, config_.grad_clip);
+      }
+      optimizer->step();
+      const double batch_accuracy = fraction_correct(source_logits, source_y);
+      loss_sum += value;
+      task_sum += l.task;
+      distill_sum += l.distill;
+      adversarial_sum += l.adversarial;
+      domain_sum += l.domain_accuracy;
+      right_sum += batch_accuracy;
+      r.lambda = l.lambda;
+      step_log.write({{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
+                      {"loss", value}, {"task_loss", l.task}, {"distill_loss", l.distill},
+                      {"adversarial_loss", l.adversarial}, {"lambda", l.lambda}, {"domain_accuracy", l.domain_accuracy},
+                      {"batch_accuracy", batch_accuracy}, {"lr", r.lr}});
+      const double n = static_cast<double>(it + 1);
+      bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  acc {:.3f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}",
+                                            loss_sum / n, right_sum / n, adversarial_sum / n, l.lambda, domain_sum / n)
+                              : fmt::format("loss {:.4f}  acc {:.3f}", loss_sum / n, right_sum / n));
+    }
+    bar.finish();
+    const double steps = static_cast<double>(steps_per_epoch_);
+    r.iteration = iteration;
+    r.train_loss = loss_sum / steps;
+    r.task_loss = task_sum / steps;
+    r.distill_loss = distill_sum / steps;
+    r.adversarial_loss = adversarial_sum / steps;
+    r.domain_accuracy = domain_sum / steps;
+    r.train_accuracy = right_sum / steps;
+    r.val_accuracy = has_val ? classification_accuracy(*net_, val_.images, val_.labels) : std::nan("");
+    r.test_accuracy = has_test ? classification_accuracy(*net_, test_.images, test_.labels) : std::nan("");
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    log.write({{"epoch", static_cast<double>(epoch + 1)}, {"iteration", static_cast<double>(iteration)},
+               {"train_loss", r.train_loss}, {"task_loss", r.task_loss}, {"distill_loss", r.distill_loss},
+               {"adversarial_loss", r.adversarial_loss}, {"lambda", r.lambda}, {"domain_accuracy", r.domain_accuracy},
+               {"train_accuracy", r.train_accuracy}, {"val_accuracy", r.val_accuracy},
+               {"test_accuracy", r.test_accuracy}, {"lr", r.lr}, {"seconds", r.seconds}});
+    if (!config_.quiet)
+      fmt::print(stderr, "epoch {}/{}: loss {:.4f}  train acc {:.4f}  val acc {:.4f}  test acc {:.4f}  lr {:.5f}  {:.1f} s\n",
+                 epoch + 1, config_.epochs, r.train_loss, r.train_accuracy, r.val_accuracy, r.test_accuracy, r.lr,
+                 r.seconds);
+    // best.h5 follows the validation accuracy, or the test accuracy when there is no validation set.
+    const double score = has_val ? r.val_accuracy : r.test_accuracy;
+    const bool improved = (has_val || has_test) && score > best;
+    if (improved) best = score;
+    save(latest, epoch + 1);
+    if (improved) save(config_.out_dir / "best.h5", epoch + 1);
+    if (config_.save_every > 0 && (epoch + 1) % config_.save_every == 0)
+      save(config_.out_dir / fmt::format("epoch_{}.h5", epoch + 1), epoch + 1);
+    results.push_back(r);
+    if (on_epoch) on_epoch(r);
+  }
+  save(config_.out_dir / "final.h5", config_.epochs);
+  return results;
+}
+
+}  // namespace tlk::task
