@@ -10,11 +10,22 @@ Tensor random_leaf(const Shape& shape, Generator& gen, double low, double high) 
   return t;
 }
 
+namespace {
+// |x - y|, where a NaN on one side only counts as an infinite difference (a NaN on both sides, as
+// where a Dice is undefined in both results, as none). Note [NaN in comparisons]: std::max(m, NaN)
+// returns m, so without this a NaN (an output a kernel never wrote, see Note [Poisoned GPU memory])
+// would pass every tolerance.
+double difference(double x, double y) {
+  if (std::isnan(x) || std::isnan(y)) return std::isnan(x) && std::isnan(y) ? 0.0 : INFINITY;
+  return std::abs(x - y);
+}
+}  // namespace
+
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());
   auto va = a.to_doubles(), vb = b.to_doubles();
   double m = 0.0;
-  for (std::size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
+  for (std::size_t i = 0; i < va.size(); ++i) m = std::max(m, difference(va[i], vb[i]));
   return m;
 }
 
@@ -37,7 +48,7 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());
   auto va = a.to_doubles(), vb = b.to_doubles();
   double m = 0.0;
-  for (std::size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]) / (1.0 + std::abs(vb[i])));
+  for (std::size_t i = 0; i < va.size(); ++i) m = std::max(m, difference(va[i], vb[i]) / (1.0 + std::abs(vb[i])));
   return m;
 }
 

@@ -11,7 +11,8 @@ namespace tlk::testing {
 
 /// A random f64 leaf tensor with requires_grad set, for gradient checks.
 Tensor random_leaf(const Shape& shape, Generator& gen, double low = -1.0, double high = 1.0);
-/// Largest absolute elementwise difference (shapes must match).
+/// Largest absolute elementwise difference (shapes must match); a NaN on one side only is an infinite
+/// difference, NaN on both sides none (Note [NaN in comparisons]).
 double max_abs_diff(const Tensor& a, const Tensor& b);
 /// ../shared beside the checkout, or an empty path when it is absent (tests that need it skip).
 std::filesystem::path shared_dir();

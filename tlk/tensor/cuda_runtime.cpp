@@ -1,14 +1,32 @@
 #include "tlk/tensor/cuda_runtime.h"
 
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include "tlk/tensor/allocator.h"
+#ifdef TLK_HAVE_CUDA
+#include "tlk/tensor/cuda_allocator.h"
+#endif
 #include "tlk/tensor/error.h"
 
 #ifdef TLK_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
+
+namespace tlk {
+
+Device parse_device(const std::string& text, const char* what) {
+  if (text == "cpu") return Device::cpu();
+  if (text == "cuda") return Device::cuda(0);
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 &&
+      text.find_first_not_of("0123456789", 5) == std::string::npos && text.size() < 10)
+    return Device::cuda(std::stoi(text.substr(5)));
+  fail("{}: unknown device '{}' (expected cpu, cuda or cuda:N)", what, text);
+}
+
+}  // namespace tlk
 
 namespace tlk::cuda {
 
@@ -46,41 +64,15 @@ void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) fail("CUDA: {} failed: {}", what, cudaGetErrorString(status));
 }
 
-class CudaAllocator final : public Allocator {
- public:
-  explicit CudaAllocator(int index) : index_(index) {}
-  void* allocate(std::size_t nbytes) override {
-    if (nbytes == 0) return nullptr;
-    check_cuda(cudaSetDevice(index_), "cudaSetDevice");
-    void* ptr = nullptr;
-    cudaError_t status = cudaMalloc(&ptr, nbytes);
-    if (status != cudaSuccess) {
-      cudaGetLastError();
-      fail("CUDA allocator: out of memory allocating {} bytes on cuda:{} ({} bytes in use): {}", nbytes, index_,
-           stats_.current_bytes, cudaGetErrorString(status));
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.allocations;
-    stats_.current_bytes += nbytes;
-    stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
-    return ptr;
-  }
-  void deallocate(void* ptr, std::size_t nbytes) override {
-    if (ptr == nullptr) return;
-    cudaFree(ptr);
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.current_bytes -= nbytes;
-  }
-  AllocatorStats stats() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
-  }
-
- private:
-  int index_;
-  mutable std::mutex mutex_;
-  AllocatorStats stats_;
-};
+std::vector<std::unique_ptr<CudaCachingAllocator>>& allocators() {
+  // Note [Allocator lifetime] (tensor/allocator.cpp): leaked on purpose, like the CPU allocator.
+  static auto* all = [] {
+    auto* v = new std::vector<std::unique_ptr<CudaCachingAllocator>>();
+    for (int i = 0; i < discovery().count; ++i) v->push_back(std::make_unique<CudaCachingAllocator>(i));
+    return v;
+  }();
+  return *all;
+}
 #endif
 
 }  // namespace
@@ -98,12 +90,7 @@ void require_device(int index, const char* op) {
 Allocator& device_allocator(int index) {
   require_device(index, "CUDA allocator");
 #ifdef TLK_HAVE_CUDA
-  static std::mutex mutex;
-  static std::vector<std::unique_ptr<CudaAllocator>> allocators;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (allocators.empty())
-    for (int i = 0; i < device_count(); ++i) allocators.push_back(std::make_unique<CudaAllocator>(i));
-  return *allocators[static_cast<std::size_t>(index)];
+  return *allocators()[static_cast<std::size_t>(index)];
 #else
   fail("unreachable");
 #endif
@@ -122,8 +109,42 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 #endif
 }
 
+void set_poison_allocations(bool on) {
+#ifdef TLK_HAVE_CUDA
+  for (auto& a : allocators()) a->set_poison(on);
+#else
+  (void)on;
+#endif
+}
+
+void empty_cache() {
+#ifdef TLK_HAVE_CUDA
+  for (auto& a : allocators()) a->empty_cache();
+#endif
+}
+
+void reset_peak() {
+#ifdef TLK_HAVE_CUDA
+  for (auto& a : allocators()) a->reset_peak();
+#endif
+}
+
+void synchronize() {
+#ifdef TLK_HAVE_CUDA
+  if (!is_available()) return;
+  const cudaError_t status = cudaDeviceSynchronize();
+  if (status != cudaSuccess) fail("CUDA: a queued kernel failed: {}", cudaGetErrorString(status));
+#endif
+}
+
 #ifndef TLK_HAVE_CUDA
 void fill(void*, DType, std::size_t, double, int) { fail("CUDA fill: {}", unavailable_reason()); }
+void copy_strided(const StridedDeviceArray&, const StridedDeviceArray&, const std::int64_t*, int, int) {
+  fail("CUDA strided copy: {}", unavailable_reason());
+}
+void fill_strided(const StridedDeviceArray&, const std::int64_t*, int, double, int) {
+  fail("CUDA strided fill: {}", unavailable_reason());
+}
 #endif
 
 }  // namespace tlk::cuda

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "tlk/tensor/device.h"
@@ -24,13 +25,45 @@ std::string unavailable_reason();
 /// Throws a tlk::Error naming `op` unless GPU `index` is usable.
 void require_device(int index, const char* op);
 
-/// The allocator of GPU `index` (plain cudaMalloc/cudaFree with statistics for now).
+/// The caching allocator of GPU `index` (Note [CUDA caching allocator] in tensor/cuda_allocator.h).
+/// Example: `fmt::print("{} MB peak", cuda::device_allocator(0).stats().peak_bytes >> 20);`
 Allocator& device_allocator(int index);
+/// Fill fresh GPU blocks with NaN before handing them out (tests; Note [Poisoned GPU memory]).
+void set_poison_allocations(bool on);
+/// Returns the cached blocks of every GPU to the driver.
+void empty_cache();
+/// Starts every GPU allocator's peak_bytes again from its current_bytes.
+void reset_peak();
+/// Waits for all queued GPU work; throws naming the failure when a kernel faulted. A no-op without a GPU.
+void synchronize();
 
 /// Copies `nbytes` between any two devices (host<->device, device<->device); synchronous.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes);
 
 /// Sets `count` elements of dtype `dtype` (f32 or f64) at device pointer `dst` to `value`.
 void fill(void* dst, DType dtype, std::size_t count, double value, int device_index);
+
+/// The most dimensions copy_strided and fill_strided take.
+inline constexpr int kMaxStridedDims = 12;
+
+/// A strided array in GPU memory: the address of its first element (any view offset already
+/// applied), its dtype, and one stride per dimension in elements.
+struct StridedDeviceArray {
+  void* data = nullptr;
+  DType dtype = DType::f32;
+  const std::int64_t* strides = nullptr;
+};
+
+/// Copies `src` into `dst`, both of extents `shape[0..ndim)` on GPU `device_index`, converting each
+/// element to dst's dtype as static_cast does (f32, f64, bf16, f16, i64, i32, u8; bf16/f16 round to
+/// nearest). Queued on the legacy default stream (asynchronous; launch errors throw). `dst` must not
+/// overlap `src` unless both are the same elements in the same order.
+/// Example: `cuda::copy_strided({out.raw_data(), out.dtype(), out.strides().begin()},
+///                              {x.raw_data(), x.dtype(), x.strides().begin()}, x.shape().begin(), x.dim(), 0);`
+void copy_strided(const StridedDeviceArray& dst, const StridedDeviceArray& src, const std::int64_t* shape, int ndim,
+                  int device_index);
+/// Sets every element of the strided array `dst` (extents `shape[0..ndim)`, any dtype above) to
+/// `value` converted to its dtype; queued on the legacy default stream like copy_strided.
+void fill_strided(const StridedDeviceArray& dst, const std::int64_t* shape, int ndim, double value, int device_index);
 
 }  // namespace tlk::cuda

@@ -23,6 +23,10 @@ struct Device {
   std::string str() const { return is_cpu() ? std::string("cpu") : fmt::format("cuda:{}", index); }
 };
 
+/// Parses "cpu", "cuda" (= cuda:0) or "cuda:N"; throws tlk::Error naming `what` for anything else.
+/// It does not check that the GPU exists (cuda::require_device does).
+Device parse_device(const std::string& text, const char* what);
+
 /// Storage layout of a tensor. `plain` is any strided view (NCDHW when contiguous); `channels_last` is
 /// a dense NDHWC arrangement (still strided, so element access works); `blocked` is an opaque oneDNN
 /// layout such as nCdhw8c that only oneDNN primitives and `to(Layout::plain)` can read.

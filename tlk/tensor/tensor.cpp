@@ -135,7 +135,9 @@ double Tensor::item() const {
 }
 
 std::vector<double> Tensor::to_doubles() const {
-  Tensor t = detach().to(Device::cpu()).to(Layout::plain).to(DType::f64).contiguous();
+  Tensor t = detach();
+  if (t.device().is_cuda()) t = t.to(DType::f64);  // on the GPU: bf16 and f16 have no CPU conversion
+  t = t.to(Device::cpu()).to(Layout::plain).to(DType::f64).contiguous();
   const double* p = t.data<double>();
   return std::vector<double>(p, p + t.numel());
 }
@@ -148,6 +150,61 @@ std::vector<double> Tensor::to_doubles() const {
 
 namespace {
 
+// Note [CUDA strided copies]: on a GPU every strided copy (contiguous(), to(DType), clone(),
+// to(Layout::channels_last), copy_() and fill_() of views) is one kernel of cuda::copy_strided /
+// cuda::fill_strided, queued on the legacy default stream like every other GPU op (Note [One stream]
+// in kernels/cuda/launch.h). Copies between devices move contiguous bytes; whatever the destination's
+// strides or dtype, the conversion then runs on the GPU side from a contiguous staging tensor.
+cuda::StridedDeviceArray device_array(const Tensor& t) { return {t.raw_data(), t.dtype(), t.strides().begin()}; }
+
+// dst <- src, both on one GPU (any strides and dtypes, same shape).
+void gpu_copy(const Tensor& dst, const Tensor& src) {
+  check(dst.device() == src.device(), "copy: tensors on {} and {} (a GPU copy needs both on one device)",
+        dst.device().str(), src.device().str());
+  cuda::copy_strided(device_array(dst), device_array(src), dst.shape().begin(), dst.dim(), dst.device().index);
+}
+
+// dst <- src (same shape, neither blocked) where at least one of them is on a GPU.
+void copy_with_gpu(const Tensor& dst, Tensor src) {
+  const std::size_t bytes = static_cast<std::size_t>(dst.numel()) * element_size(dst.dtype());
+  if (dst.device().is_cuda() && src.device() == dst.device()) {
+    // A source that shares the destination's storage is read in full before anything is written.
+    const bool same_view = src.offset() == dst.offset() && src.strides() == dst.strides() && src.dtype() == dst.dtype();
+    if (src.impl().storage == dst.impl().storage && !same_view) {
+      Tensor staged = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
+      gpu_copy(staged, src);
+      src = staged;
+    }
+    gpu_copy(dst, src);
+    return;
+  }
+  if (dst.device().is_cuda()) {  // from the CPU or another GPU
+    src = src.contiguous();
+    if (dst.is_contiguous() && dst.dtype() == src.dtype()) {
+      cuda::copy_bytes(dst.raw_data(), dst.device(), src.raw_data(), src.device(), bytes);
+      return;
+    }
+    Tensor staged = Tensor::empty(src.shape(), TensorOptions{src.dtype(), dst.device()});
+    cuda::copy_bytes(staged.raw_data(), staged.device(),
+                     src.raw_data(), src.device(), static_cast<std::size_t>(src.numel()) * element_size(src.dtype()));
+    gpu_copy(dst, staged);
+    return;
+  }
+  // From a GPU to the CPU: convert and make dense on the GPU, then move the bytes.
+  Tensor dense = src;
+  if (!src.is_contiguous() || src.dtype() != dst.dtype()) {
+    dense = Tensor::empty(src.shape(), TensorOptions{dst.dtype(), src.device()});
+    gpu_copy(dense, src);
+  }
+  if (dst.is_contiguous()) {
+    cuda::copy_bytes(dst.raw_data(), dst.device(), dense.raw_data(), dense.device(), bytes);
+    return;
+  }
+  Tensor host = Tensor::empty(src.shape(), TensorOptions{dst.dtype(), dst.device()});
+  cuda::copy_bytes(host.raw_data(), host.device(), dense.raw_data(), dense.device(), bytes);
+  detail::copy_strided(dst, host);
+}
+
 Tensor plain_from_blocked(const Tensor& src) {
   Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
   reorder(src.blocked_format().desc(), src.impl().storage->data(), strided_desc(out), out.raw_data());
@@ -156,21 +213,24 @@ Tensor plain_from_blocked(const Tensor& src) {
 
 Tensor contiguous_copy(const Tensor& src) {
   if (src.layout() == Layout::blocked) return plain_from_blocked(src);
-  check(src.device().is_cpu(), "contiguous: strided copies on {} are not supported yet (shape {}, strides {})",
-        src.device().str(), src.shape().str(), src.strides().str());
   Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
-  detail::copy_strided(out, src);
+  if (src.device().is_cuda())
+    gpu_copy(out, src);
+  else
+    detail::copy_strided(out, src);
   return out;
 }
 
 Tensor channels_last_copy(const Tensor& src_in) {
   check(src_in.dim() >= 3, "to(channels_last): needs a tensor with N, C and spatial dimensions, got shape {}",
         src_in.shape().str());
-  check(src_in.device().is_cpu(), "to(channels_last): only CPU tensors for now, got one on {}", src_in.device().str());
   Tensor src = src_in.layout() == Layout::blocked ? plain_from_blocked(src_in) : src_in;
   Tensor out = Tensor::empty(src.shape(), TensorOptions{src.dtype(), src.device()});
   out.impl().strides = channels_last_strides(src.shape());
-  detail::copy_strided(out, src);
+  if (src.device().is_cuda())
+    gpu_copy(out, src);
+  else
+    detail::copy_strided(out, src);
   return out;
 }
 
@@ -226,12 +286,13 @@ Tensor Tensor::to(const BlockedFormat& format) const {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  check(device().is_cpu(), "to({}): dtype conversion on {} is not supported yet (shape {})", dtype_name(target),
-        device().str(), shape().str());
   Tensor src = detach();
   if (src.layout() == Layout::blocked) src = plain_from_blocked(src);
   Tensor out = empty(shape(), TensorOptions{target, device()});
-  detail::copy_strided(out, src);
+  if (device().is_cuda())
+    gpu_copy(out, src);
+  else
+    detail::copy_strided(out, src);
   detail::record_conversion(*this, out, "to(dtype)");
   return out;
 }
@@ -239,7 +300,7 @@ Tensor Tensor::to(DType target) const {
 Tensor Tensor::to(Device target) const {
   if (target == device()) return *this;
   check(!impl().blocked, "to({}): convert the blocked tensor {} to a plain layout first", target.str(), shape().str());
-  Tensor src = device().is_cpu() ? detach().contiguous() : detach();
+  Tensor src = detach().contiguous();
   check(src.is_contiguous(), "to({}): only contiguous tensors can move between devices (shape {}, strides {})",
         target.str(), shape().str(), strides().str());
   Tensor out = empty(shape(), TensorOptions{dtype(), target});
@@ -257,12 +318,13 @@ Tensor Tensor::clone() const {
     copy->storage = std::make_shared<Storage>(impl_->storage->nbytes(), device());
     std::memcpy(copy->storage->data(), impl_->storage->data(), impl_->storage->nbytes());
     out = Tensor(copy);
-  } else if (device().is_cuda()) {
-    out = detach().to(Device::cpu()).to(device());
   } else {
     out = empty(shape(), TensorOptions{dtype(), device()});
     if (layout() == Layout::channels_last) out.impl().strides = strides();
-    detail::copy_strided(out, detach());
+    if (device().is_cuda())
+      gpu_copy(out, detach());
+    else
+      detail::copy_strided(out, detach());
   }
   detail::record_conversion(*this, out, "clone");
   return out;
@@ -273,10 +335,8 @@ Tensor Tensor::clone() const {
 Tensor& Tensor::fill_(double value) {
   detail::check_inplace_allowed(*this, "fill_");
   impl().storage->bump_version();
-  if (device().is_cuda()) {
-    check(is_contiguous(), "fill_: only contiguous CUDA tensors for now (shape {}, strides {})", shape().str(),
-          strides().str());
-    cuda::fill(raw_data(), dtype(), static_cast<std::size_t>(numel()), value, device().index);
+  if (device().is_cuda()) {  // any strides and dtype, asynchronous (Note [CUDA strided copies])
+    cuda::fill_strided(device_array(*this), shape().begin(), dim(), value, device().index);
     return *this;
   }
   if (impl().blocked) {
@@ -312,17 +372,12 @@ Tensor& Tensor::copy_(const Tensor& src) {
     std::memcpy(impl().storage->data(), converted.impl().storage->data(), impl().storage->nbytes());
     return *this;
   }
-  Tensor s = src.detach().to(Layout::plain);
-  if (device().is_cuda() || s.device().is_cuda()) {
-    check(is_contiguous() && dtype() == s.dtype(),
-          "copy_: a copy from {} to {} needs a contiguous destination of the source's dtype (destination {} {}, "
-          "source {} {})",
-          s.device().str(), device().str(), shape().str(), dtype_name(dtype()), s.shape().str(), dtype_name(s.dtype()));
-    Tensor c = s.contiguous();
-    cuda::copy_bytes(raw_data(), device(), c.raw_data(), c.device(),
-                     static_cast<std::size_t>(numel()) * element_size(dtype()));
+  if (device().is_cuda() || src.device().is_cuda()) {
+    Tensor s = src.detach();
+    copy_with_gpu(*this, s.layout() == Layout::blocked ? plain_from_blocked(s) : s);
     return *this;
   }
+  Tensor s = src.detach().to(Layout::plain);
   detail::copy_strided(*this, s);
   return *this;
 }

@@ -1,0 +1,46 @@
+#pragma once
+// What every CUDA kernel family in kernels/cuda shares, on the host side: error checks, the stream,
+// launch geometry and argument checks. Included by the .cpp files of kernels/cuda (compiled by the
+// C++ compiler); the .cu files hold only raw-pointer kernels and their launchers.
+//
+// Note [CUDA kernel files]: each family is `<family>.h/.cpp` (Tensor in, Tensor out, checks and
+// allocation, in namespace tlk::kernels::cuda, with the same names and signatures as kernels/ref) plus
+// `<family>_launch.h/.cu` (templates over float and double taking raw pointers, sizes and a stream).
+// nvcc never parses TLK's tensor headers, and the C++ side never sees CUDA syntax.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "tlk/tensor/error.h"
+#include "tlk/tensor/tensor.h"
+
+namespace tlk::kernels::cuda {
+
+/// Throws tlk::Error "`op`: `what` failed: <CUDA's message>" unless `status` is cudaSuccess.
+void check_status(cudaError_t status, const char* op, const char* what);
+/// Call right after a kernel launch: throws naming `op` when the launch itself failed (bad geometry,
+/// no kernel image for this GPU). Faults inside the kernel surface at the next synchronizing call.
+void check_launch(const char* op);
+/// The stream TLK's work on the current device runs on. Note [One stream]: everything (kernels,
+/// cuDNN, copies) is ordered on this one stream, so a freed block can be reused at once by the caching
+/// allocator: any later use of it is queued after every earlier use.
+cudaStream_t stream();
+/// Checks that `t` is defined, on a CUDA device, of dtype f32 or f64, and makes its device current.
+/// Message: "`op`: `what` must be an f32 or f64 CUDA tensor, got <dtype> on <device>".
+void require_cuda_float(const Tensor& t, const char* op, const char* what);
+/// Checks that `t` is on the same CUDA device and has the same dtype as `like`.
+void require_same(const Tensor& t, const Tensor& like, const char* op, const char* what);
+/// A contiguous (plain NCDHW row-major) tensor with `t`'s data, on `t`'s device: `t` itself when it
+/// already is one, else a copy made on the GPU. Never records autograd (works on a detached handle).
+Tensor contiguous(const Tensor& t);
+/// An uninitialised contiguous tensor of `shape` on `like`'s device with `like`'s dtype.
+Tensor empty_like_shape(const Tensor& like, const Shape& shape);
+
+/// Blocks for a grid-stride loop over `n` items at `threads` per block (at least 1, capped so the
+/// grid stays within limits; the kernel loops over the rest).
+inline unsigned grid_for(std::int64_t n, unsigned threads = 256) {
+  const std::int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+}  // namespace tlk::kernels::cuda
