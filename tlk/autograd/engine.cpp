@@ -5,8 +5,9 @@
 
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/node.h"
+#include "tlk/autograd/profiler.h"
 #include "tlk/kernels/cpu/eltwise.h"
-#include "tlk/kernels/ref/elementwise.h"
+#include "tlk/kernels/routed.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::autograd {
@@ -36,7 +37,7 @@ Tensor accumulate_gradient(const Tensor& accumulated, const Tensor& grad, bool c
   if (accumulated.shape() == grad.shape() && kernels::cpu::eltwise_supported(accumulated) &&
       kernels::cpu::eltwise_supported(grad))
     return kernels::cpu::add_same_shape(accumulated, grad);
-  return kernels::ref::add(accumulated, grad);
+  return kernels::routed::add(accumulated, grad);
 }
 
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots, bool retain_graph) {
@@ -126,7 +127,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
           g = changed;
         }
     }
+    OpProfiler& profiler = OpProfiler::instance();
+    const double started = profiler.enabled() ? synchronized_now_ms() : 0.0;
     std::vector<Tensor> input_grads = node->apply(grads);
+    if (profiler.enabled()) profiler.add_backward(node->name(), synchronized_now_ms() - started);
     grads.clear();
     // Accumulators (no next edges) belong to their leaf and outlive any one graph.
     if (!retain_graph && !node->next_edges().empty()) {

@@ -3,6 +3,9 @@
 #include <cmath>
 
 #include "tlk/tensor/error.h"
+#ifdef TLK_HAVE_CUDA
+#include "tlk/kernels/cuda/optimizer_update.h"
+#endif
 
 namespace tlk::nn {
 
@@ -16,13 +19,29 @@ Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& options)
 void Adam::update(Tensor& p, const Tensor& g, std::vector<Tensor>& slots, double lr, double weight_decay) {
   if (slots.empty()) slots.resize(3);
   if (!slots[0].defined()) {
-    slots[0] = Tensor::zeros(p.shape(), TensorOptions{p.dtype()});
-    slots[1] = Tensor::zeros(p.shape(), TensorOptions{p.dtype()});
+    // The moments live on the parameter's device; the step counter stays a CPU scalar.
+    slots[0] = Tensor::zeros(p.shape(), TensorOptions{p.dtype(), p.device()});
+    slots[1] = Tensor::zeros(p.shape(), TensorOptions{p.dtype(), p.device()});
     slots[2] = Tensor::scalar(0.0, TensorOptions{DType::f64});
   }
   // The step count is per parameter (as PyTorch keeps it), so a parameter that joins late starts fresh.
   double* step = slots[2].data<double>();
   *step += 1;
+  if (p.device().is_cuda()) {
+#ifdef TLK_HAVE_CUDA
+    kernels::cuda::adam_update(p, g, slots[0], slots[1],
+                               {.lr = lr,
+                                .beta1 = options_.beta1,
+                                .beta2 = options_.beta2,
+                                .eps = options_.eps,
+                                .weight_decay = weight_decay,
+                                .decoupled_weight_decay = options_.decoupled_weight_decay,
+                                .step = *step});
+    return;
+#else
+    fail("Adam: parameter on {}, but TLK was built without CUDA", p.device().str());
+#endif
+  }
   const double bias1 = 1.0 - std::pow(options_.beta1, *step), bias2 = 1.0 - std::pow(options_.beta2, *step);
   visit_floating(p.dtype(), "Adam", [&](auto tag) {
     using T = typename decltype(tag)::type;

@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/arith.h"
+#include "tlk/autograd/ops/reduce.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::nn {
@@ -16,9 +18,12 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr, double weight_de
     check(groups_[g].lr_scale >= 0, "{}: group {} has a negative lr_scale {}", name, g, groups_[g].lr_scale);
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
       const Tensor& p = groups_[g].params[i];
-      check(p.defined() && p.device().is_cpu() && p.is_contiguous() &&
+      check(p.defined() && (p.device().is_cpu() || p.device().is_cuda()) && p.is_contiguous() &&
                 (p.dtype() == DType::f32 || p.dtype() == DType::f64),
-            "{}: parameter {} of group {} must be a contiguous f32 or f64 CPU tensor", name, i, g);
+            "{}: parameter {} of group {} must be a contiguous f32 or f64 tensor on the CPU or a CUDA device{}", name,
+            i, g,
+            p.defined() ? fmt::format(", got {} {} on {}", p.shape().str(), dtype_name(p.dtype()), p.device().str())
+                        : std::string(", got an undefined tensor"));
     }
     slots_.emplace_back(groups_[g].params.size());
   }
@@ -42,6 +47,8 @@ void Optimizer::step() {
       grad = grad.to(Layout::plain).to(p.dtype());
       check(grad.shape() == p.shape(), "{}: gradient of parameter {} in group {} has shape {}, expected {}", name_, i,
             g, grad.shape().str(), p.shape().str());
+      check(grad.device() == p.device(), "{}: gradient of parameter {} in group {} is on {}, the parameter on {}",
+            name_, i, g, grad.device().str(), p.device().str());
       update(p, grad, slots_[g][i], lr_ * group.lr_scale, wd);
       p.impl().storage->bump_version();
     }
@@ -60,8 +67,13 @@ std::vector<NamedTensor> Optimizer::state() const {
   for (std::size_t g = 0; g < slots_.size(); ++g)
     for (std::size_t i = 0; i < slots_[g].size(); ++i)
       for (std::size_t s = 0; s < slots_[g][i].size(); ++s)
-        if (slots_[g][i][s].defined())
-          out.emplace_back(fmt::format("group.{}.param.{}.{}", g, i, names[s]), slots_[g][i][s]);
+        if (slots_[g][i][s].defined()) {
+          // Note [Optimizer state on the GPU]: the slots of CUDA parameters live on the parameter's GPU;
+          // state() hands out CPU copies, so checkpoints hold CPU tensors whatever device trained them.
+          const Tensor& slot = slots_[g][i][s];
+          out.emplace_back(fmt::format("group.{}.param.{}.{}", g, i, names[s]),
+                           slot.device().is_cpu() ? slot : slot.detach().to(Device::cpu()));
+        }
   return out;
 }
 
@@ -87,7 +99,10 @@ void Optimizer::load_state(const std::vector<NamedTensor>& state) {
     const bool counter = t.dim() == 0;
     check(counter || t.shape() == p.shape(), "{}: optimizer state '{}' has shape {}, the parameter has {}", name_, name,
           t.shape().str(), p.shape().str());
-    slots_[g][i][s] = (counter ? t.to(DType::f64) : t.to(p.dtype())).contiguous().clone();
+    // Counters stay on the CPU; other slots go to the parameter's device (Note [Optimizer state on the GPU]).
+    const Tensor host = t.device().is_cpu() ? t : t.detach().to(Layout::plain).contiguous().to(Device::cpu());
+    Tensor restored = (counter ? host.to(DType::f64) : host.to(p.dtype())).contiguous().clone();
+    slots_[g][i][s] = counter || p.device().is_cpu() ? restored : restored.to(p.device());
   }
 }
 
@@ -96,18 +111,25 @@ std::vector<ParamGroup> single_group(const Module& module) { return {ParamGroup{
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   check(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got {}", max_norm);
   double total = 0;
+  Tensor gpu_total;  // Note [Gradient norm on the GPU]: summed there, read back once
   std::vector<Tensor> grads;
+  NoGradGuard no_grad;
   for (const auto& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     g = g.to(Layout::plain).contiguous();
-    for (double v : g.to_doubles()) total += v * v;
+    if (g.device().is_cuda()) {
+      const Tensor squares = ops::sum(g.to(DType::f64) * g.to(DType::f64));
+      gpu_total = gpu_total.defined() ? gpu_total + squares : squares;
+    } else {
+      for (double v : g.to_doubles()) total += v * v;
+    }
     grads.push_back(g);
   }
+  if (gpu_total.defined()) total += gpu_total.item();
   const double norm = std::sqrt(total);
   if (norm > max_norm) {
     const double scale = max_norm / (norm + 1e-6);  // as torch.nn.utils.clip_grad_norm_
-    NoGradGuard no_grad;
     std::size_t k = 0;
     for (const auto& p : params) {
       if (!p.grad().defined()) continue;

@@ -1,6 +1,9 @@
 #include "tlk/nn/sgd.h"
 
 #include "tlk/tensor/error.h"
+#ifdef TLK_HAVE_CUDA
+#include "tlk/kernels/cuda/optimizer_update.h"
+#endif
 
 namespace tlk::nn {
 
@@ -13,7 +16,20 @@ Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options)
 void Sgd::update(Tensor& p, const Tensor& g, std::vector<Tensor>& slots, double lr, double weight_decay) {
   if (slots.empty()) slots.resize(1);
   const bool first = !slots[0].defined();
-  if (options_.momentum > 0 && first) slots[0] = Tensor::empty(p.shape(), TensorOptions{p.dtype()});
+  if (options_.momentum > 0 && first) slots[0] = Tensor::empty(p.shape(), TensorOptions{p.dtype(), p.device()});
+  if (p.device().is_cuda()) {
+#ifdef TLK_HAVE_CUDA
+    kernels::cuda::sgd_update(p, g, slots[0],
+                              {.lr = lr,
+                               .weight_decay = weight_decay,
+                               .momentum = options_.momentum,
+                               .nesterov = options_.nesterov,
+                               .first = first});
+    return;
+#else
+    fail("Sgd: parameter on {}, but TLK was built without CUDA", p.device().str());
+#endif
+  }
   visit_floating(p.dtype(), "Sgd", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* w = p.data<T>();

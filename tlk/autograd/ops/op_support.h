@@ -4,15 +4,15 @@
 #include <vector>
 
 #include "tlk/autograd/function.h"
-
-namespace tlk::kernels::ref {}
+#include "tlk/kernels/routed.h"
 
 namespace tlk::ops {
 
 using autograd::attach;
 using autograd::Node;
 using autograd::SavedTensor;
-namespace k = kernels::ref;
+/// The kernels by device: CUDA for GPU tensors, the reference kernels otherwise (kernels/routed.h).
+namespace k = kernels::routed;
 /// Gradients in and out of a backward closure.
 using Grads = std::vector<Tensor>;
 

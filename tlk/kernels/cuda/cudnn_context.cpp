@@ -1,0 +1,289 @@
+#include "tlk/kernels/cuda/cudnn_context.h"
+
+#include <atomic>
+#include <climits>
+#include <mutex>
+#include <vector>
+
+#include "tlk/kernels/cuda/launch.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::kernels::cuda {
+
+namespace {
+
+std::atomic<bool> g_allow_tf32{true};
+
+// Note [Library handles]: one cuDNN and one cuBLAS handle per GPU, made on first use and never
+// destroyed (like the allocators, Note [Allocator lifetime]): destroying them from a static destructor
+// could run after the CUDA runtime has shut down. Creation is guarded; the kernels themselves run on
+// the one stream (Note [One stream]), so the handles are rebound to it at every fetch.
+struct Handles {
+  std::mutex mutex;
+  std::vector<cudnnHandle_t> cudnn;
+  std::vector<cublasHandle_t> cublas;
+};
+Handles& handles() {
+  static auto* h = new Handles();
+  return *h;
+}
+
+int checked_int(std::int64_t v, const char* op, const char* what) {
+  check(v >= INT_MIN && v <= INT_MAX, "{}: {} {} does not fit the 32-bit range cuDNN descriptors take", op, what, v);
+  return static_cast<int>(v);
+}
+
+// Strides cuDNN is given for `t`: the canonical dense strides of its layout (so extent-1 axes, whose
+// strides TLK leaves arbitrary, never confuse cuDNN's layout detection), else its real strides.
+Dims descriptor_strides(const Tensor& t) {
+  if (is_plain(t)) return contiguous_strides(t.shape());
+  if (is_channels_last(t)) return channels_last_strides(t.shape());
+  return t.strides();
+}
+
+}  // namespace
+
+void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
+bool allow_tf32() { return g_allow_tf32.load(); }
+
+void check_cudnn(cudnnStatus_t status, const char* op, const char* what) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  fail("{}: {} failed: {} (cuDNN status {})", op, what, cudnnGetErrorString(status), static_cast<int>(status));
+}
+
+void check_cublas(cublasStatus_t status, const char* op, const char* what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  fail("{}: {} failed: {} (cuBLAS status {})", op, what, cublasGetStatusString(status), static_cast<int>(status));
+}
+
+cudnnHandle_t cudnn_handle(int device_index) {
+  check_status(cudaSetDevice(device_index), "cuDNN", "cudaSetDevice");
+  Handles& h = handles();
+  cudnnHandle_t handle = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(h.mutex);
+    if (h.cudnn.size() <= static_cast<std::size_t>(device_index)) h.cudnn.resize(device_index + 1, nullptr);
+    if (!h.cudnn[device_index]) check_cudnn(cudnnCreate(&h.cudnn[device_index]), "cuDNN", "cudnnCreate");
+    handle = h.cudnn[device_index];
+  }
+  check_cudnn(cudnnSetStream(handle, stream()), "cuDNN", "cudnnSetStream");
+  return handle;
+}
+
+cublasHandle_t cublas_handle(int device_index) {
+  check_status(cudaSetDevice(device_index), "cuBLAS", "cudaSetDevice");
+  Handles& h = handles();
+  cublasHandle_t handle = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(h.mutex);
+    if (h.cublas.size() <= static_cast<std::size_t>(device_index)) h.cublas.resize(device_index + 1, nullptr);
+    if (!h.cublas[device_index]) check_cublas(cublasCreate(&h.cublas[device_index]), "cuBLAS", "cublasCreate");
+    handle = h.cublas[device_index];
+  }
+  check_cublas(cublasSetStream(handle, stream()), "cuBLAS", "cublasSetStream");
+  return handle;
+}
+
+cudnnDataType_t cudnn_dtype(DType dtype, const char* op) {
+  switch (dtype) {
+    case DType::f32:
+      return CUDNN_DATA_FLOAT;
+    case DType::f64:
+      return CUDNN_DATA_DOUBLE;
+    default:
+      fail("{}: dtype {} is not supported by the cuDNN kernels (expected f32 or f64)", op, dtype_name(dtype));
+  }
+}
+
+cudnnMathType_t conv_math_type(DType dtype) {
+  if (dtype == DType::f32) return allow_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  return CUDNN_DEFAULT_MATH;
+}
+
+cublasComputeType_t gemm_compute_type(DType dtype) {
+  if (dtype == DType::f64) return CUBLAS_COMPUTE_64F;
+  return allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
+
+// ---- Descriptors -----------------------------------------------------------------------------------------
+
+TensorDesc::TensorDesc(const Tensor& t, const char* op)
+    : TensorDesc(t.shape(), descriptor_strides(t), t.dtype(), op) {}
+
+TensorDesc::TensorDesc(const Shape& shape, const Dims& strides, DType dtype, const char* op) {
+  check(shape.size() == strides.size() && shape.size() >= 1 && shape.size() <= 5,
+        "{}: cannot describe shape {} with strides {} to cuDNN (1 to 5 dimensions)", op, shape.str(), strides.str());
+  int dims[8], str[8];
+  int n = 0;
+  for (int i = 0; i < shape.size(); ++i, ++n) {
+    check(shape[i] >= 1, "{}: cuDNN cannot describe the empty shape {}", op, shape.str());
+    dims[n] = checked_int(shape[i], op, "extent");
+    str[n] = checked_int(shape[i] == 1 && strides[i] == 0 ? 1 : strides[i], op, "stride");
+  }
+  for (; n < 4; ++n) dims[n] = str[n] = 1;
+  const cudnnDataType_t type = cudnn_dtype(dtype, op);
+  check_cudnn(cudnnCreateTensorDescriptor(&desc_), op, "cudnnCreateTensorDescriptor");
+  const cudnnStatus_t status = cudnnSetTensorNdDescriptor(desc_, type, n, dims, str);
+  if (status != CUDNN_STATUS_SUCCESS) {
+    cudnnDestroyTensorDescriptor(desc_);
+    desc_ = nullptr;
+    fail("{}: cudnnSetTensorNdDescriptor for shape {} strides {} failed: {}", op, shape.str(), strides.str(),
+         cudnnGetErrorString(status));
+  }
+}
+
+TensorDesc::~TensorDesc() {
+  if (desc_) cudnnDestroyTensorDescriptor(desc_);
+}
+
+FilterDesc::FilterDesc(const Tensor& weight, const char* op)
+    : FilterDesc(weight.shape(), weight.dtype(), is_channels_last(weight) ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                 op) {
+  check(is_plain(weight) || is_channels_last(weight),
+        "{}: the weight {} (strides {}) must be dense plain or channels-last for cuDNN", op, weight.shape().str(),
+        weight.strides().str());
+}
+
+FilterDesc::FilterDesc(const Shape& shape, DType dtype, cudnnTensorFormat_t format, const char* op) {
+  check(shape.size() == 5, "{}: expected a 5-D filter [K, C, kD, kH, kW], got {}", op, shape.str());
+  int dims[5];
+  for (int i = 0; i < 5; ++i) {
+    check(shape[i] >= 1, "{}: cuDNN cannot describe the empty filter {}", op, shape.str());
+    dims[i] = checked_int(shape[i], op, "filter extent");
+  }
+  const cudnnDataType_t type = cudnn_dtype(dtype, op);
+  check_cudnn(cudnnCreateFilterDescriptor(&desc_), op, "cudnnCreateFilterDescriptor");
+  const cudnnStatus_t status = cudnnSetFilterNdDescriptor(desc_, type, format, 5, dims);
+  if (status != CUDNN_STATUS_SUCCESS) {
+    cudnnDestroyFilterDescriptor(desc_);
+    desc_ = nullptr;
+    fail("{}: cudnnSetFilterNdDescriptor for {} failed: {}", op, shape.str(), cudnnGetErrorString(status));
+  }
+}
+
+FilterDesc::~FilterDesc() {
+  if (desc_) cudnnDestroyFilterDescriptor(desc_);
+}
+
+ConvDesc::ConvDesc(const Int3& stride, const Int3& padding, const Int3& dilation, DType dtype, cudnnMathType_t math,
+                   const char* op) {
+  int s[3], p[3], d[3];
+  for (int i = 0; i < 3; ++i) {
+    s[i] = checked_int(stride[i], op, "stride");
+    p[i] = checked_int(padding[i], op, "padding");
+    d[i] = checked_int(dilation[i], op, "dilation");
+  }
+  const cudnnDataType_t type = cudnn_dtype(dtype, op);
+  check_cudnn(cudnnCreateConvolutionDescriptor(&desc_), op, "cudnnCreateConvolutionDescriptor");
+  cudnnStatus_t status = cudnnSetConvolutionNdDescriptor(desc_, 3, p, s, d, CUDNN_CROSS_CORRELATION, type);
+  if (status == CUDNN_STATUS_SUCCESS) status = cudnnSetConvolutionMathType(desc_, math);
+  if (status != CUDNN_STATUS_SUCCESS) {
+    cudnnDestroyConvolutionDescriptor(desc_);
+    desc_ = nullptr;
+    fail("{}: setting up the convolution descriptor (stride [{}, {}, {}], padding [{}, {}, {}], dilation [{}, {}, "
+         "{}]) failed: {}",
+         op, s[0], s[1], s[2], p[0], p[1], p[2], d[0], d[1], d[2], cudnnGetErrorString(status));
+  }
+}
+
+ConvDesc::~ConvDesc() {
+  if (desc_) cudnnDestroyConvolutionDescriptor(desc_);
+}
+
+void ConvDesc::set_math(cudnnMathType_t math, const char* op) {
+  check_cudnn(cudnnSetConvolutionMathType(desc_, math), op, "cudnnSetConvolutionMathType");
+}
+
+// ---- Dense copies ------------------------------------------------------------------------------------------
+
+bool is_plain(const Tensor& t) { return t.is_contiguous(); }
+
+bool is_channels_last(const Tensor& t) { return t.dim() == 5 && t.layout() == Layout::channels_last; }
+
+Tensor dense_as(const Tensor& t, Layout layout, const char* op) {
+  check(layout == Layout::plain || layout == Layout::channels_last,
+        "{}: GPU tensors are plain or channels-last; blocked layouts are CPU-only", op);
+  check(t.layout() != Layout::blocked, "{}: a blocked (oneDNN) tensor cannot be on the GPU", op);
+  if (layout == Layout::plain ? is_plain(t) : is_channels_last(t)) return t.detach();
+  check(layout == Layout::plain || t.dim() == 5, "{}: channels-last needs a 5-D tensor, got {}", op, t.shape().str());
+  Tensor out = Tensor::empty(t.shape(), TensorOptions{t.dtype(), t.device()});
+  if (layout == Layout::channels_last) out.impl().strides = channels_last_strides(t.shape());
+  if (t.numel() == 0) return out;
+  require_cuda_float(t, op, "tensor to copy");
+  // The source keeps its real strides (a transposed or sliced view); extent-1 axes get stride 1.
+  Dims src_strides = t.strides();
+  for (int i = 0; i < t.dim(); ++i)
+    if (t.shape()[i] == 1) src_strides[i] = 1;
+  TensorDesc src(t.shape(), src_strides, t.dtype(), op);
+  TensorDesc dst(out, op);
+  const Scale one = scale(1.0), zero = scale(0.0);
+  check_cudnn(cudnnTransformTensor(cudnn_handle(t.device().index), one.of(t.dtype()), src.get(), t.raw_data(),
+                                   zero.of(t.dtype()), dst.get(), out.raw_data()),
+              op, "cudnnTransformTensor (dense copy)");
+  return out;
+}
+
+Tensor dense(const Tensor& t, const char* op) {
+  if (is_plain(t) || is_channels_last(t)) return t.detach();
+  return dense_as(t, Layout::plain, op);
+}
+
+Tensor workspace(std::size_t nbytes, int device_index) {
+  if (nbytes == 0) return Tensor();
+  return Tensor::empty(Shape{static_cast<std::int64_t>(nbytes)}, TensorOptions{DType::u8, Device::cuda(device_index)});
+}
+
+void* workspace_ptr(const Tensor& ws) { return ws.defined() ? ws.raw_data() : nullptr; }
+
+// ---- Per-channel bias --------------------------------------------------------------------------------------
+
+namespace {
+// The descriptor of a [C] vector broadcast along axis 1 of a `ndim`-D tensor: [1, C, 1, ...].
+Shape channel_shape(std::int64_t channels, int ndim) {
+  Shape s;
+  for (int i = 0; i < ndim; ++i) s.push_back(i == 1 ? channels : 1);
+  return s;
+}
+}  // namespace
+
+void add_channel_bias(const Tensor& y, const Tensor& bias_in, const char* op) {
+  require_cuda_float(y, op, "output");
+  require_same(bias_in, y, op, "bias");
+  check(y.dim() >= 2 && y.dim() <= 5 && is_plain(y), "{}: bias add expects a plain 2-D to 5-D output, got {}", op,
+        y.shape().str());
+  check(bias_in.dim() == 1 && bias_in.size(0) == y.size(1), "{}: bias has shape {}, expected [{}]", op,
+        bias_in.shape().str(), y.size(1));
+  if (y.numel() == 0) return;
+  const Tensor bias = dense_as(bias_in, Layout::plain, op);
+  const Shape bshape = channel_shape(bias.size(0), y.dim());
+  TensorDesc bdesc(bshape, contiguous_strides(bshape), bias.dtype(), op);
+  TensorDesc ydesc(y, op);
+  const Scale one = scale(1.0);
+  check_cudnn(cudnnAddTensor(cudnn_handle(y.device().index), one.of(y.dtype()), bdesc.get(), bias.raw_data(),
+                             one.of(y.dtype()), ydesc.get(), y.raw_data()),
+              op, "cudnnAddTensor (bias)");
+}
+
+Tensor channel_sum(const Tensor& t_in, const char* op) {
+  require_cuda_float(t_in, op, "grad_output");
+  check(t_in.dim() >= 2 && t_in.dim() <= 5, "{}: expected a 2-D to 5-D grad_output [N, C, ...], got {}", op,
+        t_in.shape().str());
+  const std::int64_t channels = t_in.size(1);
+  Tensor out = Tensor::empty(Shape{channels}, TensorOptions{t_in.dtype(), t_in.device()});
+  if (channels == 0) return out;
+  if (t_in.numel() == 0) {
+    out.zero_();
+    return out;
+  }
+  const Tensor t = dense(t_in, op);
+  const Shape oshape = channel_shape(channels, t.dim());
+  TensorDesc tdesc(t, op);
+  TensorDesc odesc(oshape, contiguous_strides(oshape), t.dtype(), op);
+  const Scale one = scale(1.0), zero = scale(0.0);
+  check_cudnn(cudnnConvolutionBackwardBias(cudnn_handle(t.device().index), one.of(t.dtype()), tdesc.get(),
+                                           t.raw_data(), zero.of(t.dtype()), odesc.get(), out.raw_data()),
+              op, "cudnnConvolutionBackwardBias (sum over all axes but the channels)");
+  return out;
+}
+
+}  // namespace tlk::kernels::cuda

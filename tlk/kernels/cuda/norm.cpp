@@ -1,0 +1,184 @@
+#include "tlk/kernels/cuda/norm.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "tlk/kernels/cuda/launch.h"
+#include "tlk/kernels/cuda/norm_launch.h"
+#include "tlk/kernels/ref/common.h"
+
+namespace tlk::kernels::cuda {
+
+namespace {
+
+using launch::NormGroups;
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
+}
+
+NormGroups instance_groups(const Shape& x) {
+  const ref::ChannelView v = ref::ChannelView::of(x);
+  return {v.outer * v.channels, v.channels, 1, v.inner, 0};
+}
+
+NormGroups batch_groups(const Shape& x) {
+  const ref::ChannelView v = ref::ChannelView::of(x);
+  return {v.channels, v.channels, v.outer, v.inner, v.channels * v.inner};
+}
+
+// Checks that `t`, when defined, is a [C] tensor on x's device with x's dtype.
+void check_per_channel(const char* op, const Tensor& t, const char* what, const Tensor& x) {
+  if (!t.defined()) return;
+  require_same(t, x, op, what);
+  check(t.shape() == Shape{x.shape()[1]}, "{}: {} has shape {}, expected [{}] (one per channel of input {})", op, what,
+        t.shape().str(), x.shape()[1], x.shape().str());
+}
+
+// The checks of the reference's check_common, plus: every tensor is on the input's GPU.
+void check_common(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, int min_dim,
+                  const char* expected_layout, double eps) {
+  require_cuda_float(x, op, "input");
+  check(x.dim() >= min_dim, "{}: expected an input {} (at least {}-D), got {}-D with shape {}", op, expected_layout,
+        min_dim, x.dim(), x.shape().str());
+  check(x.numel() > 0, "{}: input of shape {} is empty", op, x.shape().str());
+  check_per_channel(op, weight, "weight", x);
+  check_per_channel(op, bias, "bias", x);
+  check(std::isfinite(eps) && eps >= 0.0, "{}: eps must be a finite value >= 0, got {}", op, eps);
+}
+
+void check_grid(const char* op, const NormGroups& gr) {
+  check(gr.count * launch::norm_parts(gr) <= std::numeric_limits<int>::max(),
+        "{}: {} normalisation groups of {} elements are too many for one launch", op, gr.count, gr.size());
+}
+
+Tensor optional_contiguous(const Tensor& t) { return t.defined() ? contiguous(t) : Tensor(); }
+
+Tensor scratch(const Tensor& like, std::int64_t n) {
+  return Tensor::empty(Shape{n < 1 ? 1 : n}, TensorOptions{DType::f64, like.device()});
+}
+
+// The forward shared by both normalisations. Running statistics: when `from_running`, they normalise
+// the input; else, when defined, they are updated in place from the batch statistics.
+NormForward forward(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, const NormGroups& gr,
+                    const Shape& stats_shape, double eps, const Tensor& running_mean, const Tensor& running_var,
+                    double momentum, bool from_running) {
+  check_grid(op, gr);
+  NormForward out{empty_like_shape(x, x.shape()), empty_like_shape(x, stats_shape), empty_like_shape(x, stats_shape)};
+  Tensor scale_shift = scratch(x, 3 * gr.count);  // {scale, mean, bias} per group
+  Tensor partial = from_running ? Tensor() : scratch(x, 2 * gr.count * launch::norm_parts(gr));
+  visit_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (from_running) {
+      check_status(launch::norm_stats_from_running<T>(ptr<T>(running_mean), ptr<T>(running_var), gr.count, eps,
+                                                      ptr<T>(w), ptr<T>(b), ptr<T>(out.mean), ptr<T>(out.inv_std),
+                                                      ptr<double>(scale_shift), stream()),
+                   op, "statistics kernel launch");
+    } else {
+      check_status(launch::norm_stats<T>(ptr<T>(x), gr, eps, ptr<T>(w), ptr<T>(b), ptr<T>(out.mean),
+                                         ptr<T>(out.inv_std), ptr<double>(scale_shift), ptr<T>(running_mean),
+                                         ptr<T>(running_var), momentum, ptr<double>(partial), stream()),
+                   op, "statistics kernel launch");
+    }
+    check_status(launch::norm_apply<T>(ptr<T>(x), gr, ptr<double>(scale_shift), ptr<T>(out.output), stream()), op,
+                 "normalisation kernel launch");
+  });
+  return out;
+}
+
+void check_saved_input(const char* op, const Tensor& x, int min_dim, const char* expected_layout) {
+  check(x.defined() && x.dim() >= min_dim, "{}: expected the saved input {} (at least {}-D), got {}", op,
+        expected_layout, min_dim,
+        x.defined() ? fmt::format("{}-D with shape {}", x.dim(), x.shape().str()) : std::string("an undefined tensor"));
+  require_cuda_float(x, op, "input");
+}
+
+NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, const Tensor& w_in, const Tensor& mean_in,
+                   const Tensor& inv_std_in, const NormGroups& gr, bool stats_from_input) {
+  check(grad_in.defined() && mean_in.defined() && inv_std_in.defined(),
+        "{}: grad_output, mean and inv_std must be defined", op);
+  require_same(grad_in, x_in, op, "grad_output");
+  require_same(mean_in, x_in, op, "mean");
+  require_same(inv_std_in, x_in, op, "inv_std");
+  check(grad_in.shape() == x_in.shape(), "{}: grad_output has shape {}, expected the input's shape {}", op,
+        grad_in.shape().str(), x_in.shape().str());
+  check_per_channel(op, w_in, "weight", x_in);
+  check(mean_in.numel() == gr.count && inv_std_in.numel() == gr.count,
+        "{}: expected {} saved statistics for input {}, got mean {} and inv_std {}", op, gr.count, x_in.shape().str(),
+        mean_in.shape().str(), inv_std_in.shape().str());
+  check_grid(op, gr);
+  const Tensor g = contiguous(grad_in), x = contiguous(x_in), w = optional_contiguous(w_in);
+  const Tensor mean = contiguous(mean_in), inv_std = contiguous(inv_std_in);
+  const Shape channel_shape{gr.channels};
+  NormGrads out{empty_like_shape(x, x.shape()), empty_like_shape(x, channel_shape), empty_like_shape(x, channel_shape)};
+  Tensor partial = scratch(x, 2 * gr.count * launch::norm_parts(gr)), coef = scratch(x, 5 * gr.count);
+  visit_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    check_status(launch::norm_backward<T>(ptr<T>(g), ptr<T>(x), gr, ptr<T>(w), ptr<T>(mean), ptr<T>(inv_std),
+                                          stats_from_input, ptr<T>(out.input), ptr<T>(out.weight), ptr<T>(out.bias),
+                                          ptr<double>(partial), ptr<double>(coef), stream()),
+                 op, "kernel launch");
+  });
+  return out;
+}
+
+}  // namespace
+
+NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps) {
+  const char* op = "instance_norm";
+  check_common(op, input, weight, bias, 3, "[N, C, D, H, W]", eps);
+  const Tensor x = contiguous(input);
+  return forward(op, x, optional_contiguous(weight), optional_contiguous(bias), instance_groups(x.shape()),
+                 Shape{x.shape()[0], x.shape()[1]}, eps, Tensor(), Tensor(), 0.0, false);
+}
+
+NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                                 const Tensor& mean, const Tensor& inv_std) {
+  const char* op = "instance_norm backward";
+  check_saved_input(op, input, 3, "[N, C, D, H, W]");
+  return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true);
+}
+
+NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var, const BatchNormOptions& opt) {
+  const char* op = "batch_norm";
+  check_common(op, input, weight, bias, 2, "[N, C] or [N, C, D, H, W]", opt.eps);
+  check(running_mean.defined() == running_var.defined(),
+        "batch_norm: running_mean and running_var must be both defined or both undefined");
+  check_per_channel(op, running_mean, "running_mean", input);
+  check_per_channel(op, running_var, "running_var", input);
+  check(std::isfinite(opt.momentum) && opt.momentum >= 0.0 && opt.momentum <= 1.0,
+        "batch_norm: momentum must be in [0, 1], got {}", opt.momentum);
+  const NormGroups gr = batch_groups(input.shape());
+  check(!opt.training || gr.size() > 1,
+        "batch_norm: expected more than 1 value per channel when training, got input shape {}", input.shape().str());
+  check(opt.training || running_mean.defined(),
+        "batch_norm: evaluation mode normalises with running_mean and running_var, which are undefined");
+  // The running statistics are written in place by the kernel, so they must be the caller's own
+  // contiguous buffers (a copy would silently drop the update).
+  if (opt.training && running_mean.defined())
+    check(running_mean.is_contiguous() && running_var.is_contiguous(),
+          "batch_norm: running_mean and running_var must be contiguous to be updated in place");
+  const Tensor x = contiguous(input);
+  const Tensor rm = opt.training ? running_mean : optional_contiguous(running_mean);
+  const Tensor rv = opt.training ? running_var : optional_contiguous(running_var);
+  NormForward out = forward(op, x, optional_contiguous(weight), optional_contiguous(bias), gr, Shape{gr.channels},
+                            opt.eps, rm, rv, opt.momentum, !opt.training);
+  // Note [Running statistics] (ref/norm.cpp): the in-place update bumps the buffers' version counters.
+  if (opt.training && running_mean.defined()) {
+    running_mean.impl().storage->bump_version();
+    running_var.impl().storage->bump_version();
+  }
+  return out;
+}
+
+NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
+                              const Tensor& inv_std, bool training) {
+  const char* op = "batch_norm backward";
+  check_saved_input(op, input, 2, "[N, C] or [N, C, D, H, W]");
+  return backward(op, grad_output, input, weight, mean, inv_std, batch_groups(input.shape()), training);
+}
+
+}  // namespace tlk::kernels::cuda

@@ -1,0 +1,32 @@
+#pragma once
+#include "tlk/kernels/norm_params.h"
+#include "tlk/kernels/ref/norm.h"
+#include "tlk/tensor/tensor.h"
+
+/// Instance and batch normalisation on CUDA tensors (f32 or f64, on one GPU): the same functions,
+/// arguments and results as kernels/ref/norm.h, statistics accumulated in double (Note [GPU
+/// normalisation statistics] in norm_launch.cu). Shapes: input [N, C, ...] (instance norm at least
+/// 3-D; batch norm also [N, C]), weight and bias [C] or undefined. Results are new contiguous tensors
+/// on the input's device; batch norm in training updates running_mean / running_var in place.
+/// Example: `auto f = kernels::cuda::instance_norm_forward(x, w, b, 1e-5);  // f.output, f.mean, f.inv_std`
+namespace tlk::kernels::cuda {
+
+using ref::NormForward;
+using ref::NormGrads;
+
+/// Statistics per (n, c) over the spatial axes, biased variance; mean and inv_std are [N, C].
+NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps);
+/// Gradients w.r.t. input, weight and bias (the latter two always computed, [C]).
+NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                                 const Tensor& mean, const Tensor& inv_std);
+
+/// Statistics per channel over N and the spatial axes ([C]); in training the running statistics
+/// (contiguous [C] CUDA tensors of the input's dtype, or both undefined) move towards the batch's,
+/// in evaluation they normalise the input.
+NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var, const BatchNormOptions& opt);
+/// `training` must match the forward's (in evaluation the statistics are constants).
+NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
+                              const Tensor& inv_std, bool training);
+
+}  // namespace tlk::kernels::cuda

@@ -1,0 +1,329 @@
+// Instance and batch normalisation kernels (launchers declared in norm_launch.h).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "tlk/kernels/cuda/block_sum.cuh"
+#include "tlk/kernels/cuda/norm_launch.h"
+
+namespace tlk::kernels::cuda::launch {
+
+namespace {
+
+using detail::block_sum;
+using detail::kReduceThreads;
+
+// Note [GPU normalisation statistics]: one group's statistics are reduced by `parts` blocks, each
+// over a contiguous slice of the group's elements, and a second kernel adds the parts in order
+// (Note [Deterministic GPU sums]). One block per (n, c) alone would leave most of an H100 idle for
+// the UNet's shapes (2 x 32 groups of 64^3 elements), so groups are split until about 1024 blocks
+// run. Each block accumulates, in double, the sum and the sum of squares of x − K, with K the
+// group's first element (a shifted-data variance): var = Σ(x−K)²/M − (Σ(x−K)/M)². Unshifted, the
+// double sums would lose relative accuracy (mean/std)² · 1e-16 to cancellation, which for raw
+// intensities (CT values around 1000 with a std of a few) starts to show in f32 results; shifting by a
+// member of the group keeps (mean − K)/std of order one. Partial sums of shifted data merge by plain
+// addition, which keeps the reduction simple and deterministic; Welford's update would need a
+// division per element and a weighted merge of (count, mean, M2) triples for the same accuracy.
+// Double arithmetic costs nothing noticeable here: the kernels are memory bound on Hopper.
+constexpr std::int64_t kWantBlocks = 1024;
+
+struct Parts {
+  std::int64_t parts, part_len;
+};
+
+Parts parts_of(const NormGroups& g) {
+  const std::int64_t per_group = g.size();
+  const std::int64_t want = (kWantBlocks + g.count - 1) / g.count;
+  const std::int64_t most = (per_group + kReduceThreads * 4 - 1) / (kReduceThreads * 4);
+  std::int64_t parts = want < most ? want : most;
+  if (parts < 1) parts = 1;
+  const std::int64_t part_len = (per_group + parts - 1) / parts;
+  return {(per_group + part_len - 1) / part_len, part_len};
+}
+
+// Calls fn(element index) for group g's elements k in [begin, end) (k counts along the group's
+// runs), spreading them over the block's threads. Long runs are walked piece by piece (one division
+// per run); short runs (batch norm of [N, C]) divide per element.
+template <class Fn>
+__device__ void for_group_range(const NormGroups& gr, std::int64_t g, std::int64_t begin, std::int64_t end, Fn&& fn) {
+  if (gr.length >= blockDim.x) {
+    std::int64_t k = begin;
+    while (k < end) {
+      const std::int64_t s = k / gr.length, off = k - s * gr.length;
+      const std::int64_t piece = (end - k) < (gr.length - off) ? (end - k) : (gr.length - off);
+      const std::int64_t base = g * gr.length + s * gr.seg_stride + off;
+      for (std::int64_t i = threadIdx.x; i < piece; i += blockDim.x) fn(base + i);
+      k += piece;
+    }
+  } else {
+    for (std::int64_t k = begin + threadIdx.x; k < end; k += blockDim.x) {
+      const std::int64_t s = k / gr.length, off = k - s * gr.length;
+      fn(g * gr.length + s * gr.seg_stride + off);
+    }
+  }
+}
+
+// Block b reduces part b % parts of group b / parts: {Σ(x − K), Σ(x − K)²} into partial[2b..2b+1].
+template <class T>
+__global__ void stats_partial_kernel(const T* x, NormGroups gr, Parts p, double* partial) {
+  const std::int64_t g = blockIdx.x / p.parts, part = blockIdx.x % p.parts;
+  const std::int64_t begin = part * p.part_len;
+  const std::int64_t size = gr.segments * gr.length;
+  const std::int64_t end = begin + p.part_len < size ? begin + p.part_len : size;
+  const double shift = static_cast<double>(x[g * gr.length]);
+  double acc[2] = {0.0, 0.0};
+  for_group_range(gr, g, begin, end, [&](std::int64_t i) {
+    const double d = static_cast<double>(x[i]) - shift;
+    acc[0] += d;
+    acc[1] += d * d;
+  });
+  block_sum<2>(acc);
+  if (threadIdx.x == 0) {
+    partial[2 * blockIdx.x] = acc[0];
+    partial[2 * blockIdx.x + 1] = acc[1];
+  }
+}
+
+// One thread per group: adds the parts, writes the statistics, the affine map and (batch norm in
+// training) the running statistics (the reference's Note [Running statistics]).
+template <class T>
+__global__ void stats_finish_kernel(const T* x, NormGroups gr, Parts p, const double* partial, double eps, const T* w,
+                                    const T* b, T* mean, T* inv_std, double* scale_shift, T* running_mean,
+                                    T* running_var, double momentum) {
+  for (std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; g < gr.count;
+       g += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double s1 = 0.0, s2 = 0.0;
+    for (std::int64_t k = 0; k < p.parts; ++k) {
+      s1 += partial[2 * (g * p.parts + k)];
+      s2 += partial[2 * (g * p.parts + k) + 1];
+    }
+    const double m = static_cast<double>(gr.segments * gr.length);
+    const double d = s1 / m;
+    double var = s2 / m - d * d;
+    if (var < 0.0) var = 0.0;
+    const double mu = static_cast<double>(x[g * gr.length]) + d;
+    const double r = 1.0 / sqrt(var + eps);
+    mean[g] = static_cast<T>(mu);
+    inv_std[g] = static_cast<T>(r);
+    const std::int64_t c = g % gr.channels;
+    const double scale = r * (w ? static_cast<double>(w[c]) : 1.0);
+    scale_shift[3 * g] = scale;
+    scale_shift[3 * g + 1] = mu;
+    scale_shift[3 * g + 2] = b ? static_cast<double>(b[c]) : 0.0;
+    if (running_mean) {
+      const double k = momentum;
+      running_mean[g] = static_cast<T>((1.0 - k) * static_cast<double>(running_mean[g]) + k * mu);
+      running_var[g] = static_cast<T>((1.0 - k) * static_cast<double>(running_var[g]) + k * var * m / (m - 1.0));
+    }
+  }
+}
+
+template <class T>
+__global__ void stats_from_running_kernel(const T* rm, const T* rv, std::int64_t channels, double eps, const T* w,
+                                          const T* b, T* mean, T* inv_std, double* scale_shift) {
+  for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c < channels;
+       c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const double mu = static_cast<double>(rm[c]);
+    const double r = 1.0 / sqrt(static_cast<double>(rv[c]) + eps);
+    mean[c] = static_cast<T>(mu);
+    inv_std[c] = static_cast<T>(r);
+    const double scale = r * (w ? static_cast<double>(w[c]) : 1.0);
+    scale_shift[3 * c] = scale;
+    scale_shift[3 * c + 1] = mu;
+    scale_shift[3 * c + 2] = b ? static_cast<double>(b[c]) : 0.0;
+  }
+}
+
+// Elementwise maps over the [rows, length] grid of a normalisation: op(row, element index).
+// Long rows: blockIdx.y walks rows (so the group is found once per row), x spans the row. Short
+// rows: one flat grid-stride loop with a division per element.
+template <class Op>
+__global__ void rows_kernel(std::int64_t rows, std::int64_t length, Op op) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y)
+    for (std::int64_t k = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; k < length; k += stride)
+      op(r, r * length + k);
+}
+
+template <class Op>
+__global__ void flat_kernel(std::int64_t rows, std::int64_t length, Op op) {
+  const std::int64_t n = rows * length, stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
+    op(i / length, i);
+}
+
+template <class Op>
+cudaError_t launch_rows(std::int64_t rows, std::int64_t length, const Op& op, cudaStream_t stream) {
+  if (rows * length == 0) return cudaSuccess;
+  constexpr unsigned threads = 256;
+  if (length >= threads) {
+    const std::int64_t bx = (length + threads * 4 - 1) / (threads * 4);
+    const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx), static_cast<unsigned>(rows > 65535 ? 65535 : rows));
+    rows_kernel<<<grid, threads, 0, stream>>>(rows, length, op);
+  } else {
+    const std::int64_t blocks = (rows * length + threads - 1) / threads;
+    flat_kernel<<<static_cast<unsigned>(blocks > 65535 * 8 ? 65535 * 8 : blocks), threads, 0, stream>>>(rows, length,
+                                                                                                        op);
+  }
+  return cudaGetLastError();
+}
+
+template <class T>
+struct ApplyOp {
+  const T* x;
+  T* y;
+  const double* scale_shift;
+  std::int64_t count;
+  __device__ void operator()(std::int64_t row, std::int64_t i) const {
+    const std::int64_t g = row % count;
+    // Note [Centre before scaling]: (x − μ)·s + b, not x·s + (b − μ·s): the latter cancels two terms
+    // of size |μ·s| and keeps their rounding (a group of one voxel would not come out as exactly b).
+    const double* m = scale_shift + 3 * g;
+    y[i] = static_cast<T>((static_cast<double>(x[i]) - m[1]) * m[0] + m[2]);
+  }
+};
+
+// Block b reduces part b % parts of group b / parts of the backward: {Σ g, Σ g·x̂}.
+template <class T>
+__global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Parts p, const T* mean, const T* inv_std,
+                                    double* partial) {
+  const std::int64_t g = blockIdx.x / p.parts, part = blockIdx.x % p.parts;
+  const std::int64_t begin = part * p.part_len;
+  const std::int64_t size = gr.segments * gr.length;
+  const std::int64_t end = begin + p.part_len < size ? begin + p.part_len : size;
+  const double mu = static_cast<double>(mean[g]), r = static_cast<double>(inv_std[g]);
+  double acc[2] = {0.0, 0.0};
+  for_group_range(gr, g, begin, end, [&](std::int64_t i) {
+    const double gi = static_cast<double>(grad[i]);
+    acc[0] += gi;
+    acc[1] += gi * (static_cast<double>(x[i]) - mu) * r;
+  });
+  block_sum<2>(acc);
+  if (threadIdx.x == 0) {
+    partial[2 * blockIdx.x] = acc[0];
+    partial[2 * blockIdx.x + 1] = acc[1];
+  }
+}
+
+// One thread per group: coef[5g..5g+4] = {μ, σ⁻¹, γσ⁻¹, Σg, Σg·x̂}.
+template <class T>
+__global__ void grad_finish_kernel(NormGroups gr, Parts p, const double* partial, const T* w, const T* mean,
+                                   const T* inv_std, double* coef) {
+  for (std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; g < gr.count;
+       g += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double sg = 0.0, sgx = 0.0;
+    for (std::int64_t k = 0; k < p.parts; ++k) {
+      sg += partial[2 * (g * p.parts + k)];
+      sgx += partial[2 * (g * p.parts + k) + 1];
+    }
+    const double r = static_cast<double>(inv_std[g]);
+    coef[5 * g] = static_cast<double>(mean[g]);
+    coef[5 * g + 1] = r;
+    coef[5 * g + 2] = (w ? static_cast<double>(w[g % gr.channels]) : 1.0) * r;
+    coef[5 * g + 3] = sg;
+    coef[5 * g + 4] = sgx;
+  }
+}
+
+// One thread per channel: dγ = Σ Σg·x̂ and dβ = Σ Σg over the channel's groups, in group order.
+template <class T>
+__global__ void channel_grads_kernel(NormGroups gr, const double* coef, T* dw, T* db) {
+  for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c < gr.channels;
+       c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double acc_w = 0.0, acc_b = 0.0;
+    for (std::int64_t g = c; g < gr.count; g += gr.channels) {
+      acc_w += coef[5 * g + 4];
+      acc_b += coef[5 * g + 3];
+    }
+    dw[c] = static_cast<T>(acc_w);
+    db[c] = static_cast<T>(acc_b);
+  }
+}
+
+template <class T>
+struct GradInputOp {
+  const T *grad, *x;
+  T* dx;
+  const double* coef;
+  std::int64_t count;
+  double m;
+  bool stats_from_input;
+  __device__ void operator()(std::int64_t row, std::int64_t i) const {
+    const double* c = coef + 5 * (row % count);
+    const double gi = static_cast<double>(grad[i]);
+    if (stats_from_input) {
+      const double xhat = (static_cast<double>(x[i]) - c[0]) * c[1];
+      dx[i] = static_cast<T>(c[2] * (gi - c[3] / m - xhat * (c[4] / m)));
+    } else {
+      dx[i] = static_cast<T>(c[2] * gi);
+    }
+  }
+};
+
+unsigned small_grid(std::int64_t n) {
+  const std::int64_t blocks = (n + 255) / 256;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks));
+}
+
+}  // namespace
+
+std::int64_t norm_parts(const NormGroups& groups) { return parts_of(groups).parts; }
+
+template <class T>
+cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const T* weight, const T* bias, T* mean,
+                       T* inv_std, double* scale_shift, T* running_mean, T* running_var, double momentum,
+                       double* partial, cudaStream_t stream) {
+  const Parts p = parts_of(groups);
+  stats_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(x, groups, p,
+                                                                                                     partial);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  stats_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(
+      x, groups, p, partial, eps, weight, bias, mean, inv_std, scale_shift, running_mean, running_var, momentum);
+  return cudaGetLastError();
+}
+
+template <class T>
+cudaError_t norm_stats_from_running(const T* running_mean, const T* running_var, std::int64_t channels, double eps,
+                                    const T* weight, const T* bias, T* mean, T* inv_std, double* scale_shift,
+                                    cudaStream_t stream) {
+  stats_from_running_kernel<<<small_grid(channels), 256, 0, stream>>>(running_mean, running_var, channels, eps, weight,
+                                                                      bias, mean, inv_std, scale_shift);
+  return cudaGetLastError();
+}
+
+template <class T>
+cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale_shift, T* y, cudaStream_t stream) {
+  return launch_rows(groups.count * groups.segments, groups.length, ApplyOp<T>{x, y, scale_shift, groups.count},
+                     stream);
+}
+
+template <class T>
+cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const T* weight, const T* mean,
+                          const T* inv_std, bool stats_from_input, T* grad_input, T* grad_weight, T* grad_bias,
+                          double* partial, double* coef, cudaStream_t stream) {
+  const Parts p = parts_of(groups);
+  grad_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(
+      grad, x, groups, p, mean, inv_std, partial);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  grad_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(groups, p, partial, weight, mean, inv_std, coef);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  channel_grads_kernel<<<small_grid(groups.channels), 256, 0, stream>>>(groups, coef, grad_weight, grad_bias);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  const GradInputOp<T> op{
+      grad, x, grad_input, coef, groups.count, static_cast<double>(groups.size()), stats_from_input};
+  return launch_rows(groups.count * groups.segments, groups.length, op, stream);
+}
+
+#define TLK_NORM_INSTANTIATE(T)                                                                                        \
+  template cudaError_t norm_stats<T>(const T*, const NormGroups&, double, const T*, const T*, T*, T*, double*, T*, T*, \
+                                     double, double*, cudaStream_t);                                                   \
+  template cudaError_t norm_stats_from_running<T>(const T*, const T*, std::int64_t, double, const T*, const T*, T*,    \
+                                                  T*, double*, cudaStream_t);                                          \
+  template cudaError_t norm_apply<T>(const T*, const NormGroups&, const double*, T*, cudaStream_t);                    \
+  template cudaError_t norm_backward<T>(const T*, const T*, const NormGroups&, const T*, const T*, const T*, bool, T*, \
+                                        T*, T*, double*, double*, cudaStream_t);
+TLK_NORM_INSTANTIATE(float)
+TLK_NORM_INSTANTIATE(double)
+#undef TLK_NORM_INSTANTIATE
+
+}  // namespace tlk::kernels::cuda::launch
