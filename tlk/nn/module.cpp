@@ -76,6 +76,29 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+void Module::to(Device device) {
+  auto move = [&](Tensor& t, bool parameter) {
+    if (t.device() == device) return;
+    const Tensor moved = t.detach().to(Layout::plain).contiguous().to(device);
+    // Note [Moving parameters in place]: the handle's TensorImpl keeps its autograd state (a leaf
+    // that requires grad) and gets the new storage, so every copy of the handle follows the move.
+    TensorImpl& impl = t.impl();
+    impl.storage = moved.impl().storage;
+    impl.strides = moved.strides();
+    impl.offset = 0;
+    impl.blocked.reset();
+    if (parameter) t.set_grad(Tensor());
+  };
+  for (auto& [name, t] : parameters_) move(t, true);
+  for (auto& [name, t] : buffers_) move(t, false);
+  for (auto& [name, child] : children_) child->to(device);
+}
+
+Device Module::device() const {
+  const auto params = named_parameters();
+  return params.empty() ? Device::cpu() : params.front().second.device();
+}
+
 void Module::zero_grad() {
   for (auto& t : parameters()) t.set_grad(Tensor());
 }

@@ -66,6 +66,12 @@ class Module {
   bool is_training() const { return training_; }
   /// Clears the gradient of every parameter.
   void zero_grad();
+  /// Moves every parameter and buffer to `device` in place: the handles the module (and an optimizer
+  /// made later) hold see the new storage; gradients are cleared. Build optimizers after the move.
+  /// Example: `net.to(Device::cuda());`
+  void to(Device device);
+  /// The device of the first parameter (the CPU for a module without parameters).
+  Device device() const;
   /// Total number of parameter elements.
   std::int64_t parameter_count() const;
 

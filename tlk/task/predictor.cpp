@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "tlk/data/preprocess.h"
+#include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::task {
@@ -23,6 +24,8 @@ Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
   check(net_ != nullptr, "predict: the checkpoint's model ('{}') is not a segmentation UNet",
         checkpoint.metadata.count("model") ? checkpoint.metadata.at("model") : "?");
   net_->eval();
+  if (options.device.is_cuda()) cuda::require_device(options.device.index, "predict");
+  net_->to(options.device);
   long long d = 0, h = 0, w = 0;
   check(std::sscanf(patch_text->second.c_str(), "%lld,%lld,%lld", &d, &h, &w) == 3 && d > 0 && h > 0 && w > 0,
         "predict: the checkpoint's patch size '{}' is not 'D,H,W'", patch_text->second);

@@ -19,6 +19,7 @@ struct PredictOptions {
   bool mirror = true;   ///< 8-way mirroring test-time augmentation
   int batch = 1;        ///< windows per network call
   bool quiet = false;   ///< no progress bar
+  Device device = Device::cpu();  ///< where the network runs (windows are cut and stitched on the CPU)
   /// Maps the model's classes onto the classes to write (a source model evaluated on a target task):
   /// output class k (k >= 1) takes the largest probability among its model classes, background the
   /// largest among the model classes no group lists (TLK's source_pred_to_target_pred). Empty: the

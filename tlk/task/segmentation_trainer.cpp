@@ -22,6 +22,7 @@
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/error.h"
 #include "tlk/transfer/distillation_losses.h"
+#include "tlk/tensor/cuda_runtime.h"
 #include "tlk/transfer/multiscale_discriminator.h"
 
 namespace tlk::task {
@@ -202,6 +203,11 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config) : confi
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
   }
+  device_ = parse_device(config_.device, "train.device");
+  if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
+  net_->to(device_);
+  if (adapter_) adapter_->to(device_);
+  if (teacher_) teacher_->to(device_);
   std::array<std::int64_t, 3> total_stride{1, 1, 1};
   for (const auto& s : net_->config().strides)
     for (int a = 0; a < 3; ++a) total_stride[a] *= s[a];
@@ -344,7 +350,9 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       }
       optimizer.zero_grad();
       if (discriminator_optimizer) discriminator_optimizer->zero_grad();
-      const transfer::TransferLosses l = model.losses(batch.image, batch.labels, target_images, iteration);
+      const transfer::TransferLosses l =
+          model.losses(batch.image.to(device_), batch.labels.to(device_),
+                       target_images.defined() ? target_images.to(device_) : target_images, iteration);
       const double value = l.total.item();
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
@@ -385,9 +393,9 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       double val_sum = 0.0;
       for (std::int64_t v = 0; v < config_.val_iterations; ++v) {
         const data::Batch batch = val_batches->make(v);
-        const std::vector<Tensor> outputs = net_->forward(batch.image);
-        val_sum += nn::deep_supervision_loss(outputs, batch.labels, ds_weights).item();
-        const Tensor predicted = argmax_channels(outputs[0]).contiguous();
+        const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_));
+        val_sum += nn::deep_supervision_loss(outputs, batch.labels.to(device_), ds_weights).item();
+        const Tensor predicted = argmax_channels(outputs[0].to(Layout::plain).to(Device::cpu())).contiguous();
         const std::int64_t* p = predicted.data<std::int64_t>();
         const std::uint8_t* y = batch.labels.data<std::uint8_t>();
         for (std::int64_t i = 0; i < predicted.numel(); ++i) {

@@ -94,6 +94,7 @@ class SegmentationTrainer {
   std::vector<data::SampleSource> target_cases_;  ///< images only (adapt strategies)
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::shared_ptr<nn::UNet> teacher_;
+  Device device_ = Device::cpu();  ///< train.device: the networks live there; batches are copied over
 };
 
 /// Loads the preprocessed cases `files` as sample sources: with labels (required), or with

@@ -266,7 +266,7 @@ SegmentationNetwork unet_logits(nn::UNet& net) {
       ~Restore() { net.set_deep_supervision(was_on); }
     } restore{net, net.config().deep_supervision};
     net.set_deep_supervision(false);
-    std::vector<Tensor> outputs = net.forward(batch);
+    std::vector<Tensor> outputs = net.forward(batch.to(net.device()));  // windows are cut on the CPU
     check(!outputs.empty(), "unet_logits: the UNet returned no output for input {}", batch.shape().str());
     return outputs.front();
   };

@@ -45,6 +45,7 @@ struct SegmentationTrainConfig {
   double grad_clip = 12.0;                   ///< train.grad_clip: max gradient norm (0: off)
   std::uint64_t seed = 1;                    ///< train.seed
   int threads = 0;                           ///< train.threads: OpenMP threads (0: all cores)
+  std::string device = "cpu";                ///< train.device: cpu, cuda or cuda:N
   // transfer.*, adapt.*, distill.* (docs/config.md "Transfer")
   std::string strategy = "supervised";  ///< transfer.strategy: supervised, finetune, adapt, finetune+adapt, distill, distill+adapt
   std::filesystem::path pretrained;     ///< transfer.pretrained: checkpoint to start from (finetune strategies)

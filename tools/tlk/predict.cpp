@@ -16,7 +16,7 @@ const char* kHelp = R"(tlk predict - segment NIfTI volumes with a trained model
 
 Usage:
   tlk predict --model CKPT --in DIR_OR_FILE --out DIR [--step 0.5] [--no-mirror] [--batch N]
-              [--class-map MAP] [--quiet]
+              [--class-map MAP] [--device cpu|cuda[:N]] [--quiet]
 
 Preprocesses each input exactly as the model's training data (the plan stored in the checkpoint),
 runs sliding windows with Gaussian importance weighting (sigma = patch/8), averages softmax outputs
@@ -34,6 +34,7 @@ Options:
   --class-map MAP     write other classes than the model's: "k=a+b" gives output class k the largest
                       probability of model classes a and b, background the rest (a source model on a
                       target task: AMOS kidneys 2 and 3 -> kidney 1 is "1=2+3")
+  --device D          where the network runs: cpu (default), cuda or cuda:N
   --quiet             no progress bar
   --help              this text
 
@@ -41,11 +42,12 @@ Examples:
   tlk predict --model runs/amos/best.h5 --in raw/Dataset064_KiTS19/imagesTs --out pred
   tlk predict --model runs/amos/best.h5 --in case_00010_0000.nii.gz --out pred --no-mirror --step 0.75
   tlk predict --model runs/amos15/final.h5 --in raw/KiTS/imagesTs --out pred --class-map 1=2+3
+  tlk predict --model runs/amos/best.h5 --in raw/KiTS/imagesTs --out pred --device cuda --batch 4
 )";
 }  // namespace
 
 int predict(const std::vector<std::string>& args) {
-  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"quiet", false}});
+  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"device"}, {"quiet", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -59,6 +61,7 @@ int predict(const std::vector<std::string>& args) {
   options.batch = static_cast<int>(a.get_int("batch", 1));
   check(options.batch >= 1, "predict: --batch must be at least 1, got {}", options.batch);
   options.quiet = a.flag("quiet");
+  options.device = parse_device(a.get("device", "cpu"), "predict --device");
   options.class_map = task::parse_class_map(a.get("class-map", ""));
   const std::string model = a.required("model"), in = a.required("in");
   const std::filesystem::path out = a.required("out");

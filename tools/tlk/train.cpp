@@ -13,7 +13,7 @@ namespace {
 const char* kHelp = R"(tlk train - train a segmentation UNet on a preprocessed dataset
 
 Usage:
-  tlk train --config FILE.yaml [--set key=value ...] [--resume] [--print-config]
+  tlk train --config FILE.yaml [--set key=value ...] [--device cpu|cuda[:N]] [--resume] [--print-config]
 
 Trains nnUNet-style: deep supervision, Dice + cross entropy, SGD with Nesterov momentum 0.99 and a
 poly learning rate, nnUNet's augmentation, batches prepared on background threads, validation
@@ -28,6 +28,7 @@ adapt (DANN, CDAN), distill and their combinations): docs/classification.md.
 Options:
   --config FILE     YAML config (data.train is required)
   --set key=value   override one key, e.g. --set train.epochs=5 (repeatable)
+  --device D        shorthand for --set train.device=D (cpu, cuda or cuda:N)
   --resume          continue from output.dir/latest.h5 (same batches and losses as a run never stopped)
   --print-config    print every key with the value it would use, and exit
   --help            this text
@@ -36,6 +37,7 @@ Examples:
   tlk train --config train.yaml
   tlk train --config train.yaml --set train.epochs=10 --set data.batch=2 --set output.dir=runs/try
   tlk train --config train.yaml --resume
+  tlk train --config train.yaml --device cuda
 )";
 
 int train_classifier(const io::Config& config, const Args& a) {
@@ -60,7 +62,7 @@ int train_classifier(const io::Config& config, const Args& a) {
 }  // namespace
 
 int train(const std::vector<std::string>& args) {
-  Args a("train", args, {{"config"}, {"set", true, true}, {"resume", false}, {"print-config", false}});
+  Args a("train", args, {{"config"}, {"set", true, true}, {"device"}, {"resume", false}, {"print-config", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -69,6 +71,7 @@ int train(const std::vector<std::string>& args) {
         a.positional().empty() ? "" : a.positional()[0]);
   io::Config config = io::Config::from_yaml_file(a.required("config"));
   for (const std::string& assignment : a.all("set")) config.set_override(assignment);
+  if (a.has("device")) config.set("train.device", a.get("device", "cpu"));
   if (task::config_task(config) == "classification") return train_classifier(config, a);
   const task::SegmentationTrainConfig train_config = task::SegmentationTrainConfig::from(config);
   if (a.flag("print-config")) {
