@@ -13,6 +13,12 @@ SGD Nesterov (lr 1e-2, momentum 0.99, weight decay 3e-5).
 
 Each round starts a fresh process of each (TLK first, then PyTorch), so caches and memory start
 cold for both; peak RSS is each process's own maximum resident set.
+
+On a GPU machine, run it with the python3 that holds that machine's PyTorch and add `--device cuda`
+to the flags; both sides then use cuDNN (PyTorch with cudnn.benchmark on, TF32 as --tf32 says) and
+the table adds each side's peak GPU memory held by tensors:
+
+  python3 bench/compare_pytorch.py --rounds 3 -- --device cuda --batch 2 --patch 128,128,128 --iters 20
 """
 import argparse
 import datetime
@@ -25,7 +31,7 @@ import subprocess
 import sys
 import time
 
-LINE = re.compile(r"train_step_ms=([\d.]+) forward_ms=([\d.]+) peak_rss_mb=([\d.]+)")
+LINE = re.compile(r"train_step_ms=([\d.]+) forward_ms=([\d.]+) peak_rss_mb=([\d.]+)(?: peak_gpu_mb=([\d.]+))?")
 
 
 def bench_args(argv):
@@ -39,6 +45,8 @@ def bench_args(argv):
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--tf32", choices=["on", "off"], default="on")
     return p.parse_args(argv)
 
 
@@ -49,6 +57,11 @@ def torch_worker(a):
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = a.tf32 == "on"
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "on"
     patch = [int(v) for v in a.patch.split(",")]
     feats = [min(a.base * 2 ** i, a.max_features) for i in range(a.levels)]
 
@@ -99,7 +112,6 @@ def torch_worker(a):
     w = [0.0 if (i == n_out - 1 and n_out > 1) else 1.0 / 2 ** i for i in range(n_out)]
     w = [v / sum(w) for v in w]
     net = UNet()
-    opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
     x = torch.randn(a.batch, 1, *patch)
     labels = torch.zeros(a.batch, *patch, dtype=torch.long)
     grid = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float32) for s in patch], indexing="ij"))
@@ -108,6 +120,9 @@ def torch_worker(a):
             centre = torch.tensor(patch, dtype=torch.float32) * (0.3 + 0.4 * torch.rand(3))
             radius = 0.2 * min(patch)
             labels[n][((grid - centre.view(3, 1, 1, 1)) ** 2).sum(0) < radius ** 2] = c
+    net, x, labels = net.to(dev), x.to(dev), labels.to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 
     def train_step():
         net.train()
@@ -128,17 +143,23 @@ def torch_worker(a):
             net(x, deep_supervision=False)
 
     def timed(fn):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         return 1e3 * (time.perf_counter() - t0)
 
     train_step()
     forward()
+    sync()
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     train = statistics.median(timed(train_step) for _ in range(a.iters))
     fwd = statistics.median(timed(forward) for _ in range(a.iters))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    print(f"train_step_ms={train:.1f} forward_ms={fwd:.1f} peak_rss_mb={rss:.0f}")
+    gpu = f" peak_gpu_mb={torch.cuda.max_memory_allocated() / 2 ** 20:.0f}" if a.device == "cuda" else ""
+    print(f"train_step_ms={train:.1f} forward_ms={fwd:.1f} peak_rss_mb={rss:.0f}{gpu}")
 
 
 def run(cmd):
@@ -148,7 +169,7 @@ def run(cmd):
     m = LINE.search(out.stdout)
     if not m:
         sys.exit(f"compare_pytorch: no result line in the output of {' '.join(cmd)}")
-    return [float(v) for v in m.groups()]
+    return [float(v) for v in m.groups() if v is not None]
 
 
 def main():
@@ -174,7 +195,8 @@ def main():
     print(f"\n{datetime.date.today()} {platform.node()} {platform.processor() or platform.machine()}, "
           f"flags: {' '.join(flags)}, {a.rounds} interleaved rounds, medians")
     print(f"{'':24}{'TLK':>10}{'PyTorch':>10}{'PyTorch/TLK':>13}")
-    for i, name in enumerate(["train step (ms)", "forward (ms)", "peak RSS (MB)"]):
+    names = ["train step (ms)", "forward (ms)", "peak RSS (MB)", "peak GPU memory (MB)"]
+    for i, name in enumerate(names[:min(len(tlk[0]), len(torch_r[0]))]):
         t, pt = med(tlk, i), med(torch_r, i)
         print(f"{name:24}{t:>10.0f}{pt:>10.0f}{pt / t:>12.2f}x")
 

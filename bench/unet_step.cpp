@@ -1,13 +1,16 @@
-// One training step and one forward pass of the nnUNet-style UNet on the CPU.
+// One training step and one forward pass of the nnUNet-style UNet, on the CPU or one GPU.
 //
 //   build/bench/unet_step --batch 2 --patch 64,64,64 --base 32 --max-features 320 --levels 5
 //                         --classes 2 --iters 3 --threads 2
+//   build/bench/unet_step --device cuda --batch 2 --patch 128,128,128 --iters 20
 //
 // A training step is: forward with deep supervision, nnUNet's Dice + CE loss over every output,
 // backward, SGD with Nesterov momentum (lr 1e-2, momentum 0.99, weight decay 3e-5). The forward pass
 // runs in eval mode under NoGradGuard with only the full-resolution head, as inference does.
 // Prints one line: `train_step_ms=<median> forward_ms=<median> peak_rss_mb=<n>` (after a warm-up
-// step that builds the oneDNN primitives), plus a few lines starting with '#'.
+// step that builds the oneDNN primitives or picks the cuDNN algorithms), plus a few lines starting
+// with '#'. On a GPU the line ends with `peak_gpu_mb=<n>` (the caching allocator's peak of memory
+// held by tensors), and each timed call ends with a device synchronization.
 #include <fmt/format.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -19,10 +22,17 @@
 
 #include "timing.h"
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/profiler.h"
 #include "tlk/kernels/cpu/primitive_cache.h"
 #include "tlk/nn/deep_supervision_loss.h"
 #include "tlk/nn/sgd.h"
 #include "tlk/nn/unet.h"
+#include "tlk/tensor/allocator.h"
+#include "tlk/tensor/cuda_runtime.h"
+#ifdef TLK_HAVE_CUDA
+#include "tlk/kernels/cuda/conv3d.h"
+#include "tlk/kernels/cuda/cudnn_context.h"
+#endif
 #include "tlk/tensor/blocked_format.h"
 #include "tlk/tensor/error.h"
 
@@ -43,6 +53,10 @@ Options (defaults in brackets):
   --iters N            timed repetitions; the median is printed [3]
   --threads N          OpenMP threads [all cores]
   --seed N             random seed [0]
+  --device D           cpu or cuda [cpu]
+  --tf32 on|off        TF32 tensor cores for f32 convolutions on the GPU [on]
+  --profile            after the timed steps, one profiled step: time per op, forward and backward
+                       (Note [Op profiling]), printed as '#' lines
 
 Example:
   build/bench/unet_step --batch 2 --patch 64,64,64 --base 32 --levels 5 --iters 3 --threads 2
@@ -93,12 +107,18 @@ Tensor ball_labels(std::int64_t batch, const Shape& patch, std::int64_t classes,
 int run(int argc, char** argv) {
   std::int64_t batch = 2, base = 32, max_features = 320, levels = 5, classes = 2, seed = 0;
   int iters = 3;
+  Device device = Device::cpu();
+  bool tf32 = true, profile = false;
   std::vector<std::int64_t> patch{64, 64, 64};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       fmt::print("{}", kHelp);
       return 0;
+    }
+    if (a == "--profile") {
+      profile = true;
+      continue;
     }
     check(i + 1 < argc, "unet_step: {} needs a value (see --help)", a);
     const std::string v = argv[++i];
@@ -121,6 +141,13 @@ int run(int argc, char** argv) {
         omp_set_num_threads(static_cast<int>(std::stoll(v)));
       else if (a == "--seed")
         seed = std::stoll(v);
+      else if (a == "--device") {
+        check(v == "cpu" || v == "cuda", "unet_step: --device must be cpu or cuda, got '{}'", v);
+        device = v == "cpu" ? Device::cpu() : Device::cuda();
+      } else if (a == "--tf32") {
+        check(v == "on" || v == "off", "unet_step: --tf32 must be on or off, got '{}'", v);
+        tf32 = v == "on";
+      }
       else
         fail("unet_step: unknown option '{}' (see --help)", a);
     } catch (const std::invalid_argument&) {
@@ -135,22 +162,32 @@ int run(int argc, char** argv) {
   config.base_features = base;
   config.max_features = max_features;
   nn::UNet net(config, gen);
+  if (device.is_cuda()) {
+    cuda::require_device(device.index, "unet_step");
+#ifdef TLK_HAVE_CUDA
+    kernels::cuda::set_allow_tf32(tf32);
+#endif
+  }
+  net.to(device);
   nn::Sgd sgd(nn::single_group(net), nn::SgdOptions{1e-2, 0.99, true, 3e-5});
   const Shape patch_shape{patch[0], patch[1], patch[2]};
-  Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen);
-  Tensor labels = ball_labels(batch, patch_shape, classes, gen);
-  fmt::print("# UNet: {} stages, {}..{} features, {} parameters; batch {}, patch {}x{}x{}, {} thread(s)\n", levels,
-             base, config.features(static_cast<int>(levels) - 1), net.parameter_count(), batch, patch[0], patch[1],
-             patch[2], omp_get_max_threads());
+  Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen).to(device);
+  Tensor labels = ball_labels(batch, patch_shape, classes, gen).to(device);
+  fmt::print("# UNet: {} stages, {}..{} features, {} parameters; batch {}, patch {}x{}x{}, {} thread(s), {}{}\n",
+             levels, base, config.features(static_cast<int>(levels) - 1), net.parameter_count(), batch, patch[0],
+             patch[1], patch[2], omp_get_max_threads(), device.str(),
+             device.is_cuda() ? (tf32 ? " (TF32 on)" : " (TF32 off)") : "");
 
-  double last_loss = 0;
+  double last_loss = 0, optimizer_ms = 0;
   auto train_step = [&] {
     net.train();
     net.set_deep_supervision(true);
     sgd.zero_grad();
     Tensor loss = nn::deep_supervision_loss(net.forward(x), labels, net.deep_supervision_weights());
     loss.backward();
+    const double before_step = profile ? autograd::synchronized_now_ms() : 0.0;
     sgd.step();
+    if (profile) optimizer_ms = autograd::synchronized_now_ms() - before_step;
     last_loss = loss.item();
   };
   auto forward = [&] {
@@ -158,10 +195,15 @@ int run(int argc, char** argv) {
     net.eval();
     net.set_deep_supervision(false);
     net.forward(x);
+    cuda::synchronize();  // GPU work is asynchronous: time it to the end
   };
 
   train_step();  // warm-up: builds every primitive
   forward();
+#ifdef TLK_HAVE_CUDA
+  const auto searches = kernels::cuda::conv_algorithm_searches();
+#endif
+  if (device.is_cuda()) cuda::reset_peak();
   const auto builds = kernels::cpu::PrimitiveCache::instance().stats().builds;
   const auto reorders = reorder_stats();
   std::vector<double> train_ms, forward_ms;
@@ -173,8 +215,27 @@ int run(int argc, char** argv) {
   fmt::print("# reorders per training step: {:.1f} activation, {:.1f} weight\n",
              static_cast<double>(step_reorders.activations - reorders.activations) / iters,
              static_cast<double>(step_reorders.weights - reorders.weights) / iters);
-  fmt::print("train_step_ms={:.1f} forward_ms={:.1f} peak_rss_mb={:.0f}\n", median(train_ms), median(forward_ms),
-             peak_rss_mb());
+#ifdef TLK_HAVE_CUDA
+  if (device.is_cuda())
+    fmt::print("# cuDNN algorithm searches: {} in the warm-up, {} in the timed steps\n", searches,
+               kernels::cuda::conv_algorithm_searches() - searches);
+#endif
+  if (profile) {
+    auto& profiler = autograd::OpProfiler::instance();
+    profiler.reset();
+    profiler.enable(true);
+    train_step();
+    profiler.enable(false);
+    fmt::print("# one profiled training step (each op waits for the device; optimizer step {:.1f} ms):\n{}",
+               optimizer_ms, profiler.report(40));
+  }
+  if (device.is_cuda())
+    fmt::print("train_step_ms={:.1f} forward_ms={:.1f} peak_rss_mb={:.0f} peak_gpu_mb={:.0f}\n", median(train_ms),
+               median(forward_ms), peak_rss_mb(),
+               static_cast<double>(cuda::device_allocator(device.index).stats().peak_bytes) / (1 << 20));
+  else
+    fmt::print("train_step_ms={:.1f} forward_ms={:.1f} peak_rss_mb={:.0f}\n", median(train_ms), median(forward_ms),
+               peak_rss_mb());
   return 0;
 }
 

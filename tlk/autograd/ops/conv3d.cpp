@@ -5,6 +5,7 @@
 #include "tlk/autograd/ops/activation.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/op_support.h"
+#include "tlk/autograd/profiler.h"
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/cpu/conv_transpose3d.h"
@@ -31,9 +32,12 @@ Grads conv3d_backward(const Tensor& grad, const Tensor& x, const Tensor& w, cons
     if (self.needs_input_grad(2)) out[2] = cpu::conv3d_backward_bias(grad);
     return out;
   }
-  if (self.needs_input_grad(0)) out[0] = k::conv3d_backward_data(grad, w, x.shape(), opt);
-  if (self.needs_input_grad(1)) out[1] = k::conv3d_backward_weights(grad, x, w.shape(), opt);
-  if (self.needs_input_grad(2)) out[2] = k::conv3d_backward_bias(grad);
+  using autograd::profiled_part;
+  if (self.needs_input_grad(0))
+    out[0] = profiled_part("conv3d/data", [&] { return k::conv3d_backward_data(grad, w, x.shape(), opt); });
+  if (self.needs_input_grad(1))
+    out[1] = profiled_part("conv3d/weights", [&] { return k::conv3d_backward_weights(grad, x, w.shape(), opt); });
+  if (self.needs_input_grad(2)) out[2] = profiled_part("conv3d/bias", [&] { return k::conv3d_backward_bias(grad); });
   return out;
 }
 

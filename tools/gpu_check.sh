@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The GPU checks of TLK's CUDA backend, as one script for a lent GPU machine that has CUDA's driver,
+# PyTorch (with its cuDNN and cuBLAS wheels) but no package registry and no TLK dependencies.
+#
+# Here (the build machine, CUDA 13 + cuDNN 9 in /usr/local/cuda):
+#   cmake --build build -j2 --target test_cuda unet_step
+#   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
+# There (carrying .devrt, build/tests/test_cuda and build/bench/unet_step):
+#   bash tools/gpu_check.sh --run OUTDIR [quick]
+# It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
+# against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
+# log under OUTDIR. `quick` skips the PyTorch comparison.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [[ "${1:-}" == "--gather" ]]; then
+  grep -qx '/.devrt/' .git/info/exclude 2>/dev/null || echo '/.devrt/' >> .git/info/exclude
+  mkdir -p .devrt && cd .devrt
+  apt-get download libdnnl2 libhdf5-103-1 libsz2 libaec0 libfmt9 libyaml-cpp0.7 libgomp1 2>&1 | grep -v '^Get' || true
+  ls -1 *.deb
+  exit 0
+fi
+[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [quick]" >&2; exit 2; }
+out=$2
+mode=${3:-full}
+mkdir -p "$out" /opt/tlkrt
+for f in .devrt/*.deb; do dpkg -x "$f" /opt/tlkrt; done
+# cuDNN and cuBLAS come from the PyTorch wheels there (libcudnn.so.9, libcublas.so.13).
+libs=/opt/tlkrt/usr/lib/x86_64-linux-gnu
+for d in $(python3 - <<'PY'
+import importlib, os
+for name in ["nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13"]:
+    try:
+        m = importlib.import_module(name)
+        for p in m.__path__:
+            if os.path.isdir(os.path.join(p, "lib")):
+                print(os.path.join(p, "lib"))
+    except Exception:
+        pass
+PY
+); do libs="$libs:$d"; done
+export LD_LIBRARY_PATH="$libs:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" | tee "$out/env.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee -a "$out/env.txt"
+ldd build/tests/test_cuda | grep -E "not found|cudnn|cublas|dnnl" | tee -a "$out/env.txt"
+
+export TLK_GOLDEN_DIR="$root/tests/goldens"
+status=0
+echo "== CUDA test suite"
+timeout 150 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
+[[ ${PIPESTATUS[0]} == 0 ]] || status=1
+
+echo "== bench/unet_step on the GPU"
+flags="--batch 2 --patch 128,128,128 --base 32 --max-features 320 --levels 5 --classes 2 --iters 10"
+# TF32 on (PyTorch's default for cuDNN convolutions) with one profiled step, then strict fp32.
+timeout 60 build/bench/unet_step --device cuda --tf32 on --profile $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
+timeout 60 build/bench/unet_step --device cuda --tf32 off $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
+if [[ "$mode" != quick ]]; then
+  echo "== against PyTorch (interleaved rounds)"
+  PYTHONUNBUFFERED=1 timeout 200 python3 bench/compare_pytorch.py --rounds 3 --tlk build/bench/unet_step -- \
+    --device cuda $flags 2>&1 | tee "$out/compare_pytorch.log" || status=1
+fi
+exit $status
