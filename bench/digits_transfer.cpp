@@ -1,7 +1,9 @@
 // The digit experiments of TLK's classification transfer: MNIST -> USPS domain adaptation (source
 // only vs DANN vs CDAN) and teacher -> student distillation (student alone vs distilled), each over
 // several seeds, from the configs in examples/configs/. Prints one row per run and a summary
-// (mean ± sample standard deviation), with wall times; the figures carry no date.
+// (mean ± sample standard deviation) with each run's training time (the sum of its epochs' seconds
+// in log.csv); the figures carry no date. A run already finished in the work folder is read back
+// from its log, and an interrupted one continues from its latest.h5 (exactly, see task::ClassificationTrainer).
 //
 //   build/bench/digits_transfer --seeds 3 --threads 1
 //   build/bench/digits_transfer --only distill --seeds 5
@@ -10,7 +12,9 @@
 // to TLK's HDF5 layout in the work folder first.
 #include <fmt/format.h>
 
-#include <chrono>
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -40,6 +44,7 @@ Options (defaults in brackets):
   --only WHAT       adapt, distill or all [all]
   --methods LIST    adaptation runs, of source_only,dann,cdan [source_only,dann,cdan]
   --threads N       OpenMP threads per run (train.threads) [1]
+  --set KEY=VALUE   override a config key in every run (repeatable), e.g. --set train.schedule=cosine
 )";
 
 struct Run {
@@ -70,9 +75,37 @@ double sample_std(const std::vector<double>& v) {
 
 struct Paths {
   fs::path data, work, configs;
+  std::vector<std::string> overrides;  ///< --set key=value
 };
 
-/// Loads `name`.yaml, points its data and teacher at `paths`, sets the seed and output, and trains.
+/// The last row of a run's log.csv as (val accuracy, test accuracy), and the sum of its epochs' seconds.
+Run read_log(const fs::path& dir, const std::string& label, std::uint64_t seed) {
+  std::ifstream in(dir / "log.csv");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header;
+  std::stringstream hs(line);
+  for (std::string col; std::getline(hs, col, ',');) header.push_back(col);
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    check(it != header.end(), "digits_transfer: {} has no column {}", (dir / "log.csv").string(), name);
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t val = column("val_accuracy"), test = column("test_accuracy"), sec = column("seconds");
+  Run r{label, seed, std::nan(""), std::nan(""), 0.0};
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::stringstream rs(line);
+    for (std::string cell; std::getline(rs, cell, ',');) row.push_back(std::stod(cell));
+    r.val_accuracy = row[val];
+    r.test_accuracy = row[test];
+    r.seconds += row[sec];
+  }
+  return r;
+}
+
+/// Loads `name`.yaml, points its data and teacher at `paths`, sets the seed and output, and trains
+/// (or continues an interrupted run from its latest.h5, or reads back a finished one).
 Run run_config(const Paths& paths, const std::string& name, const std::string& label, std::uint64_t seed,
                std::int64_t epochs, int threads, const fs::path& out) {
   io::Config c = io::Config::from_yaml_file(paths.configs / (name + ".yaml"));
@@ -84,14 +117,15 @@ Run run_config(const Paths& paths, const std::string& name, const std::string& l
   c.set("train.seed", std::to_string(seed));
   c.set("train.threads", std::to_string(threads));
   if (epochs > 0) c.set("train.epochs", std::to_string(epochs));
+  for (const std::string& assignment : paths.overrides) c.set_override(assignment);
   c.set("output.dir", out.string());
   c.set("output.quiet", "true");
   const auto config = task::ClassificationTrainConfig::from(c);
-  const auto start = std::chrono::steady_clock::now();
-  task::ClassificationTrainer trainer(config);
-  const auto epochs_run = trainer.run(false);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const Run r{label, seed, epochs_run.back().val_accuracy, epochs_run.back().test_accuracy, seconds};
+  if (!fs::exists(out / "final.h5")) {
+    task::ClassificationTrainer trainer(config);
+    trainer.run(fs::exists(out / "latest.h5"));
+  }
+  const Run r = read_log(out, label, seed);
   fmt::print("| {:<14} | {:>4} | {:>8.4f} | {:>8.4f} | {:>7.1f} |\n", r.experiment, r.seed, r.val_accuracy,
              r.test_accuracy, r.seconds);
   std::fflush(stdout);
@@ -123,7 +157,9 @@ int main(int argc, char** argv) {
   try {
     const fs::path source = TLK_SOURCE_DIR;
     Paths paths{arg(args, "data", (source / ".." / "shared" / "data" / "digits").string()),
-                arg(args, "work", "/tmp/tlk_digits"), arg(args, "configs", (source / "examples" / "configs").string())};
+                arg(args, "work", "/tmp/tlk_digits"), arg(args, "configs", (source / "examples" / "configs").string()), {}};
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--set") paths.overrides.push_back(args[i + 1]);
     const auto seeds = static_cast<std::uint64_t>(std::stoll(arg(args, "seeds", "3")));
     const auto first = static_cast<std::uint64_t>(std::stoll(arg(args, "first-seed", "1")));
     const std::int64_t epochs = std::stoll(arg(args, "epochs", "0"));
@@ -157,7 +193,6 @@ int main(int argc, char** argv) {
     if (only == "all" || only == "distill") {
       runs.push_back(run_config(paths, "mnist_teacher", "teacher", 1, 0, threads, paths.work / "teacher"));
       order.push_back("teacher");
-      fs::remove_all(paths.work / "teacher_outputs");  // a new teacher: its outputs are scored afresh
       order.push_back("student");
       order.push_back("student_kd");
       for (std::uint64_t s = first; s < first + seeds; ++s) {
