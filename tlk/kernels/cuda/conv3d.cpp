@@ -12,13 +12,14 @@
 #include <vector>
 
 #include "tlk/kernels/cuda/cudnn_context.h"
+#include "tlk/kernels/cuda/cudnn_engine.h"
 #include "tlk/kernels/cuda/launch.h"
 
 namespace tlk::kernels::cuda {
 
 namespace {
 
-enum class Pass { forward, backward_data, backward_filter };
+using Pass = ConvPass;
 
 // What the search settled on for one key; `supported` false when cuDNN offered nothing at all.
 struct Choice {
@@ -39,7 +40,7 @@ AlgorithmCache& algorithm_cache() {
 std::atomic<std::int64_t> g_searches{0};
 
 // The largest workspace an algorithm may use (the search skips the ones asking for more).
-constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
+constexpr std::size_t kMaxWorkspace = kMaxConvWorkspace;
 
 // The operands of one cuDNN call: x the convolution's input, w its filter, y its output. The pass
 // decides which of them is written; outputs are always fresh plain tensors.
@@ -182,8 +183,15 @@ Choice search_pass(Pass pass, cudnnHandle_t h, Descriptors& d, const Operands& o
 }
 
 // Runs one pass with the cached (or newly searched) algorithm; false when cuDNN supports nothing for
-// these operands.
+// these operands. Note [Backend path first]: the backend API's plan (cudnn_engine.h, Note [Why the
+// backend API]) is tried first; a key it cannot serve is remembered there and runs on the legacy
+// algorithms below. g_searches counts the calls that searched on either path, once each.
 bool run(Pass pass, const Operands& o, const Conv3dOptions& opt, const char* op) {
+  bool engine_searched = false;
+  if (conv_engine_api() && engine_convolve(pass, o.x, o.w, o.y, opt, op, &engine_searched)) {
+    if (engine_searched) g_searches.fetch_add(1);
+    return true;
+  }
   const DType dtype = o.x.dtype();
   const int device = o.x.device().index;
   cudnnHandle_t h = cudnn_handle(device);
@@ -197,9 +205,9 @@ bool run(Pass pass, const Operands& o, const Conv3dOptions& opt, const char* op)
     auto it = cache.choices.find(key);
     if (it != cache.choices.end()) choice = it->second;
   }
+  if (engine_searched || !choice) g_searches.fetch_add(1);
   if (!choice) {
     choice = search_pass(pass, h, d, o, op);
-    g_searches.fetch_add(1);
     std::lock_guard<std::mutex> lock(cache.mutex);
     cache.choices[key] = *choice;
   }
@@ -371,6 +379,7 @@ Tensor conv_transpose3d_forward(const Tensor& input, const Tensor& weight, const
 std::int64_t conv_algorithm_searches() { return g_searches.load(); }
 
 void clear_conv_algorithm_cache() {
+  clear_conv_engine_cache();
   AlgorithmCache& cache = algorithm_cache();
   std::lock_guard<std::mutex> lock(cache.mutex);
   cache.choices.clear();

@@ -9,7 +9,9 @@
 /// [Co, Ci, kD, kH, kW] (plain or channels-last), bias [Co] or undefined; f32 or f64 on one GPU.
 /// Results are new plain (row-major) tensors on the input's GPU.
 ///
-/// Note [Convolution algorithm cache]: the first call for a key (pass, dtype, shapes, layouts,
+/// Note [Convolution algorithm cache]: each pass first tries cuDNN's graph API (cudnn_engine.h:
+/// heuristic engines timed once per key, the fastest plan cached); a key it cannot serve falls back,
+/// once and for good, to the legacy API described here. The first call for a key (pass, dtype, shapes, layouts,
 /// pointer alignment, geometry, TF32 switch, device) times cuDNN's algorithms (cudnnFind*AlgorithmEx
 /// with a workspace from the caching allocator) and keeps the fastest that succeeded, falling back to
 /// cuDNN's heuristics (cudnnGet*Algorithm_v7) and then to the implicit-GEMM algorithm 0. Later calls

@@ -39,8 +39,9 @@ bool conv_engine_api();
 /// alpha 1 and beta 0 (the written operand is overwritten). `x`, `w`, `y` are 5-D f32 or f64 tensors
 /// on one GPU, dense in any strides cuDNN accepts (plain and channels-last both work). Returns false,
 /// without writing anything, when cuDNN has no usable engine for the key (remembered: later calls
-/// return false at once); throws tlk::Error naming `op` when a chosen plan fails to run. `searched`,
-/// when given, is set to whether this call built and timed plans (a cache miss).
+/// return false at once) or the plan's workspace cannot be allocated now; throws tlk::Error naming
+/// `op` when a chosen plan fails to run. `searched`, when given, is set to whether this call built
+/// and timed plans (a cache miss).
 /// Example: `if (!engine_convolve(ConvPass::forward, x, w, y, opt, "conv3d")) legacy(...);`
 bool engine_convolve(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, const Conv3dOptions& opt,
                      const char* op, bool* searched = nullptr);
