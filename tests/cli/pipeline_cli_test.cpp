@@ -65,12 +65,14 @@ TEST_CASE("pipeline commands: --help with examples, one-line errors") {
   }
   const auto dir = fresh_temp_dir("cli_pipeline_errors");
   std::ofstream(dir / "typo.yaml") << "data:\n  train: somewhere\n  bach: 2\n";
+  std::ofstream(dir / "ok.yaml") << "data:\n  train: somewhere\n";
   const std::string d = dir.string();
   for (const std::string& args : std::vector<std::string>{
            "preprocess --out x", "preprocess --data " + d + "/missing --out " + d + "/out",
         "train --config " + d + "/typo.yaml", "train --config " + d + "/nope.yaml",
         "predict --model " + d + "/nope.h5 --in x --out y", "predict --model m --in x --out y --step 2",
-        "train --config " + d + "/typo.yaml --set oops"}) {
+        "train --config " + d + "/typo.yaml --set oops", "train --config " + d + "/ok.yaml --device gpu",
+        "predict --model m --in x --out y --device tpu"}) {
     CAPTURE(args);
     auto r = run_tlk(args);
     CHECK(r.status == 1);
@@ -78,6 +80,7 @@ TEST_CASE("pipeline commands: --help with examples, one-line errors") {
     CHECK(r.err.rfind("tlk: error: ", 0) == 0);
   }
   CHECK(run_tlk("train --config " + d + "/typo.yaml").err.find("did you mean 'data.batch'") != std::string::npos);
+  CHECK(run_tlk("train --config " + d + "/ok.yaml --device gpu").err.find("unknown device 'gpu'") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "out"));  // a failed preprocess leaves nothing behind
 }
 

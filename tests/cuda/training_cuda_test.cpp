@@ -1,0 +1,119 @@
+// The training and prediction pipeline on a GPU (train.device: cuda): the adapt strategy with an
+// unlabelled target trains, checkpoints and resumes there, its first step matches the same step on
+// the CPU, and a GPU prediction of the checkpoint matches the CPU prediction.
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "cuda_test_util.h"
+#include "tlk/data/preprocess.h"
+#include "tlk/data/raw_dataset.h"
+#include "tlk/io/config.h"
+#include "tlk/kernels/cuda/cudnn_context.h"
+#include "tlk/task/predictor.h"
+#include "tlk/task/segmentation_trainer.h"
+
+using namespace tlk;
+using namespace tlk::testing;
+
+namespace {
+
+// A labelled source and an unlabelled target, preprocessed (as tests/task/segmentation_transfer_test).
+std::filesystem::path make_domains(const std::string& name) {
+  const auto dir = fresh_temp_dir(name);
+  write_synthetic_raw_dataset(dir / "raw_source", 3, {12, 20, 24}, 11);
+  write_synthetic_raw_dataset(dir / "raw_target", 2, {10, 16, 20}, 12);
+  std::filesystem::remove_all(dir / "raw_target" / "labelsTr");
+  data::PreprocessOptions o;
+  o.quiet = true;
+  const data::PreprocessingPlan plan = data::preprocess_dataset(dir / "raw_source", dir / "source", o);
+  o.norm_stats_from = dir / "source";
+  o.spacing = plan.target_spacing;
+  data::preprocess_dataset(dir / "raw_target", dir / "target", o);
+  return dir;
+}
+
+io::Config adapt_config(const std::filesystem::path& dir, const std::string& out, const std::string& device) {
+  io::Config c = io::Config::from_yaml_text(
+      "data: {patch: [8, 16, 16], batch: 2, loader_threads: 1}\n"
+      "model: {levels: 3, base_features: 4, max_features: 16}\n"
+      "train: {epochs: 1, iterations_per_epoch: 3, val_iterations: 1, seed: 2}\n"
+      "transfer: {strategy: adapt}\n"
+      "adapt: {widths: [4, 8], grl_alpha: 10, grl_max_iters: 3}\n"
+      "output: {quiet: true}\n");
+  c.set("data.train", (dir / "source").string());
+  c.set("data.target", (dir / "target").string());
+  c.set("output.dir", (dir / out).string());
+  c.set("train.device", device);
+  return c;
+}
+
+// The first data row of a steps.csv, as numbers.
+std::vector<double> first_step(const std::filesystem::path& steps_csv) {
+  std::ifstream in(steps_csv);
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  std::vector<double> values;
+  std::stringstream cells(row);
+  for (std::string cell; std::getline(cells, cell, ',');) values.push_back(std::stod(cell));
+  return values;
+}
+
+}  // namespace
+
+TEST_CASE("GPU training: adapt trains, checkpoints and resumes on cuda; its first step matches the CPU's") {
+  TLK_REQUIRE_GPU();
+  const bool tf32 = kernels::cuda::allow_tf32();
+  kernels::cuda::set_allow_tf32(false);  // compare fp32 with fp32
+  const auto dir = make_domains("gpu_training");
+  task::SegmentationTrainer gpu(task::SegmentationTrainConfig::from(adapt_config(dir, "gpu", "cuda")));
+  CHECK(gpu.network().device().is_cuda());
+  const auto results = gpu.run(false);
+  REQUIRE(results.size() == 1);
+  CHECK(std::isfinite(results[0].train_loss));
+  CHECK(std::isfinite(results[0].adversarial_loss));
+  CHECK(results[0].domain_accuracy >= 0.0);
+  CHECK(results[0].domain_accuracy <= 1.0);
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(adapt_config(dir, "cpu", "cpu"))).run(false);
+  // Same seed, same batches: the first step's losses agree within fp32 rounding of two back ends.
+  const std::vector<double> g = first_step(dir / "gpu" / "steps.csv"), c = first_step(dir / "cpu" / "steps.csv");
+  REQUIRE(g.size() == c.size());
+  REQUIRE(g.size() >= 6);
+  for (std::size_t i = 2; i < 6; ++i) {  // loss, task, distill (NaN: none here) and adversarial terms
+    CAPTURE(i);
+    CHECK(std::isnan(g[i]) == std::isnan(c[i]));
+    if (!std::isnan(c[i])) CHECK(g[i] == doctest::Approx(c[i]).epsilon(1e-4).scale(1.0));
+  }
+  CHECK(std::isfinite(c[2]));
+  // The checkpoint holds CPU tensors and resumes on the GPU.
+  const task::Checkpoint saved = task::load_checkpoint(dir / "gpu" / "final.h5");
+  for (const auto& [name, t] : saved.model) CHECK(t.device().is_cpu());
+  io::Config more = adapt_config(dir, "gpu", "cuda");
+  more.set("train.epochs", "2");
+  CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(more)).run(true).size() == 1);
+  kernels::cuda::set_allow_tf32(tf32);
+}
+
+TEST_CASE("GPU prediction equals the CPU prediction of the same checkpoint") {
+  TLK_REQUIRE_GPU();
+  const auto dir = make_domains("gpu_predict");
+  io::Config c = adapt_config(dir, "supervised", "cpu");
+  c.set("transfer.strategy", "supervised");
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);
+  const task::Checkpoint checkpoint = task::load_checkpoint(dir / "supervised" / "final.h5");
+  task::PredictOptions options;
+  options.quiet = true;
+  options.mirror = true;
+  const data::RawDataset raw = data::open_raw_dataset(dir / "raw_source");
+  const io::NiftiImage on_cpu = task::Predictor(checkpoint, options).predict(raw.training[0]);
+  options.device = Device::cuda();
+  const io::NiftiImage on_gpu = task::Predictor(checkpoint, options).predict(raw.training[0]);
+  REQUIRE(on_gpu.data.shape() == on_cpu.data.shape());
+  CHECK(on_gpu.affine() == on_cpu.affine());
+  // Labels are argmaxes of probabilities that differ by rounding: allow a handful of tied voxels.
+  const std::vector<double> a = on_gpu.data.to_doubles(), b = on_cpu.data.to_doubles();
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+  CHECK(differ <= a.size() / 1000);
+}
