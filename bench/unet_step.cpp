@@ -32,6 +32,7 @@
 #ifdef TLK_HAVE_CUDA
 #include "tlk/kernels/cuda/conv3d.h"
 #include "tlk/kernels/cuda/cudnn_context.h"
+#include "tlk/kernels/cuda/cudnn_engine.h"
 #endif
 #include "tlk/tensor/blocked_format.h"
 #include "tlk/tensor/error.h"
@@ -55,6 +56,7 @@ Options (defaults in brackets):
   --seed N             random seed [0]
   --device D           cpu or cuda [cpu]
   --tf32 on|off        TF32 tensor cores for f32 convolutions on the GPU [on]
+  --conv-api A         engine (cuDNN's graph API, falling back per shape) or legacy [engine]
   --profile            after the timed steps, one profiled step: time per op, forward and backward
                        (Note [Op profiling]), printed as '#' lines
 
@@ -108,7 +110,7 @@ int run(int argc, char** argv) {
   std::int64_t batch = 2, base = 32, max_features = 320, levels = 5, classes = 2, seed = 0;
   int iters = 3;
   Device device = Device::cpu();
-  bool tf32 = true, profile = false;
+  bool tf32 = true, profile = false, conv_engine = true;
   std::vector<std::int64_t> patch{64, 64, 64};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -144,6 +146,9 @@ int run(int argc, char** argv) {
       else if (a == "--device") {
         check(v == "cpu" || v == "cuda", "unet_step: --device must be cpu or cuda, got '{}'", v);
         device = v == "cpu" ? Device::cpu() : Device::cuda();
+      } else if (a == "--conv-api") {
+        check(v == "engine" || v == "legacy", "unet_step: --conv-api must be engine or legacy, got '{}'", v);
+        conv_engine = v == "engine";
       } else if (a == "--tf32") {
         check(v == "on" || v == "off", "unet_step: --tf32 must be on or off, got '{}'", v);
         tf32 = v == "on";
@@ -166,6 +171,7 @@ int run(int argc, char** argv) {
     cuda::require_device(device.index, "unet_step");
 #ifdef TLK_HAVE_CUDA
     kernels::cuda::set_allow_tf32(tf32);
+    kernels::cuda::set_conv_engine_api(conv_engine);
 #endif
   }
   net.to(device);
@@ -217,7 +223,8 @@ int run(int argc, char** argv) {
              static_cast<double>(step_reorders.weights - reorders.weights) / iters);
 #ifdef TLK_HAVE_CUDA
   if (device.is_cuda())
-    fmt::print("# cuDNN algorithm searches: {} in the warm-up, {} in the timed steps\n", searches,
+    fmt::print("# cuDNN searches: {} in the warm-up ({} engine searches, {} fell back to the legacy API), {} in the "
+               "timed steps\n", searches, kernels::cuda::conv_engine_searches(), kernels::cuda::conv_engine_fallbacks(),
                kernels::cuda::conv_algorithm_searches() - searches);
 #endif
   if (profile) {
@@ -228,6 +235,12 @@ int run(int argc, char** argv) {
     profiler.enable(false);
     fmt::print("# one profiled training step (each op waits for the device; optimizer step {:.1f} ms):\n{}",
                optimizer_ms, profiler.report(40));
+#ifdef TLK_HAVE_CUDA
+    if (device.is_cuda()) {
+      fmt::print("# the convolution plan of each shape (pass, operands, engine, timed ms):\n");
+      for (const std::string& line : kernels::cuda::conv_engine_choices()) fmt::print("#   {}\n", line);
+    }
+#endif
   }
   if (device.is_cuda())
     fmt::print("train_step_ms={:.1f} forward_ms={:.1f} peak_rss_mb={:.0f} peak_gpu_mb={:.0f}\n", median(train_ms),

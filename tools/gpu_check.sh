@@ -48,17 +48,16 @@ ldd build/tests/test_cuda | grep -E "not found|cudnn|cublas|dnnl" | tee -a "$out
 export TLK_GOLDEN_DIR="$root/tests/goldens"
 status=0
 echo "== CUDA test suite"
-timeout 150 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
+timeout 120 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 
-echo "== bench/unet_step on the GPU"
 flags="--batch 2 --patch 128,128,128 --base 32 --max-features 320 --levels 5 --classes 2 --iters 10"
-# TF32 on (PyTorch's default for cuDNN convolutions) with one profiled step, then strict fp32.
-timeout 60 build/bench/unet_step --device cuda --tf32 on --profile $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
-timeout 60 build/bench/unet_step --device cuda --tf32 off $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
 if [[ "$mode" != quick ]]; then
-  echo "== against PyTorch (interleaved rounds)"
+  echo "== bench/unet_step against PyTorch (interleaved rounds, TF32 on in both)"
   PYTHONUNBUFFERED=1 timeout 200 python3 bench/compare_pytorch.py --rounds 3 --tlk build/bench/unet_step -- \
     --device cuda $flags 2>&1 | tee "$out/compare_pytorch.log" || status=1
 fi
+echo "== bench/unet_step: one profiled step (TF32 on), then strict fp32 (TF32 off)"
+timeout 60 build/bench/unet_step --device cuda --tf32 on --profile $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
+timeout 60 build/bench/unet_step --device cuda --tf32 off $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
 exit $status
