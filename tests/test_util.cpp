@@ -159,6 +159,7 @@ void check_f32_layouts_match_f64(const std::function<std::vector<Tensor>(DType, 
 }  // namespace tlk::testing
 
 // ---- Synthetic raw dataset ---------------------------------------------------------------------------
+#include "tlk/data/preprocess.h"
 #include "tlk/data/raw_dataset.h"
 #include "tlk/io/nifti.h"
 
@@ -214,6 +215,20 @@ std::filesystem::path fresh_temp_dir(const std::string& name) {
   const auto dir = std::filesystem::temp_directory_path() / ("tlk_test_" + name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::filesystem::path make_adaptation_domains(const std::string& name) {
+  const auto dir = fresh_temp_dir(name);
+  write_synthetic_raw_dataset(dir / "raw_source", 3, {12, 20, 24}, 11);
+  write_synthetic_raw_dataset(dir / "raw_target", 2, {10, 16, 20}, 12);
+  std::filesystem::remove_all(dir / "raw_target" / "labelsTr");
+  data::PreprocessOptions o;
+  o.quiet = true;
+  const data::PreprocessingPlan plan = data::preprocess_dataset(dir / "raw_source", dir / "source", o);
+  o.norm_stats_from = dir / "source";
+  o.spacing = plan.target_spacing;
+  data::preprocess_dataset(dir / "raw_target", dir / "target", o);
   return dir;
 }
 

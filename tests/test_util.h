@@ -123,4 +123,9 @@ void write_synthetic_raw_dataset(const std::filesystem::path& dir, int cases, co
 /// A fresh empty temporary folder named after `name`, removed first if it exists.
 std::filesystem::path fresh_temp_dir(const std::string& name);
 
+/// Two preprocessed domains in fresh_temp_dir(name): `source` (3 labelled synthetic cases, raw data
+/// in raw_source) and `target` (2 cases of another shape whose labelsTr was deleted before
+/// preprocessing with the source's statistics and spacing, raw data in raw_target).
+std::filesystem::path make_adaptation_domains(const std::string& name);
+
 }  // namespace tlk::testing

@@ -1,6 +1,5 @@
 #pragma once
-// Comparison of a CUDA kernel's result with the reference's, shared by the norm, softmax/loss and
-// optimizer GPU tests. Unlike rel_error (which skips NaN through std::max), a NaN on one side only
+// Comparison of a CUDA kernel's result with the reference's, shared by the GPU kernel tests. Unlike rel_error (which skips NaN through std::max), a NaN on one side only
 // counts as an infinite error, so an output element a kernel never wrote (poisoned with NaN, Note
 // [Poisoned GPU memory]) fails the check.
 #include <cmath>
@@ -8,6 +7,7 @@
 #include <string>
 
 #include "cuda_test_util.h"
+#include "tlk/kernels/cuda/cudnn_context.h"
 
 namespace tlk::testing {
 
@@ -40,6 +40,36 @@ inline void check_matches(const Tensor& got, const Tensor& expected, double tol,
   const double err = gpu_rel_error(got, expected);
   CHECK_MESSAGE(err < tol, what << ": relative error " << err << " (tolerance " << tol << ")");
 }
+
+/// gpu_rel_error of a result that must be a plain (contiguous) CUDA tensor of `expected`'s shape.
+inline double gpu_error(const Tensor& got, const Tensor& expected) {
+  CHECK(got.device().is_cuda());
+  CHECK(got.is_contiguous());
+  REQUIRE(got.shape() == expected.shape());
+  return gpu_rel_error(got, expected);
+}
+
+/// One precision the cuDNN/cuBLAS kernels are checked in, with its tolerance (Note [TF32 switch]).
+struct PrecisionMode {
+  const char* name;
+  DType dtype;
+  bool tf32;
+  double tol;
+};
+inline constexpr PrecisionMode kPrecisionModes[] = {
+    {"f64", DType::f64, false, 1e-10},
+    {"f32, fp32 math", DType::f32, false, 1e-5},
+    {"f32, TF32", DType::f32, true, 5e-3},
+};
+
+/// Sets the TF32 switch for a scope and restores it afterwards.
+struct Tf32Scope {
+  bool saved;
+  explicit Tf32Scope(bool on) : saved(kernels::cuda::allow_tf32()) { kernels::cuda::set_allow_tf32(on); }
+  ~Tf32Scope() { kernels::cuda::set_allow_tf32(saved); }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+};
 
 /// The tolerance of a GPU-vs-reference comparison in `dtype`: 1e-10 for f64, 1e-5 for f32.
 inline double tolerance(DType dtype) { return dtype == DType::f64 ? 1e-10 : 1e-5; }

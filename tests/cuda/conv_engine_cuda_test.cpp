@@ -18,28 +18,11 @@ using testing::gpu_rel_error;
 using testing::to_cpu;
 using testing::to_gpu;
 
+using testing::Tf32Scope;
+using Mode = testing::PrecisionMode;
+static constexpr const auto& kModes = testing::kPrecisionModes;
+
 namespace {
-
-// One precision the convolutions are checked in. Tolerances are relative to the largest reference
-// magnitude (gpu_rel_error, which counts an unwritten NaN element as an infinite error).
-struct Mode {
-  const char* name;
-  DType dtype;
-  bool tf32;
-  double tol;
-};
-constexpr Mode kModes[] = {
-    {"f64", DType::f64, false, 1e-10},
-    {"f32, fp32 math", DType::f32, false, 1e-5},
-    {"f32, TF32", DType::f32, true, 5e-3},
-};
-
-// Sets the TF32 switch for a scope and restores it afterwards.
-struct Tf32Scope {
-  bool saved;
-  explicit Tf32Scope(bool on) : saved(kc::allow_tf32()) { kc::set_allow_tf32(on); }
-  ~Tf32Scope() { kc::set_allow_tf32(saved); }
-};
 
 // Sets the backend-API switch for a scope and restores it afterwards.
 struct EngineScope {

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "compare_to_ref.h"
 #include "cuda_test_util.h"
 #include "tlk/kernels/cuda/cudnn_context.h"
 #include "tlk/kernels/cuda/linear.h"
@@ -18,32 +19,12 @@ namespace ref = kernels::ref;
 using testing::to_cpu;
 using testing::to_gpu;
 
+using testing::gpu_error;
+using testing::Tf32Scope;
+using Mode = testing::PrecisionMode;
+static constexpr const auto& kModes = testing::kPrecisionModes;
+
 namespace {
-
-// max |got - expected| / max |expected| for a GPU result against a CPU reference; a NaN where the
-// reference has none (an unwritten element: fresh GPU memory is poisoned with NaN in tests) counts as
-// an infinite error. Also checks that the result is a plain tensor on the GPU.
-double gpu_error(const Tensor& got, const Tensor& expected) {
-  CHECK(got.device().is_cuda());
-  CHECK(got.is_contiguous());
-  REQUIRE(got.shape() == expected.shape());
-  const std::vector<double> g = to_cpu(got).to_doubles(), e = expected.to_doubles();
-  double scale = 1e-12, worst = 0.0;
-  for (double v : e) scale = std::max(scale, std::abs(v));
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    const double d = std::abs(g[i] - e[i]);
-    if (std::isnan(d)) return std::numeric_limits<double>::infinity();
-    worst = std::max(worst, d);
-  }
-  return worst / scale;
-}
-
-// Sets the TF32 switch for a scope and restores it afterwards.
-struct Tf32Scope {
-  bool saved;
-  explicit Tf32Scope(bool on) : saved(kc::allow_tf32()) { kc::set_allow_tf32(on); }
-  ~Tf32Scope() { kc::set_allow_tf32(saved); }
-};
 
 Tensor random(const Shape& shape, Generator& gen, DType dtype) {
   return randn(shape, gen, 0.0, 1.0, TensorOptions{DType::f64}).to(dtype);
@@ -164,19 +145,6 @@ TEST_CASE("cuda avg_pool3d and adaptive_avg_pool3d: forward and backward match t
 }
 
 namespace {
-
-// One precision the matrix products are checked in (Note [TF32 switch]).
-struct Mode {
-  const char* name;
-  DType dtype;
-  bool tf32;
-  double tol;
-};
-constexpr Mode kModes[] = {
-    {"f64", DType::f64, false, 1e-10},
-    {"f32, fp32 math", DType::f32, false, 1e-5},
-    {"f32, TF32", DType::f32, true, 5e-3},
-};
 
 // The 2-D view (shape, strides, offset) of `t` on its own storage: the same view on CPU and GPU.
 Tensor view(const Tensor& t, const Shape& shape, const Dims& strides, std::int64_t offset) {

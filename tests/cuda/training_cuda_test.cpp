@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "compare_to_ref.h"
 #include "cuda_test_util.h"
 #include "tlk/data/preprocess.h"
 #include "tlk/data/raw_dataset.h"
@@ -17,21 +18,6 @@ using namespace tlk;
 using namespace tlk::testing;
 
 namespace {
-
-// A labelled source and an unlabelled target, preprocessed (as tests/task/segmentation_transfer_test).
-std::filesystem::path make_domains(const std::string& name) {
-  const auto dir = fresh_temp_dir(name);
-  write_synthetic_raw_dataset(dir / "raw_source", 3, {12, 20, 24}, 11);
-  write_synthetic_raw_dataset(dir / "raw_target", 2, {10, 16, 20}, 12);
-  std::filesystem::remove_all(dir / "raw_target" / "labelsTr");
-  data::PreprocessOptions o;
-  o.quiet = true;
-  const data::PreprocessingPlan plan = data::preprocess_dataset(dir / "raw_source", dir / "source", o);
-  o.norm_stats_from = dir / "source";
-  o.spacing = plan.target_spacing;
-  data::preprocess_dataset(dir / "raw_target", dir / "target", o);
-  return dir;
-}
 
 io::Config adapt_config(const std::filesystem::path& dir, const std::string& out, const std::string& device) {
   io::Config c = io::Config::from_yaml_text(
@@ -64,9 +50,8 @@ std::vector<double> first_step(const std::filesystem::path& steps_csv) {
 
 TEST_CASE("GPU training: adapt trains, checkpoints and resumes on cuda; its first step matches the CPU's") {
   TLK_REQUIRE_GPU();
-  const bool tf32 = kernels::cuda::allow_tf32();
-  kernels::cuda::set_allow_tf32(false);  // compare fp32 with fp32
-  const auto dir = make_domains("gpu_training");
+  Tf32Scope fp32(false);  // compare fp32 with fp32
+  const auto dir = make_adaptation_domains("gpu_training");
   task::SegmentationTrainer gpu(task::SegmentationTrainConfig::from(adapt_config(dir, "gpu", "cuda")));
   CHECK(gpu.network().device().is_cuda());
   const auto results = gpu.run(false);
@@ -92,12 +77,11 @@ TEST_CASE("GPU training: adapt trains, checkpoints and resumes on cuda; its firs
   io::Config more = adapt_config(dir, "gpu", "cuda");
   more.set("train.epochs", "2");
   CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(more)).run(true).size() == 1);
-  kernels::cuda::set_allow_tf32(tf32);
 }
 
 TEST_CASE("GPU prediction equals the CPU prediction of the same checkpoint") {
   TLK_REQUIRE_GPU();
-  const auto dir = make_domains("gpu_predict");
+  const auto dir = make_adaptation_domains("gpu_predict");
   io::Config c = adapt_config(dir, "supervised", "cpu");
   c.set("transfer.strategy", "supervised");
   task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);

@@ -3,6 +3,7 @@
 // against the same step on the CPU.
 #include <cstdlib>
 
+#include "compare_to_ref.h"
 #include "cuda_test_util.h"
 #include "tlk/io/hdf5_file.h"
 #include "tlk/kernels/cuda/cudnn_context.h"
@@ -13,6 +14,7 @@
 #include "tlk/transfer/multiscale_discriminator.h"
 
 using namespace tlk;
+using testing::Tf32Scope;
 
 namespace {
 
@@ -42,13 +44,6 @@ std::shared_ptr<nn::UNet> golden_unet(const io::Hdf5File& file) {
   net->load_state_dict(state);
   return net;
 }
-
-// Restores the TF32 setting when a test ends.
-struct Tf32Setting {
-  bool saved = kernels::cuda::allow_tf32();
-  explicit Tf32Setting(bool on) { kernels::cuda::set_allow_tf32(on); }
-  ~Tf32Setting() { kernels::cuda::set_allow_tf32(saved); }
-};
 
 // The golden UNet on the GPU: outputs, the deep-supervision loss, every gradient and the parameters
 // after 3 SGD-Nesterov steps, each within `tol` of PyTorch's (relative to the largest magnitude).
@@ -98,19 +93,19 @@ void check_golden_on_gpu(double tol_outputs, double tol_grads, double tol_params
 
 TEST_CASE("GPU UNet matches the PyTorch goldens in f32: outputs, loss, gradients, 3 SGD steps") {
   TLK_REQUIRE_GPU();
-  Tf32Setting tf32(false);
+  Tf32Scope tf32(false);
   check_golden_on_gpu(1e-4, 2e-4, 1e-4);
 }
 
 TEST_CASE("GPU UNet with TF32 convolutions stays within TF32 rounding of the PyTorch goldens") {
   TLK_REQUIRE_GPU();
-  Tf32Setting tf32(true);
+  Tf32Scope tf32(true);
   check_golden_on_gpu(1e-2, 5e-2, 1e-2);
 }
 
 TEST_CASE("a multi-scale domain-adaptation step on the GPU matches the same step on the CPU (f32)") {
   TLK_REQUIRE_GPU();
-  Tf32Setting tf32(false);
+  Tf32Scope tf32(false);
   // Two identical setups: a small UNet and the multi-scale discriminator on its encoder skips.
   auto make = [] {
     Generator gen(7);

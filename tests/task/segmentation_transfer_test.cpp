@@ -30,25 +30,10 @@ std::string read_text(const std::filesystem::path& p) {
   return s.str();
 }
 
-/// A labelled source and a target preprocessed from a raw dataset whose labelsTr was deleted.
-std::filesystem::path make_domains(const std::string& name) {
-  const auto dir = fresh_temp_dir(name);
-  write_synthetic_raw_dataset(dir / "raw_source", 3, {12, 20, 24}, 11);
-  write_synthetic_raw_dataset(dir / "raw_target", 2, {10, 16, 20}, 12);
-  std::filesystem::remove_all(dir / "raw_target" / "labelsTr");
-  data::PreprocessOptions o;
-  o.quiet = true;
-  const data::PreprocessingPlan plan = data::preprocess_dataset(dir / "raw_source", dir / "source", o);
-  o.norm_stats_from = dir / "source";
-  o.spacing = plan.target_spacing;
-  data::preprocess_dataset(dir / "raw_target", dir / "target", o);
-  return dir;
-}
-
 }  // namespace
 
 TEST_CASE("transfer: adapt trains with a target that has no labels, logging λ and domain accuracy per step") {
-  const auto dir = make_domains("transfer_adapt");
+  const auto dir = make_adaptation_domains("transfer_adapt");
   io::Config c = tiny_config(dir / "source", dir / "adapt");
   c.set("transfer.strategy", "adapt");
   c.set("data.target", (dir / "target").string());
@@ -81,7 +66,7 @@ TEST_CASE("transfer: adapt trains with a target that has no labels, logging λ a
 }
 
 TEST_CASE("transfer: finetune copies a pretrained body into a model with another class count") {
-  const auto dir = make_domains("transfer_finetune");
+  const auto dir = make_adaptation_domains("transfer_finetune");
   // Pretrain on the 3-class source; fine-tune a 2-class model on it (tumour merged into kidney).
   task::SegmentationTrainer(task::SegmentationTrainConfig::from(tiny_config(dir / "source", dir / "pre"))).run(false);
   write_synthetic_raw_dataset(dir / "raw_two", 2, {12, 20, 24}, 13);
@@ -102,7 +87,7 @@ TEST_CASE("transfer: finetune copies a pretrained body into a model with another
 }
 
 TEST_CASE("transfer: distill runs a frozen teacher and logs the distillation term") {
-  const auto dir = make_domains("transfer_distill");
+  const auto dir = make_adaptation_domains("transfer_distill");
   task::SegmentationTrainer(task::SegmentationTrainConfig::from(tiny_config(dir / "source", dir / "teacher"))).run(false);
   const task::Checkpoint before = task::load_checkpoint(dir / "teacher" / "final.h5");
   io::Config c = tiny_config(dir / "source", dir / "student");
