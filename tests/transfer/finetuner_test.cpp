@@ -297,7 +297,7 @@ TEST_CASE("finetune: round trip through a checkpoint file") {
   nn::UNet model(tiny_unet(2), gen);
   transfer::FinetuneOptions o;
   o.copied_lr_scale = 0.2;
-  const auto report = transfer::finetune_from(model, path, o);
+  const auto report = task::finetune_from_checkpoint(model, path, o);
   CHECK(report.source == path.string());
   CHECK(report.mismatched.size() == 2);
   CHECK(report.copied.size() == model.state_dict().size() - 2);
@@ -305,7 +305,7 @@ TEST_CASE("finetune: round trip through a checkpoint file") {
   for (const auto& name : report.copied) CHECK_MESSAGE(max_abs_diff(dst.at(name), src.at(name)) == 0, name);
   CHECK(report.str().rfind("finetune from " + path.string(), 0) == 0);
 
-  CHECK_THROWS_AS(transfer::finetune_from(model, path.parent_path() / "absent.h5", o), Error);
+  CHECK_THROWS_AS(task::finetune_from_checkpoint(model, path.parent_path() / "absent.h5", o), Error);
 }
 
 TEST_CASE("finetune: LeNet to another class count and image size") {

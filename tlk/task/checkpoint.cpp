@@ -84,4 +84,11 @@ Checkpoint load_checkpoint(const std::filesystem::path& path) {
   return c;
 }
 
+transfer::FinetuneReport finetune_from_checkpoint(nn::Module& model, const std::filesystem::path& path,
+                                                  const transfer::FinetuneOptions& options) {
+  transfer::FinetuneReport report = transfer::finetune_from(model, load_checkpoint(path).model, options);
+  report.source = path.string();
+  return report;
+}
+
 }  // namespace tlk::task

@@ -8,6 +8,7 @@
 
 #include "tlk/nn/module.h"
 #include "tlk/nn/registry.h"
+#include "tlk/transfer/finetuner.h"
 
 /// Trainers, predictors and evaluation: the layer that ties nn, io and data together.
 namespace tlk::task {
@@ -45,5 +46,10 @@ void save_checkpoint(const std::filesystem::path& path, const Checkpoint& checkp
 /// Reads a checkpoint written by save_checkpoint; a file that is not one is a tlk::Error naming it
 /// and what is missing.
 Checkpoint load_checkpoint(const std::filesystem::path& path);
+
+/// transfer::finetune_from with the model weights of a checkpoint file; the report's source names it.
+/// Example: `auto report = task::finetune_from_checkpoint(*net, "amos_unet.h5", options);`
+transfer::FinetuneReport finetune_from_checkpoint(nn::Module& model, const std::filesystem::path& path,
+                                                  const transfer::FinetuneOptions& options = {});
 
 }  // namespace tlk::task

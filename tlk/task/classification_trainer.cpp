@@ -44,20 +44,6 @@ std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = 0xcbf29ce
 }
 std::uint64_t fnv1a(const std::string& s, std::uint64_t h) { return fnv1a(s.data(), s.size(), h); }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t comma = std::min(text.find(',', start), text.size());
-    std::string item = text.substr(start, comma - start);
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    if (!item.empty()) items.push_back(item);
-    start = comma + 1;
-  }
-  return items;
-}
-
 /// The rows `indices` of t ([N, ...], any dtype), copied into a new contiguous tensor.
 Tensor gather_rows(const Tensor& t_in, const std::vector<std::int64_t>& indices) {
   const Tensor t = t_in.contiguous();
@@ -287,15 +273,9 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config) :
 
   strategy_ = transfer::parse_strategy(config_.strategy);
   if (transfer::finetunes(strategy_)) {
-    if (config_.freeze == "copied") {
-      finetune_options_.freeze = transfer::Freeze::copied;
-    } else if (config_.freeze != "none" && !config_.freeze.empty()) {
-      finetune_options_.freeze = transfer::Freeze::prefixes;
-      finetune_options_.freeze_prefixes = split_list(config_.freeze);
-    }
-    finetune_options_.copied_lr_scale = config_.pretrained_lr_scale;
-    finetune_options_.skip_prefixes = split_list(config_.skip);
-    finetune_report_ = transfer::finetune_from(*net_, config_.pretrained, finetune_options_);
+    finetune_options_ =
+        transfer::FinetuneOptions::from_config(config_.freeze, config_.skip, config_.pretrained_lr_scale);
+    finetune_report_ = finetune_from_checkpoint(*net_, config_.pretrained, finetune_options_);
     if (!config_.quiet) fmt::print(stderr, "{}\n", finetune_report_.str());
   }
   const std::int64_t batches_per_pass = std::max<std::int64_t>(1, train_.size() / std::min(config_.batch, train_.size()));

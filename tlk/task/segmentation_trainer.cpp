@@ -64,20 +64,6 @@ void split_cases(std::vector<std::filesystem::path> files, double val_fraction, 
   std::sort(val.begin(), val.end());
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t comma = std::min(text.find(',', start), text.size());
-    std::string item = text.substr(start, comma - start);
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    if (!item.empty()) items.push_back(item);
-    start = comma + 1;
-  }
-  return items;
-}
-
 std::vector<std::string> ids_of(const std::vector<std::filesystem::path>& files) {
   std::vector<std::string> ids;
   for (const auto& f : files) ids.push_back(f.stem().string());
@@ -170,15 +156,9 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config) : confi
         "registered under another name)", config_.model);
   strategy_ = transfer::parse_strategy(config_.strategy);
   if (transfer::finetunes(strategy_)) {
-    if (config_.freeze == "copied") {
-      finetune_options_.freeze = transfer::Freeze::copied;
-    } else if (config_.freeze != "none" && !config_.freeze.empty()) {
-      finetune_options_.freeze = transfer::Freeze::prefixes;
-      finetune_options_.freeze_prefixes = split_list(config_.freeze);
-    }
-    finetune_options_.copied_lr_scale = config_.pretrained_lr_scale;
-    finetune_options_.skip_prefixes = split_list(config_.skip);
-    finetune_report_ = transfer::finetune_from(*net_, config_.pretrained, finetune_options_);
+    finetune_options_ =
+        transfer::FinetuneOptions::from_config(config_.freeze, config_.skip, config_.pretrained_lr_scale);
+    finetune_report_ = finetune_from_checkpoint(*net_, config_.pretrained, finetune_options_);
   }
   if (transfer::adapts(strategy_)) {
     const data::PreprocessingPlan target_plan = data::PreprocessingPlan::load(config_.target_dir);

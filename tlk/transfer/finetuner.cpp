@@ -8,7 +8,6 @@
 #include <set>
 
 #include "tlk/autograd/grad_mode.h"
-#include "tlk/task/checkpoint.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::transfer {
@@ -140,12 +139,31 @@ FinetuneReport finetune_from(nn::Module& model, const std::vector<nn::NamedTenso
   return report;
 }
 
-FinetuneReport finetune_from(nn::Module& model, const std::filesystem::path& checkpoint,
-                             const FinetuneOptions& options) {
-  const task::Checkpoint loaded = task::load_checkpoint(checkpoint);
-  FinetuneReport report = finetune_from(model, loaded.model, options);
-  report.source = checkpoint.string();
-  return report;
+FinetuneOptions FinetuneOptions::from_config(const std::string& freeze, const std::string& skip,
+                                             double copied_lr_scale) {
+  auto split = [](const std::string& text) {
+    std::vector<std::string> items;
+    std::size_t start = 0;
+    while (start < text.size()) {
+      const std::size_t comma = std::min(text.find(',', start), text.size());
+      std::string item = text.substr(start, comma - start);
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      if (!item.empty()) items.push_back(item);
+      start = comma + 1;
+    }
+    return items;
+  };
+  FinetuneOptions o;
+  if (freeze == "copied") {
+    o.freeze = Freeze::copied;
+  } else if (freeze != "none" && !freeze.empty()) {
+    o.freeze = Freeze::prefixes;
+    o.freeze_prefixes = split(freeze);
+  }
+  o.copied_lr_scale = copied_lr_scale;
+  o.skip_prefixes = split(skip);
+  return o;
 }
 
 std::vector<nn::ParamGroup> finetune_param_groups(nn::Module& model, const FinetuneReport& report,

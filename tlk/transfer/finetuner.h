@@ -1,5 +1,4 @@
 #pragma once
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -41,6 +40,11 @@ struct FinetuneOptions {
   /// Tensors never copied even when name and shape match (e.g. the task head, see
   /// head_parameter_prefixes in backbone_factory.h); they keep the model's own initialisation.
   std::vector<std::string> skip_prefixes;
+
+  /// The options of the config keys transfer.freeze ("none", "copied" or comma-separated name
+  /// prefixes), transfer.skip (comma-separated prefixes) and transfer.pretrained_lr_scale.
+  /// Example: `auto o = FinetuneOptions::from_config("encoder., decoder.stages.0", "decoder.heads", 0.2);`
+  static FinetuneOptions from_config(const std::string& freeze, const std::string& skip, double copied_lr_scale);
 };
 
 /// What finetune_from did, tensor by tensor (parameters and buffers by their dotted names).
@@ -62,7 +66,7 @@ struct FinetuneReport {
   bool complete() const { return missing.empty() && unexpected.empty() && mismatched.empty() && skipped.empty(); }
   /// A readable summary: one line of counts, then one line per non-empty category with the names
   /// (mismatches with both shapes); long lists end in "... and N more".
-  /// Example: `fmt::print("{}\n", transfer::finetune_from(*net, "pretrained.h5", {}).str());`
+  /// Example: `fmt::print("{}\n", transfer::finetune_from(*net, pretrained->state_dict()).str());`
   std::string str() const;
 };
 
@@ -87,11 +91,6 @@ struct FinetuneReport {
 FinetuneReport finetune_from(nn::Module& model, const std::vector<nn::NamedTensor>& pretrained,
                              const FinetuneOptions& options = {});
 
-/// finetune_from with the model weights of a checkpoint file (task::save_checkpoint's format).
-/// Example: `auto report = transfer::finetune_from(*net, "amos_unet.h5", options);`
-FinetuneReport finetune_from(nn::Module& model, const std::filesystem::path& checkpoint,
-                             const FinetuneOptions& options = {});
-
 /// The optimizer groups of a fine-tune: "pretrained" (copied and not frozen, lr_scale =
 /// options.copied_lr_scale) and "new" (every other parameter that is not frozen, lr_scale 1), both
 /// with `weight_decay` (negative: the optimizer's default). Frozen parameters (report.frozen, or any
@@ -100,7 +99,7 @@ FinetuneReport finetune_from(nn::Module& model, const std::filesystem::path& che
 ///
 /// Example:
 /// ```
-/// auto report = transfer::finetune_from(*net, "pretrained.h5", {.copied_lr_scale = 0.2});
+/// auto report = task::finetune_from_checkpoint(*net, "pretrained.h5", {.copied_lr_scale = 0.2});
 /// nn::Sgd sgd(transfer::finetune_param_groups(*net, report, {.copied_lr_scale = 0.2}, 3e-5),
 ///             {.lr = 1e-2, .momentum = 0.99, .nesterov = true, .weight_decay = 3e-5});
 /// ```
