@@ -111,7 +111,7 @@ std::vector<ParamGroup> single_group(const Module& module) { return {ParamGroup{
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   check(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got {}", max_norm);
   double total = 0;
-  Tensor gpu_total;  // Note [Gradient norm on the GPU]: summed there, read back once
+  Tensor gpu_total;  // GPU gradients: squares summed on the GPU and read back once, not per tensor
   std::vector<Tensor> grads;
   NoGradGuard no_grad;
   for (const auto& p : params) {
