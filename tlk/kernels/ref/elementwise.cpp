@@ -210,16 +210,20 @@ Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y
   return out;
 }
 
-Tensor sum_to(const Tensor& grad, const Shape& shape) {
-  if (grad.shape() == shape) return grad;
-  const int lead = grad.dim() - shape.size();
-  check(lead >= 0 && broadcast_shapes(shape, grad.shape(), "sum_to") == grad.shape(),
-        "sum_to: gradient of shape {} cannot be reduced to shape {} (it is not a broadcast of it)", grad.shape().str(),
+std::vector<int> sum_to_axes(const Shape& grad_shape, const Shape& shape) {
+  const int lead = grad_shape.size() - shape.size();
+  check(lead >= 0 && broadcast_shapes(shape, grad_shape, "sum_to") == grad_shape,
+        "sum_to: gradient of shape {} cannot be reduced to shape {} (it is not a broadcast of it)", grad_shape.str(),
         shape.str());
   std::vector<int> axes;
-  for (int i = 0; i < grad.dim(); ++i)
-    if (i < lead || (shape[i - lead] == 1 && grad.shape()[i] != 1)) axes.push_back(i);
-  Tensor reduced = sum(grad, axes, true);
+  for (int i = 0; i < grad_shape.size(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && grad_shape[i] != 1)) axes.push_back(i);
+  return axes;
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  Tensor reduced = sum(grad, sum_to_axes(grad.shape(), shape), true);
   // Drop the leading axes that `shape` does not have.
   return make_view(reduced, shape, contiguous_strides(shape), reduced.offset());
 }

@@ -32,6 +32,9 @@ Tensor unary_backward(const Tensor& grad, const Tensor& x, const Tensor& y, Unar
 
 /// Sums `grad` over the dimensions along which `shape` was broadcast, giving `shape`.
 Tensor sum_to(const Tensor& grad, const Shape& shape);
+/// The axes sum_to reduces (checking that `grad_shape` is a broadcast of `shape`); the CUDA family
+/// uses it too.
+std::vector<int> sum_to_axes(const Shape& grad_shape, const Shape& shape);
 /// `x` broadcast (copied) to `shape`.
 Tensor expand_to(const Tensor& x, const Shape& shape);
 /// Sum over `axes` (all when empty), accumulated in double; keeps reduced axes as 1 when `keepdim`.
