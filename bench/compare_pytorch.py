@@ -50,7 +50,7 @@ def bench_args(argv):
     return p.parse_args(argv)
 
 
-def torch_worker(a):
+def torch_worker(a, kernels=0):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -160,6 +160,16 @@ def torch_worker(a):
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     gpu = f" peak_gpu_mb={torch.cuda.max_memory_allocated() / 2 ** 20:.0f}" if a.device == "cuda" else ""
     print(f"train_step_ms={train:.1f} forward_ms={fwd:.1f} peak_rss_mb={rss:.0f}{gpu}")
+    if kernels:
+        # One more step under the profiler: the device kernels PyTorch's step runs, slowest first.
+        from torch.profiler import ProfilerActivity, profile
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if a.device == "cuda" else [])
+        with profile(activities=acts) as prof:
+            train_step()
+            sync()
+        key = "self_cuda_time_total" if a.device == "cuda" else "self_cpu_time_total"
+        for line in prof.key_averages().table(sort_by=key, row_limit=kernels, max_name_column_width=90).splitlines():
+            print("# " + line)
 
 
 def run(cmd):
@@ -175,11 +185,18 @@ def run(cmd):
 def main():
     if "--worker" in sys.argv:
         argv = [v for v in sys.argv[1:] if v != "--worker"]
-        return torch_worker(bench_args(argv))
+        kernels = 0
+        if "--kernels" in argv:
+            i = argv.index("--kernels")
+            kernels = int(argv[i + 1])
+            del argv[i:i + 2]
+        return torch_worker(bench_args(argv), kernels)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--tlk", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench", "unet_step"),
                    help="path to TLK's unet_step binary (default build/bench/unet_step)")
+    p.add_argument("--torch-kernels", type=int, default=0, metavar="N",
+                   help="after the rounds, profile one PyTorch step and print its N slowest kernels")
     p.add_argument("bench", nargs=argparse.REMAINDER, help="-- then the unet_step flags, passed to both")
     a = p.parse_args()
     flags = [f for f in a.bench if f != "--"]
@@ -199,6 +216,10 @@ def main():
     for i, name in enumerate(names[:min(len(tlk[0]), len(torch_r[0]))]):
         t, pt = med(tlk, i), med(torch_r, i)
         print(f"{name:24}{t:>10.0f}{pt:>10.0f}{pt / t:>12.2f}x")
+    if a.torch_kernels:
+        out = subprocess.run([sys.executable, __file__, "--worker", "--kernels", str(a.torch_kernels)] + flags,
+                             capture_output=True, text=True)
+        print(out.stdout + out.stderr[-2000:])
 
 
 if __name__ == "__main__":

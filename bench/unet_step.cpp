@@ -57,6 +57,8 @@ Options (defaults in brackets):
   --device D           cpu or cuda [cpu]
   --tf32 on|off        TF32 tensor cores for f32 convolutions on the GPU [on]
   --conv-api A         engine (cuDNN's graph API, falling back per shape) or legacy [engine]
+  --conv-search S      heuristic (up to 10 plans from cuDNN's heuristics, as PyTorch) or exhaustive
+                       (every engine that accepts a shape) [heuristic]
   --profile            after the timed steps, one profiled step: time per op, forward and backward
                        (Note [Op profiling]), printed as '#' lines
 
@@ -110,7 +112,7 @@ int run(int argc, char** argv) {
   std::int64_t batch = 2, base = 32, max_features = 320, levels = 5, classes = 2, seed = 0;
   int iters = 3;
   Device device = Device::cpu();
-  bool tf32 = true, profile = false, conv_engine = true;
+  bool tf32 = true, profile = false, conv_engine = true, exhaustive = false;
   std::vector<std::int64_t> patch{64, 64, 64};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -149,6 +151,10 @@ int run(int argc, char** argv) {
       } else if (a == "--conv-api") {
         check(v == "engine" || v == "legacy", "unet_step: --conv-api must be engine or legacy, got '{}'", v);
         conv_engine = v == "engine";
+      } else if (a == "--conv-search") {
+        check(v == "heuristic" || v == "exhaustive", "unet_step: --conv-search must be heuristic or exhaustive, got '{}'",
+              v);
+        exhaustive = v == "exhaustive";
       } else if (a == "--tf32") {
         check(v == "on" || v == "off", "unet_step: --tf32 must be on or off, got '{}'", v);
         tf32 = v == "on";
@@ -172,6 +178,8 @@ int run(int argc, char** argv) {
 #ifdef TLK_HAVE_CUDA
     kernels::cuda::set_allow_tf32(tf32);
     kernels::cuda::set_conv_engine_api(conv_engine);
+    kernels::cuda::set_conv_engine_search(exhaustive ? kernels::cuda::ConvEngineSearch::exhaustive
+                                                     : kernels::cuda::ConvEngineSearch::heuristic);
 #endif
   }
   net.to(device);

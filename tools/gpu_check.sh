@@ -6,10 +6,12 @@
 #   cmake --build build -j2 --target test_cuda unet_step
 #   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
 # There (carrying .devrt, build/tests/test_cuda and build/bench/unet_step):
-#   bash tools/gpu_check.sh --run OUTDIR [quick]
+#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag]
 # It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
 # against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
-# log under OUTDIR. `quick` skips the PyTorch comparison.
+# log under OUTDIR. `quick` skips the PyTorch comparison. `diag` replaces the three-round comparison
+# with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
+# every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,7 +23,7 @@ if [[ "${1:-}" == "--gather" ]]; then
   ls -1 *.deb
   exit 0
 fi
-[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [quick]" >&2; exit 2; }
+[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag]" >&2; exit 2; }
 out=$2
 mode=${3:-full}
 mkdir -p "$out" /opt/tlkrt
@@ -52,12 +54,23 @@ timeout 120 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 
 flags="--batch 2 --patch 128,128,128 --base 32 --max-features 320 --levels 5 --classes 2 --iters 10"
-if [[ "$mode" != quick ]]; then
+if [[ "$mode" == full ]]; then
   echo "== bench/unet_step against PyTorch (interleaved rounds, TF32 on in both)"
   PYTHONUNBUFFERED=1 timeout 200 python3 bench/compare_pytorch.py --rounds 3 --tlk build/bench/unet_step -- \
     --device cuda $flags 2>&1 | tee "$out/compare_pytorch.log" || status=1
 fi
-echo "== bench/unet_step: one profiled step (TF32 on), then strict fp32 (TF32 off)"
-timeout 60 build/bench/unet_step --device cuda --tf32 on --profile $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
-timeout 60 build/bench/unet_step --device cuda --tf32 off $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
+echo "== bench/unet_step: one profiled step (TF32 on)"
+timeout 90 build/bench/unet_step --device cuda --tf32 on --profile $flags 2>&1 | tee -a "$out/unet_step.log" | grep -v "^#   " || status=1
+if [[ "$mode" == diag ]]; then
+  echo "== one round against PyTorch, with PyTorch's slowest kernels"
+  PYTHONUNBUFFERED=1 timeout 120 python3 bench/compare_pytorch.py --rounds 1 --torch-kernels 30 --tlk build/bench/unet_step -- \
+    --device cuda $flags 2>&1 | tee "$out/compare_pytorch.log" | tail -45 || status=1
+  echo "== bench/unet_step: exhaustive engine search, one profiled step"
+  timeout 180 build/bench/unet_step --device cuda --tf32 on --profile --conv-search exhaustive ${flags/--iters 10/--iters 2} \
+    > "$out/unet_exhaustive.log" 2>&1 || status=1
+  grep -v "^#   " "$out/unet_exhaustive.log" | tail -30
+else
+  echo "== bench/unet_step: strict fp32 (TF32 off)"
+  timeout 60 build/bench/unet_step --device cuda --tf32 off $flags 2>&1 | tee -a "$out/unet_step.log" || status=1
+fi
 exit $status

@@ -23,14 +23,17 @@ namespace {
 using namespace graph_api;  // NOLINT: the building blocks of this file
 
 std::atomic<bool> g_engine_api{true};
+std::atomic<bool> g_exhaustive{false};
 std::atomic<std::int64_t> g_searches{0};
 std::atomic<std::int64_t> g_fallbacks{0};
 
 // Note [Plan search budget]: heuristics list engine configurations best-first. At most
 // kMaxCandidates usable plans are timed, and at most kMaxFinalizeTries plans are finalized per key
 // (finalizing can compile kernels at run time), so a first call stays bounded.
-constexpr int kMaxCandidates = 8;
+// The exhaustive search (set_conv_engine_search) times up to kMaxExhaustiveCandidates plans.
+constexpr int kMaxCandidates = 10;
 constexpr int kMaxFinalizeTries = 32;
+constexpr int kMaxExhaustiveCandidates = 64;
 constexpr int kTimedRuns = 2;
 
 // A finalized execution plan with what it was made from.
@@ -41,12 +44,14 @@ struct Plan {
   std::size_t workspace = 0;
   std::int64_t engine = -1;
   float ms = 0.0f;  // the timing run's mean time
+  std::string notes;  // the engine's numerical notes, for reports
 };
 
 // The cache entry of one key: a plan, or null with the reason the key runs on the legacy path.
 struct Entry {
   std::shared_ptr<const Plan> plan;
   std::string why_not;
+  std::string report;  // what the search considered and timed (Note [Plan search])
 };
 
 struct PlanCache {
@@ -162,36 +167,50 @@ Tensor scratch_like(const Tensor& out) {
   return out;
 }
 
-// Note [Plan search]: builds the key's operation graph, takes engine configurations from heuristics
-// mode A (mode FALLBACK when A yields nothing usable), drops those whose numerical notes break the
-// precision contract, finalizes plans (Note [Plan search budget]), drops those needing more than
-// kMaxConvWorkspace, and times the rest on the real inputs, keeping the fastest. Returns the entry
-// to cache: a plan, or why there is none. Throws tlk::Error when building the graph fails.
+// Note [Plan search]: builds the key's operation graph and gathers engine configurations from
+// heuristics mode A (best first, every knob setting it proposes), then from mode FALLBACK, then (in
+// the exhaustive search) one default configuration of every engine cuDNN has; the later sources add
+// only engines not seen yet. Configurations whose numerical notes break the precision contract are
+// dropped, plans are finalized within the budget (Note [Plan search budget]), those needing more
+// than kMaxConvWorkspace are dropped, and the rest are timed on the real inputs, keeping the
+// fastest. Returns the entry to cache: a plan, or why there is none, with a report of what was
+// considered and timed. Throws tlk::Error when building the graph fails.
 Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, const Conv3dOptions& opt,
              const char* op) {
   const int device = x.device().index;
   cudnnHandle_t handle = cudnn_handle(device);
   const std::shared_ptr<const Graph> graph = make_graph(handle, pass, x, w, y, opt, op);
+  const bool exhaustive = g_exhaustive.load();
+  const int max_candidates = exhaustive ? kMaxExhaustiveCandidates : kMaxCandidates;
+  const int max_tries = exhaustive ? 4 * kMaxExhaustiveCandidates : kMaxFinalizeTries;
   std::vector<Plan> candidates;
+  std::vector<std::int64_t> seen;
   int offered = 0, rejected = 0, tries = 0, unbuilt = 0, too_big = 0;
   cudnnStatus_t last_failure = CUDNN_STATUS_SUCCESS;
   std::string heuristics_errors;
-  for (const cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+  enum class Source { mode_a, fallback, every_engine };
+  for (const Source source : {Source::mode_a, Source::fallback, Source::every_engine}) {
+    if (source == Source::every_engine && !exhaustive) break;
     std::vector<BackendDesc> configs;
     try {
-      configs = engine_configs(*graph, mode, op);
+      configs = source == Source::mode_a     ? engine_configs(*graph, CUDNN_HEUR_MODE_A, op)
+                : source == Source::fallback ? engine_configs(*graph, CUDNN_HEUR_MODE_FALLBACK, op)
+                                             : every_engine_config(*graph, op);
     } catch (const Error& e) {
-      heuristics_errors += fmt::format("; heuristics mode {}: {}", static_cast<int>(mode), e.what());
+      heuristics_errors += fmt::format("; source {}: {}", static_cast<int>(source), e.what());
       continue;
     }
     offered += static_cast<int>(configs.size());
     for (BackendDesc& config : configs) {
-      if (static_cast<int>(candidates.size()) >= kMaxCandidates || tries >= kMaxFinalizeTries) break;
+      if (static_cast<int>(candidates.size()) >= max_candidates || tries >= max_tries) break;
       const std::optional<EngineInfo> info = engine_info(config, x.dtype(), op);
       if (!info || !info->precision_ok) {
         ++rejected;
         continue;
       }
+      const bool known = std::find(seen.begin(), seen.end(), info->index) != seen.end();
+      if (source != Source::mode_a && known) continue;
+      seen.push_back(info->index);
       ++tries;
       std::size_t bytes = 0;
       std::optional<BackendDesc> plan = make_plan(handle, config, &bytes, &last_failure, op);
@@ -203,41 +222,53 @@ Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, c
         ++too_big;
         continue;
       }
-      candidates.push_back(Plan{graph, std::move(config), std::move(*plan), bytes, info->index, 0.0f});
+      candidates.push_back(Plan{graph, std::move(config), std::move(*plan), bytes, info->index, 0.0f, info->notes});
     }
-    if (!candidates.empty()) break;
   }
-  if (candidates.empty())
-    return Entry{nullptr,
-                 fmt::format("no usable engine: heuristics offered {} configs, {} rejected by numerical notes, {} "
-                             "failed to finalize (last: {}), {} need more than {} bytes of workspace{}",
-                             offered, rejected, unbuilt, unbuilt ? cudnnGetErrorString(last_failure) : "none", too_big,
-                             kMaxConvWorkspace, heuristics_errors)};
+  const std::string counts =
+      fmt::format("{} configs offered, {} rejected by numerical notes, {} failed to finalize (last: {}), {} need more "
+                  "than {} bytes of workspace{}",
+                  offered, rejected, unbuilt, unbuilt ? cudnnGetErrorString(last_failure) : "none", too_big,
+                  kMaxConvWorkspace, heuristics_errors);
+  if (candidates.empty()) return Entry{nullptr, "no usable engine: " + counts, ""};
   // Time on the real inputs, writing into a scratch output.
   const Tensor sx = pass == ConvPass::backward_data ? scratch_like(x) : x;
   const Tensor sw = pass == ConvPass::backward_filter ? scratch_like(w) : w;
   const Tensor sy = pass == ConvPass::forward ? scratch_like(y) : y;
   float best = std::numeric_limits<float>::infinity();
   int best_index = -1;
+  std::vector<std::pair<float, std::string>> timed;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     const std::optional<float> ms =
         time_plan(handle, device, candidates[i], sx.raw_data(), sw.raw_data(), sy.raw_data(), best, op);
-    if (ms && *ms < best) {
+    if (!ms) continue;
+    timed.emplace_back(*ms, fmt::format("e{}{} {:.3f}", candidates[i].engine,
+                                        candidates[i].notes.empty() ? "" : "[" + candidates[i].notes + "]", *ms));
+    if (*ms < best) {
       best = *ms;
       best_index = static_cast<int>(i);
     }
   }
   if (best_index < 0)
     return Entry{nullptr,
-                 fmt::format("none of the {} usable plans ran (cudnnBackendExecute refused them)", candidates.size())};
+                 fmt::format("none of the {} usable plans ran (cudnnBackendExecute refused them); {}",
+                             candidates.size(), counts),
+                 ""};
+  std::sort(timed.begin(), timed.end());
+  std::string report = counts + "; timed (ms):";
+  for (const auto& [ms, line] : timed) report += " " + line;
   Plan& chosen = candidates[static_cast<std::size_t>(best_index)];
   chosen.ms = best;
-  return Entry{std::make_shared<const Plan>(std::move(chosen)), ""};
+  return Entry{std::make_shared<const Plan>(std::move(chosen)), "", report};
 }
 
 }  // namespace
 
 void set_conv_engine_api(bool on) { g_engine_api.store(on); }
+void set_conv_engine_search(ConvEngineSearch search) { g_exhaustive.store(search == ConvEngineSearch::exhaustive); }
+ConvEngineSearch conv_engine_search() {
+  return g_exhaustive.load() ? ConvEngineSearch::exhaustive : ConvEngineSearch::heuristic;
+}
 bool conv_engine_api() { return g_engine_api.load(); }
 
 bool engine_convolve(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, const Conv3dOptions& opt,
@@ -262,7 +293,7 @@ bool engine_convolve(ConvPass pass, const Tensor& x, const Tensor& w, const Tens
     try {
       entry = search(pass, x, w, y, opt, op);
     } catch (const Error& e) {  // building the graph failed: the legacy path serves this key
-      entry = Entry{nullptr, e.what()};
+      entry = Entry{nullptr, e.what(), ""};
     }
     g_searches.fetch_add(1);
     if (!entry.plan) g_fallbacks.fetch_add(1);
@@ -305,8 +336,8 @@ std::vector<std::string> conv_engine_choices() {
     std::lock_guard<std::mutex> lock(cache.mutex);
     for (const auto& [key, entry] : cache.entries) {
       if (entry.plan)
-        lines.push_back(fmt::format("{} -> engine {} ({:.3f} ms, workspace {} bytes)", key, entry.plan->engine,
-                                    entry.plan->ms, entry.plan->workspace));
+        lines.push_back(fmt::format("{} -> engine {} ({:.3f} ms, workspace {} bytes); {}", key, entry.plan->engine,
+                                    entry.plan->ms, entry.plan->workspace, entry.report));
       else
         lines.push_back(fmt::format("{} -> legacy ({})", key, entry.why_not));
     }

@@ -35,6 +35,15 @@ void set_conv_engine_api(bool on);
 /// Whether the backend-API path is tried first (Note [Why the backend API]).
 bool conv_engine_api();
 
+/// How widely a new key's plans are searched (Note [Plan search] in cudnn_engine.cpp): `heuristic`
+/// (the default) times up to 10 plans from cuDNN's heuristics and its fallback list, as PyTorch's
+/// cudnn.benchmark does; `exhaustive` also times one plan of every other engine that accepts the
+/// key (up to 64), for benchmarks and for finding what the heuristics miss. Applies to keys searched
+/// after the call. Example: `set_conv_engine_search(ConvEngineSearch::exhaustive);`
+enum class ConvEngineSearch { heuristic, exhaustive };
+void set_conv_engine_search(ConvEngineSearch search);
+ConvEngineSearch conv_engine_search();
+
 /// Runs `pass` on the operands through a cached (or newly built and timed) execution plan, with
 /// alpha 1 and beta 0 (the written operand is overwritten). `x`, `w`, `y` are 5-D f32 or f64 tensors
 /// on one GPU, dense in any strides cuDNN accepts (plain and channels-last both work). Returns false,
@@ -54,7 +63,8 @@ std::int64_t conv_engine_fallbacks();
 /// Forgets every cached plan and fallback decision (the next call of each key searches again).
 void clear_conv_engine_cache();
 /// One line per cached key: the key, then the chosen engine (global index, time of the timing run,
-/// workspace) or why the key falls back to the legacy path. For benchmarks and debugging.
+/// workspace) and every timed plan with its notes, or why the key falls back to the legacy path.
+/// For benchmarks and debugging.
 std::vector<std::string> conv_engine_choices();
 
 }  // namespace tlk::kernels::cuda

@@ -182,6 +182,33 @@ std::vector<BackendDesc> engine_configs(const Graph& graph, cudnnBackendHeurMode
   return configs;
 }
 
+std::vector<BackendDesc> every_engine_config(const Graph& graph, const char* op) {
+  std::int64_t count = 0, n = 0;
+  check_backend(cudnnBackendGetAttribute(graph.graph.get(), CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT,
+                                         CUDNN_TYPE_INT64, 1, &n, &count),
+                op, "cudnnBackendGetAttribute", "CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT");
+  std::vector<BackendDesc> configs;
+  for (std::int64_t index = 0; index < count; ++index) {
+    BackendDesc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR, op, "engine");
+    cudnnBackendDescriptor_t g = graph.graph.get();
+    // An engine that does not support the graph says so when it is finalized.
+    if (cudnnBackendSetAttribute(engine.get(), CUDNN_ATTR_ENGINE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                 &g) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendSetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &index) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendFinalize(engine.get()) != CUDNN_STATUS_SUCCESS)
+      continue;
+    BackendDesc config(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, op, "engine config");
+    cudnnBackendDescriptor_t e = engine.get();
+    if (cudnnBackendSetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &e) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendFinalize(config.get()) != CUDNN_STATUS_SUCCESS)
+      continue;
+    configs.push_back(std::move(config));
+  }
+  return configs;
+}
+
 std::optional<EngineInfo> engine_info(const BackendDesc& config, DType dtype, const char* op) {
   BackendDesc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR, op, "engine");
   cudnnBackendDescriptor_t e = engine.get();
@@ -195,12 +222,19 @@ std::optional<EngineInfo> engine_info(const BackendDesc& config, DType dtype, co
   if (cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count, notes) != CUDNN_STATUS_SUCCESS)
     return std::nullopt;
+  static constexpr const char* kNames[] = {"tc", "down-convert", "rpr", "fft", "nd", "wino", "wino4", "wino6", "wino13",
+                                           "nan"};
   EngineInfo info;
   info.precision_ok = true;
+  const bool strict = dtype == DType::f64 || !allow_tf32();
   for (std::int64_t i = 0; i < std::min<std::int64_t>(count, CUDNN_NUMERICAL_NOTE_TYPE_COUNT); ++i) {
     const cudnnBackendNumericalNote_t note = notes[i];
-    if (note == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS || note == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)
-      info.precision_ok = false;
+    if (note >= 0 && note < CUDNN_NUMERICAL_NOTE_TYPE_COUNT)
+      info.notes += fmt::format("{}{}", info.notes.empty() ? "" : ",", kNames[note]);
+    if (note == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS) info.precision_ok = false;
+    // A reduced-precision reduction (TF32-class accumulation of partial sums) is what a user who
+    // allows TF32 has accepted; strict f32 and f64 refuse it, as they refuse tensor-core math.
+    if (note == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION && strict) info.precision_ok = false;
     if (note == CUDNN_NUMERICAL_NOTE_TENSOR_CORE && dtype == DType::f32 && !allow_tf32()) info.precision_ok = false;
   }
   if (cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &info.index) !=

@@ -86,12 +86,17 @@ std::shared_ptr<const Graph> make_graph(cudnnHandle_t handle, ConvPass pass, con
 /// The engine configurations heuristics `mode` proposes for `graph`, best first.
 std::vector<BackendDesc> engine_configs(const Graph& graph, cudnnBackendHeurMode_t mode, const char* op);
 
+/// One configuration (default knobs) of every engine cuDNN has for `graph`, by global index; the
+/// engines that refuse the graph are left out. For the exhaustive search (Note [Plan search]).
+std::vector<BackendDesc> every_engine_config(const Graph& graph, const char* op);
+
 // What an engine configuration is: its engine's global index and whether its numerical notes keep
 // the requested precision (Note [TF32 switch]): never a down-conversion of the inputs or a reduced-
 // precision reduction, and no tensor-core (TF32) math for f32 while TF32 is switched off.
 struct EngineInfo {
   std::int64_t index = -1;
   bool precision_ok = false;
+  std::string notes;  ///< the numerical notes, abbreviated ("tc", "rpr", "nd", ...), for reports
 };
 
 /// The engine of `config` and whether it keeps the requested precision; nullopt when cuDNN cannot say.
