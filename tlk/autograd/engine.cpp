@@ -152,6 +152,9 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_
       if (--dependencies[e.node.get()] == 0) ready.push(e.node.get());
     }
   }
+  // The backward pass was timed node by node: the next forward mark starts from here, so it does
+  // not count the backward again.
+  if (OpProfiler::instance().enabled()) OpProfiler::instance().restart_clock();
 }
 
 }  // namespace tlk::autograd

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "tlk/kernels/cuda/elementwise.h"
 #include "tlk/kernels/cuda/launch.h"
 #include "tlk/tensor/error.h"
 
@@ -264,26 +265,16 @@ void add_channel_bias(const Tensor& y, const Tensor& bias_in, const char* op) {
               op, "cudnnAddTensor (bias)");
 }
 
-Tensor channel_sum(const Tensor& t_in, const char* op) {
-  require_cuda_float(t_in, op, "grad_output");
-  check(t_in.dim() >= 2 && t_in.dim() <= 5, "{}: expected a 2-D to 5-D grad_output [N, C, ...], got {}", op,
-        t_in.shape().str());
-  const std::int64_t channels = t_in.size(1);
-  Tensor out = Tensor::empty(Shape{channels}, TensorOptions{t_in.dtype(), t_in.device()});
-  if (channels == 0) return out;
-  if (t_in.numel() == 0) {
-    out.zero_();
-    return out;
-  }
-  const Tensor t = dense(t_in, op);
-  const Shape oshape = channel_shape(channels, t.dim());
-  TensorDesc tdesc(t, op);
-  TensorDesc odesc(oshape, contiguous_strides(oshape), t.dtype(), op);
-  const Scale one = scale(1.0), zero = scale(0.0);
-  check_cudnn(cudnnConvolutionBackwardBias(cudnn_handle(t.device().index), one.of(t.dtype()), tdesc.get(),
-                                           t.raw_data(), zero.of(t.dtype()), odesc.get(), out.raw_data()),
-              op, "cudnnConvolutionBackwardBias (sum over all axes but the channels)");
-  return out;
+Tensor channel_sum(const Tensor& t, const char* op) {
+  require_cuda_float(t, op, "grad_output");
+  check(t.dim() >= 2 && t.dim() <= 5, "{}: expected a 2-D to 5-D grad_output [N, C, ...], got {}", op,
+        t.shape().str());
+  // Note [Channel sums]: TLK's own deterministic reduction (kernels/cuda/elementwise); cuDNN's
+  // cudnnConvolutionBackwardBias took 16 ms per UNet step on an H100 where PyTorch's sums took 1.5.
+  std::vector<int> axes;
+  for (int a = 0; a < t.dim(); ++a)
+    if (a != 1) axes.push_back(a);
+  return sum(t, axes, false);
 }
 
 }  // namespace tlk::kernels::cuda

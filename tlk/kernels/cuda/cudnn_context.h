@@ -127,8 +127,8 @@ void* workspace_ptr(const Tensor& ws);
 
 /// y[:, c, ...] += bias[c] in place on a plain `y` ([N, C, ...], 2 to 5 dimensions) by cudnnAddTensor.
 void add_channel_bias(const Tensor& y, const Tensor& bias, const char* op);
-/// The sum of `t` ([N, C, ...], 2 to 5 dimensions) over every axis but 1: a new [C] tensor, by
-/// cudnnConvolutionBackwardBias (the bias gradient of a convolution or a linear layer).
+/// The sum of `t` ([N, C, ...], 2 to 5 dimensions) over every axis but 1: a new [C] tensor (the bias
+/// gradient of a convolution or a linear layer), by TLK's deterministic reduction.
 Tensor channel_sum(const Tensor& t, const char* op);
 
 }  // namespace tlk::kernels::cuda

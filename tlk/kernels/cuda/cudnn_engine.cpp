@@ -172,7 +172,7 @@ Tensor scratch_like(const Tensor& out) {
 // the exhaustive search) one default configuration of every engine cuDNN has; the later sources add
 // only engines not seen yet. Configurations whose numerical notes break the precision contract are
 // dropped, plans are finalized within the budget (Note [Plan search budget]), those needing more
-// than kMaxConvWorkspace are dropped, and the rest are timed on the real inputs, keeping the
+// than conv_workspace_limit are dropped, and the rest are timed on the real inputs, keeping the
 // fastest. Returns the entry to cache: a plan, or why there is none, with a report of what was
 // considered and timed. Throws tlk::Error when building the graph fails.
 Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, const Conv3dOptions& opt,
@@ -181,6 +181,7 @@ Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, c
   cudnnHandle_t handle = cudnn_handle(device);
   const std::shared_ptr<const Graph> graph = make_graph(handle, pass, x, w, y, opt, op);
   const bool exhaustive = g_exhaustive.load();
+  const std::size_t workspace_limit = conv_workspace_limit(x, w, y);
   const int max_candidates = exhaustive ? kMaxExhaustiveCandidates : kMaxCandidates;
   const int max_tries = exhaustive ? 4 * kMaxExhaustiveCandidates : kMaxFinalizeTries;
   std::vector<Plan> candidates;
@@ -218,7 +219,7 @@ Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, c
         ++unbuilt;
         continue;
       }
-      if (bytes > kMaxConvWorkspace) {
+      if (bytes > workspace_limit) {
         ++too_big;
         continue;
       }
@@ -229,7 +230,7 @@ Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, c
       fmt::format("{} configs offered, {} rejected by numerical notes, {} failed to finalize (last: {}), {} need more "
                   "than {} bytes of workspace{}",
                   offered, rejected, unbuilt, unbuilt ? cudnnGetErrorString(last_failure) : "none", too_big,
-                  kMaxConvWorkspace, heuristics_errors);
+                  workspace_limit, heuristics_errors);
   if (candidates.empty()) return Entry{nullptr, "no usable engine: " + counts, ""};
   // Time on the real inputs, writing into a scratch output.
   const Tensor sx = pass == ConvPass::backward_data ? scratch_like(x) : x;
@@ -263,6 +264,11 @@ Entry search(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, c
 }
 
 }  // namespace
+
+std::size_t conv_workspace_limit(const Tensor& x, const Tensor& w, const Tensor& y) {
+  const auto bytes = [](const Tensor& t) { return static_cast<std::size_t>(t.numel()) * element_size(t.dtype()); };
+  return kMaxConvWorkspace + bytes(x) + bytes(w) + bytes(y);
+}
 
 void set_conv_engine_api(bool on) { g_engine_api.store(on); }
 void set_conv_engine_search(ConvEngineSearch search) { g_exhaustive.store(search == ConvEngineSearch::exhaustive); }

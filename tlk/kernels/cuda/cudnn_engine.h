@@ -25,9 +25,17 @@ namespace tlk::kernels::cuda {
 /// backward_filter writes w (from x and y).
 enum class ConvPass { forward, backward_data, backward_filter };
 
-/// The largest workspace a convolution may use, on either path (algorithms or plans asking for
-/// more are skipped).
+/// The workspace any convolution may use, on either path (algorithms or plans asking for more are
+/// skipped unless conv_workspace_limit allows them).
 inline constexpr std::size_t kMaxConvWorkspace = std::size_t{1} << 30;
+
+/// The largest workspace a plan of the backend path may use for these operands: kMaxConvWorkspace
+/// plus the bytes of x, w and y. Note [Workspace limit]: the fast implicit-GEMM engines for NCDHW
+/// operands transpose them to NDHWC in their workspace, so on large volumes (2 x 32 x 128^3 f32 is
+/// 512 MiB an operand) a fixed 1 GiB cap left only slow engines: measured on an H100, the weight
+/// gradient of a 32->32 layer at 128^3 took 36 ms against 3 ms for the engine needing ~1.1 GB.
+/// A plan whose workspace cannot be allocated at run time falls back to the legacy path.
+std::size_t conv_workspace_limit(const Tensor& x, const Tensor& w, const Tensor& y);
 
 /// Switches the backend-API path on (the default) or off; off, every convolution takes the legacy
 /// path. Example: `cuda::set_conv_engine_api(false);  // compare with the legacy algorithms`
