@@ -230,10 +230,10 @@ TEST_CASE("cuda elementwise kernels reject CPU and integer tensors with a messag
   // Runs without a GPU: the checks come before any device call.
   Tensor a = Tensor::ones({2, 3});
   CHECK_THROWS_WITH_AS(kc::binary(a, a, BinaryOp::mul),
-                       doctest::Contains("mul: left operand must be an f32 or f64 CUDA tensor"), Error);
-  CHECK_THROWS_WITH_AS(kc::unary(a, UnaryOp::relu), doctest::Contains("relu: input must be an f32 or f64 CUDA tensor"),
+                       doctest::Contains("mul: left operand must be an f32, f64, bf16 or f16 CUDA tensor"), Error);
+  CHECK_THROWS_WITH_AS(kc::unary(a, UnaryOp::relu), doctest::Contains("relu: input must be an f32, f64, bf16 or f16 CUDA tensor"),
                        Error);
-  CHECK_THROWS_WITH_AS(kc::sum(a, {0}, false), doctest::Contains("sum: input must be an f32 or f64 CUDA tensor"), Error);
+  CHECK_THROWS_WITH_AS(kc::sum(a, {0}, false), doctest::Contains("sum: input must be an f32, f64, bf16 or f16 CUDA tensor"), Error);
   CHECK_THROWS_WITH_AS(kc::where(a, a, a), doctest::Contains("where: a must be an f32 or f64 CUDA tensor"), Error);
 }
 

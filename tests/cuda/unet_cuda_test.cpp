@@ -2,9 +2,11 @@
 // parity test in tests/nn/parity_test.cpp does), and a multi-scale domain-adaptation step on the GPU
 // against the same step on the CPU.
 #include <cstdlib>
+#include <optional>
 
 #include "compare_to_ref.h"
 #include "cuda_test_util.h"
+#include "tlk/autograd/autocast.h"
 #include "tlk/io/hdf5_file.h"
 #include "tlk/kernels/cuda/cudnn_context.h"
 #include "tlk/nn/deep_supervision_loss.h"
@@ -47,22 +49,31 @@ std::shared_ptr<nn::UNet> golden_unet(const io::Hdf5File& file) {
 
 // The golden UNet on the GPU: outputs, the deep-supervision loss, every gradient and the parameters
 // after 3 SGD-Nesterov steps, each within `tol` of PyTorch's (relative to the largest magnitude).
-void check_golden_on_gpu(double tol_outputs, double tol_grads, double tol_params) {
+// With `autocast` bf16 or f16, every forward and loss runs inside an AutocastGuard (Note [Autocast]):
+// the outputs come out in that dtype, the gradients of the f32 parameters in f32.
+void check_golden_on_gpu(double tol_outputs, double tol_grads, double tol_params, DType autocast = DType::f32) {
   const auto file = io::Hdf5File::open(golden_dir() / "unet_small.h5");
   auto net_ptr = golden_unet(file);
   nn::UNet& net = *net_ptr;
   net.to(Device::cuda());
   REQUIRE(net.device().is_cuda());
   const Tensor x = testing::to_gpu(file.read("input")), labels = testing::to_gpu(file.read("labels"));
+  std::optional<AutocastGuard> amp;
+  amp.emplace(autocast);
   auto outputs = net.forward(x);
   REQUIRE(outputs.size() == 2);
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     CAPTURE(i);
     CHECK(outputs[i].device().is_cuda());
-    CHECK(rel_to_golden(outputs[i], file.read("outputs/" + std::to_string(i))) < tol_outputs);
+    CHECK(outputs[i].dtype() == autocast);
+    const double err = rel_to_golden(outputs[i].to(DType::f32), file.read("outputs/" + std::to_string(i)));
+    CHECK_MESSAGE(err < tol_outputs, "output " << i << " relative error " << err);
   }
   Tensor loss = nn::deep_supervision_loss(outputs, labels, net.deep_supervision_weights());
-  CHECK(loss.item() == doctest::Approx(file.read("loss").item()).epsilon(10 * tol_outputs));
+  amp.reset();
+  CHECK(loss.dtype() == DType::f32);
+  const double tol_loss = autocast == DType::f32 ? 10 * tol_outputs : tol_outputs;
+  CHECK(loss.item() == doctest::Approx(file.read("loss").item()).epsilon(tol_loss));
   loss.backward();
   for (auto& [name, p] : net.named_parameters()) {
     CAPTURE(name);
@@ -72,13 +83,18 @@ void check_golden_on_gpu(double tol_outputs, double tol_grads, double tol_params
     }
     REQUIRE(p.grad().defined());
     CHECK(p.grad().device().is_cuda());
-    CHECK(rel_to_golden(p.grad(), file.read("grads/" + name)) < tol_grads);
+    CHECK(p.grad().dtype() == DType::f32);
+    const double err = rel_to_golden(p.grad(), file.read("grads/" + name));
+    CHECK_MESSAGE(err < tol_grads, name << " gradient relative error " << err);
   }
   nn::Sgd sgd(nn::single_group(net), nn::SgdOptions{0.01, 0.99, true, 3e-5});
   sgd.step();
   for (int step = 1; step < 3; ++step) {
     sgd.zero_grad();
-    nn::deep_supervision_loss(net.forward(x), labels, net.deep_supervision_weights()).backward();
+    amp.emplace(autocast);
+    Tensor step_loss = nn::deep_supervision_loss(net.forward(x), labels, net.deep_supervision_weights());
+    amp.reset();
+    step_loss.backward();
     sgd.step();
   }
   for (auto& [name, p] : net.named_parameters()) {
@@ -101,6 +117,13 @@ TEST_CASE("GPU UNet with TF32 convolutions stays within TF32 rounding of the PyT
   TLK_REQUIRE_GPU();
   Tf32Scope tf32(true);
   check_golden_on_gpu(1e-2, 5e-2, 1e-2);
+}
+
+TEST_CASE("GPU UNet under bf16 and f16 autocast stays within their rounding of the PyTorch goldens") {
+  TLK_REQUIRE_GPU();
+  Tf32Scope tf32(true);
+  SUBCASE("bf16") { check_golden_on_gpu(5e-2, 0.15, 2e-2, DType::bf16); }
+  SUBCASE("f16") { check_golden_on_gpu(1e-2, 5e-2, 1e-2, DType::f16); }
 }
 
 TEST_CASE("a multi-scale domain-adaptation step on the GPU matches the same step on the CPU (f32)") {

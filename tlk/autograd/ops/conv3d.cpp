@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/ops/activation.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/op_support.h"
@@ -53,6 +54,9 @@ Tensor in_format_of(const Tensor& g, const std::shared_ptr<const BlockedFormat>&
 }  // namespace
 
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
+  if (autograd::autocast_lowers({&input, &weight, &bias}))  // Note [Autocast]
+    return conv3d(autograd::autocast_lower(input), autograd::autocast_lower(weight), autograd::autocast_lower(bias),
+                  opt);
   const bool fast = kernels::cpu::conv3d_supported(input, weight);
   Tensor y =
       fast ? kernels::cpu::conv3d_forward(input, weight, bias, opt) : k::conv3d_forward(input, weight, bias, opt);
@@ -107,6 +111,9 @@ Tensor conv3d_add(const Tensor& input, const Tensor& weight, const Tensor& bias,
 // path (kernels/cpu/conv_transpose3d.h: oneDNN's deconvolution primitives in blocked layouts), f64 the
 // reference kernels, as in Note [Conv3d dispatch].
 Tensor conv_transpose3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
+  if (autograd::autocast_lowers({&input, &weight, &bias}))  // Note [Autocast]
+    return conv_transpose3d(autograd::autocast_lower(input), autograd::autocast_lower(weight),
+                            autograd::autocast_lower(bias), opt);
   const bool fast = kernels::cpu::conv_transpose3d_supported(input, weight);
   Tensor y = fast ? kernels::cpu::conv_transpose3d_forward(input, weight, bias, opt)
                   : k::conv_transpose3d_forward(input, weight, bias, opt);

@@ -1,11 +1,14 @@
 #include "tlk/autograd/ops/linear.h"
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/linear.h"
 
 namespace tlk::ops {
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
+  // Note [Autocast]: cuBLAS runs linear layers in f32 (they are small next to the convolutions).
+  const Tensor x = autograd::widen_half(x_in);
   Tensor y = k::linear_forward(x, weight, bias);
   attach("linear", {x, weight, bias}, {y},
          [xs = SavedTensor(x, "linear"), ws = SavedTensor(weight, "linear")](const Grads& g, const Node& self) {

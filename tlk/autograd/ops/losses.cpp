@@ -1,5 +1,6 @@
 #include "tlk/autograd/ops/losses.h"
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/ref/elementwise.h"
 #include "tlk/kernels/ref/losses.h"
@@ -11,7 +12,11 @@ namespace tlk::ops {
 // ops only wire the backward. Constants (targets, class weights, the teacher) are left out of
 // attach's inputs, so no gradient is ever routed to them.
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+// Note [Autocast]: the losses compute in f32 (or f64); 16-bit logits are widened first.
+using autograd::widen_half;
+
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossEntropyOptions& options) {
+  const Tensor logits = widen_half(logits_in);
   Tensor loss = k::cross_entropy_forward(logits, target, options);
   const char* name = "cross_entropy";
   attach(name, {logits}, {loss},
@@ -23,7 +28,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   return loss;
 }
 
-Tensor soft_dice_loss(const Tensor& logits, const Tensor& target, const SoftDiceOptions& options) {
+Tensor soft_dice_loss(const Tensor& logits_in, const Tensor& target, const SoftDiceOptions& options) {
+  const Tensor logits = widen_half(logits_in);
   Tensor loss = k::soft_dice_forward(logits, target, options);
   const char* name = "soft_dice_loss";
   attach(name, {logits}, {loss},
@@ -33,7 +39,8 @@ Tensor soft_dice_loss(const Tensor& logits, const Tensor& target, const SoftDice
   return loss;
 }
 
-Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const BceOptions& options) {
+Tensor bce_with_logits(const Tensor& logits_in, const Tensor& target_in, const BceOptions& options) {
+  const Tensor logits = widen_half(logits_in), target = widen_half(target_in);
   Tensor loss = k::bce_with_logits_forward(logits, target, options);
   const char* name = "bce_with_logits";
   attach(name, {logits, target}, {loss},
@@ -47,7 +54,8 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const BceOpti
   return loss;
 }
 
-Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits, double temperature) {
+Tensor kl_div_with_temperature(const Tensor& student_in, const Tensor& teacher_in, double temperature) {
+  const Tensor student_logits = widen_half(student_in), teacher_logits = widen_half(teacher_in);
   Tensor loss = k::kl_div_with_temperature_forward(student_logits, teacher_logits, temperature);
   const char* name = "kl_div_with_temperature";
   attach(name, {student_logits}, {loss},
@@ -58,7 +66,8 @@ Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teach
   return loss;
 }
 
-Tensor mse_loss(const Tensor& a, const Tensor& b) {
+Tensor mse_loss(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = widen_half(a_in), b = widen_half(b_in);
   Tensor loss = k::mse_loss_forward(a, b);
   const char* name = "mse_loss";
   attach(name, {a, b}, {loss},

@@ -14,6 +14,7 @@
 #include "tlk/kernels/cuda/cudnn_context.h"
 #include "tlk/kernels/cuda/cudnn_engine.h"
 #include "tlk/kernels/cuda/launch.h"
+#include "tlk/tensor/cuda_runtime.h"
 
 namespace tlk::kernels::cuda {
 
@@ -289,19 +290,16 @@ Tensor grad_of_shape(const Tensor& grad, const Shape& full, const char* op) {
     check(grad.shape()[i] <= full[i] && (i >= 2 || grad.shape()[i] == full[i]),
           "{}: grad_output {} does not fit the convolution, whose output is {}", op, grad.shape().str(), full.str());
   Tensor out = Tensor::zeros(full, TensorOptions{grad.dtype(), grad.device()});
-  const Tensor src = dense(grad, op);
-  TensorDesc sdesc(src, op);
-  TensorDesc ddesc(src.shape(), contiguous_strides(full), src.dtype(), op);
-  const Scale one = scale(1.0), zero = scale(0.0);
-  check_cudnn(cudnnTransformTensor(cudnn_handle(src.device().index), one.of(src.dtype()), sdesc.get(),
-                                   src.raw_data(), zero.of(src.dtype()), ddesc.get(), out.raw_data()),
-              op, "cudnnTransformTensor (zero-padded grad_output)");
+  const Dims out_strides = contiguous_strides(full);
+  tlk::cuda::copy_strided({out.raw_data(), out.dtype(), out_strides.begin()},
+                          {grad.raw_data(), grad.dtype(), grad.strides().begin()}, grad.shape().begin(), grad.dim(),
+                          grad.device().index);
   return out;
 }
 
 Tensor backward_data(const Tensor& grad, const Tensor& weight, const Shape& input_shape, const Conv3dOptions& opt,
                      const char* op) {
-  require_cuda_float(grad, op, "grad_output");
+  require_cuda_floating(grad, op, "grad_output");
   require_same(weight, grad, op, "weight");
   check(input_shape.size() == 5 && grad.dim() == 5 && weight.dim() == 5 && grad.shape()[1] == weight.shape()[0] &&
             input_shape[1] == weight.shape()[1] && input_shape[0] == grad.shape()[0],
@@ -319,7 +317,7 @@ Tensor backward_data(const Tensor& grad, const Tensor& weight, const Shape& inpu
 
 Tensor conv3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
   const char* op = "conv3d";
-  require_cuda_float(input, op, "input");
+  require_cuda_floating(input, op, "input");
   require_same(weight, input, op, "weight");
   if (bias.defined()) require_same(bias, input, op, "bias");
   const Shape out_shape = conv3d_output_shape(input, weight, bias, opt, op);
@@ -341,7 +339,7 @@ Tensor conv3d_backward_data(const Tensor& grad_output, const Tensor& weight, con
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt) {
   const char* op = "conv3d backward weights";
-  require_cuda_float(grad_output, op, "grad_output");
+  require_cuda_floating(grad_output, op, "grad_output");
   require_same(input, grad_output, op, "input");
   check(weight_shape.size() == 5 && grad_output.dim() == 5 && input.dim() == 5 &&
             grad_output.shape()[1] == weight_shape[0] && input.shape()[1] == weight_shape[1] &&
@@ -358,7 +356,7 @@ Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, c
 
 Tensor conv3d_backward_bias(const Tensor& grad_output) {
   const char* op = "conv3d backward bias";
-  require_cuda_float(grad_output, op, "grad_output");
+  require_cuda_floating(grad_output, op, "grad_output");
   check(grad_output.dim() == 5, "{}: expected a 5-D grad_output [N, C, D, H, W], got {}", op,
         grad_output.shape().str());
   return channel_sum(grad_output, op);
@@ -367,7 +365,7 @@ Tensor conv3d_backward_bias(const Tensor& grad_output) {
 Tensor conv_transpose3d_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                 const Conv3dOptions& opt) {
   const char* op = "conv_transpose3d";
-  require_cuda_float(input, op, "input");
+  require_cuda_floating(input, op, "input");
   require_same(weight, input, op, "weight");
   if (bias.defined()) require_same(bias, input, op, "bias");
   const Shape out_shape = conv_transpose3d_output_shape(input, weight, bias, opt, op);

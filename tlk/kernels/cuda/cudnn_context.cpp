@@ -7,6 +7,7 @@
 
 #include "tlk/kernels/cuda/elementwise.h"
 #include "tlk/kernels/cuda/launch.h"
+#include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::kernels::cuda {
@@ -91,14 +92,24 @@ cudnnDataType_t cudnn_dtype(DType dtype, const char* op) {
       return CUDNN_DATA_FLOAT;
     case DType::f64:
       return CUDNN_DATA_DOUBLE;
+    case DType::bf16:
+      return CUDNN_DATA_BFLOAT16;
+    case DType::f16:
+      return CUDNN_DATA_HALF;
     default:
-      fail("{}: dtype {} is not supported by the cuDNN kernels (expected f32 or f64)", op, dtype_name(dtype));
+      fail("{}: dtype {} is not supported by the cuDNN kernels (expected f32, f64, bf16 or f16)", op,
+           dtype_name(dtype));
   }
 }
 
 cudnnMathType_t conv_math_type(DType dtype) {
   if (dtype == DType::f32) return allow_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  if (dtype == DType::bf16 || dtype == DType::f16) return CUDNN_TENSOR_OP_MATH;
   return CUDNN_DEFAULT_MATH;
+}
+
+cudnnDataType_t conv_compute_dtype(DType dtype, const char* op) {
+  return dtype == DType::bf16 || dtype == DType::f16 ? CUDNN_DATA_FLOAT : cudnn_dtype(dtype, op);
 }
 
 cublasComputeType_t gemm_compute_type(DType dtype) {
@@ -174,7 +185,7 @@ ConvDesc::ConvDesc(const Int3& stride, const Int3& padding, const Int3& dilation
     p[i] = checked_int(padding[i], op, "padding");
     d[i] = checked_int(dilation[i], op, "dilation");
   }
-  const cudnnDataType_t type = cudnn_dtype(dtype, op);
+  const cudnnDataType_t type = conv_compute_dtype(dtype, op);
   check_cudnn(cudnnCreateConvolutionDescriptor(&desc_), op, "cudnnCreateConvolutionDescriptor");
   cudnnStatus_t status = cudnnSetConvolutionNdDescriptor(desc_, 3, p, s, d, CUDNN_CROSS_CORRELATION, type);
   if (status == CUDNN_STATUS_SUCCESS) status = cudnnSetConvolutionMathType(desc_, math);
@@ -210,17 +221,11 @@ Tensor dense_as(const Tensor& t, Layout layout, const char* op) {
   Tensor out = Tensor::empty(t.shape(), TensorOptions{t.dtype(), t.device()});
   if (layout == Layout::channels_last) out.impl().strides = channels_last_strides(t.shape());
   if (t.numel() == 0) return out;
-  require_cuda_float(t, op, "tensor to copy");
-  // The source keeps its real strides (a transposed or sliced view); extent-1 axes get stride 1.
-  Dims src_strides = t.strides();
-  for (int i = 0; i < t.dim(); ++i)
-    if (t.shape()[i] == 1) src_strides[i] = 1;
-  TensorDesc src(t.shape(), src_strides, t.dtype(), op);
-  TensorDesc dst(out, op);
-  const Scale one = scale(1.0), zero = scale(0.0);
-  check_cudnn(cudnnTransformTensor(cudnn_handle(t.device().index), one.of(t.dtype()), src.get(), t.raw_data(),
-                                   zero.of(t.dtype()), dst.get(), out.raw_data()),
-              op, "cudnnTransformTensor (dense copy)");
+  require_cuda_floating(t, op, "tensor to copy");
+  // The source keeps its real strides (a transposed or sliced view).
+  tlk::cuda::copy_strided({out.raw_data(), out.dtype(), out.strides().begin()},
+                          {t.raw_data(), t.dtype(), t.strides().begin()}, t.shape().begin(), t.dim(),
+                          t.device().index);
   return out;
 }
 
@@ -248,7 +253,7 @@ Shape channel_shape(std::int64_t channels, int ndim) {
 }  // namespace
 
 void add_channel_bias(const Tensor& y, const Tensor& bias_in, const char* op) {
-  require_cuda_float(y, op, "output");
+  require_cuda_floating(y, op, "output");
   require_same(bias_in, y, op, "bias");
   check(y.dim() >= 2 && y.dim() <= 5 && is_plain(y), "{}: bias add expects a plain 2-D to 5-D output, got {}", op,
         y.shape().str());
@@ -256,17 +261,12 @@ void add_channel_bias(const Tensor& y, const Tensor& bias_in, const char* op) {
         bias_in.shape().str(), y.size(1));
   if (y.numel() == 0) return;
   const Tensor bias = dense_as(bias_in, Layout::plain, op);
-  const Shape bshape = channel_shape(bias.size(0), y.dim());
-  TensorDesc bdesc(bshape, contiguous_strides(bshape), bias.dtype(), op);
-  TensorDesc ydesc(y, op);
-  const Scale one = scale(1.0);
-  check_cudnn(cudnnAddTensor(cudnn_handle(y.device().index), one.of(y.dtype()), bdesc.get(), bias.raw_data(),
-                             one.of(y.dtype()), ydesc.get(), y.raw_data()),
-              op, "cudnnAddTensor (bias)");
+  add_inplace(y, make_view(bias, channel_shape(bias.size(0), y.dim()),
+                           contiguous_strides(channel_shape(bias.size(0), y.dim())), bias.offset()));
 }
 
 Tensor channel_sum(const Tensor& t, const char* op) {
-  require_cuda_float(t, op, "grad_output");
+  require_cuda_floating(t, op, "grad_output");
   check(t.dim() >= 2 && t.dim() <= 5, "{}: expected a 2-D to 5-D grad_output [N, C, ...], got {}", op,
         t.shape().str());
   // Note [Channel sums]: TLK's own deterministic reduction (kernels/cuda/elementwise); cuDNN's

@@ -40,8 +40,12 @@ void check_cudnn(cudnnStatus_t status, const char* op, const char* what);
 /// Throws tlk::Error "`op`: `what` failed: <cublasGetStatusString>" unless `status` is success.
 void check_cublas(cublasStatus_t status, const char* op, const char* what);
 
-/// CUDNN_DATA_FLOAT for f32, CUDNN_DATA_DOUBLE for f64; any other dtype is a tlk::Error naming `op`.
+/// CUDNN_DATA_FLOAT for f32, CUDNN_DATA_DOUBLE for f64, CUDNN_DATA_BFLOAT16 / CUDNN_DATA_HALF for
+/// bf16 / f16; any other dtype is a tlk::Error naming `op`.
 cudnnDataType_t cudnn_dtype(DType dtype, const char* op);
+/// The compute type of a convolution on `dtype` operands: float for f32 and the 16-bit types (which
+/// accumulate in f32), double for f64.
+cudnnDataType_t conv_compute_dtype(DType dtype, const char* op);
 /// The math type a convolution of `dtype` uses under the TF32 switch (Note [TF32 switch]).
 cudnnMathType_t conv_math_type(DType dtype);
 /// The cuBLAS compute type for a matrix product of `dtype` under the TF32 switch.

@@ -280,7 +280,7 @@ bool conv_engine_api() { return g_engine_api.load(); }
 bool engine_convolve(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y, const Conv3dOptions& opt,
                      const char* op, bool* searched) {
   if (searched) *searched = false;
-  require_cuda_float(x, op, "convolution input");
+  require_cuda_floating(x, op, "convolution input");
   require_same(w, x, op, "convolution filter");
   require_same(y, x, op, "convolution output");
   check(x.dim() == 5 && w.dim() == 5 && y.dim() == 5, "{}: the cuDNN engine path takes 5-D x, w, y, got {}, {}, {}", op,

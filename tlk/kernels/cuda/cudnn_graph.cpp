@@ -53,7 +53,7 @@ BackendDesc make_tensor(const Tensor& t, std::int64_t uid, const char* op) {
 
 BackendDesc make_convolution(const Conv3dOptions& opt, DType dtype, const char* op) {
   BackendDesc desc(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, op, "convolution");
-  const cudnnDataType_t compute = cudnn_dtype(dtype, op);  // FLOAT for f32, DOUBLE for f64
+  const cudnnDataType_t compute = conv_compute_dtype(dtype, op);  // DOUBLE for f64, else FLOAT
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   const std::int64_t dims = 3;
   desc.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute, op, "CUDNN_ATTR_CONVOLUTION_COMP_TYPE");
@@ -226,7 +226,8 @@ std::optional<EngineInfo> engine_info(const BackendDesc& config, DType dtype, co
                                            "nan"};
   EngineInfo info;
   info.precision_ok = true;
-  const bool strict = dtype == DType::f64 || !allow_tf32();
+  // The 16-bit types accumulate in f32: an engine that reduces in lower precision is refused.
+  const bool strict = dtype != DType::f32 || !allow_tf32();
   for (std::int64_t i = 0; i < std::min<std::int64_t>(count, CUDNN_NUMERICAL_NOTE_TYPE_COUNT); ++i) {
     const cudnnBackendNumericalNote_t note = notes[i];
     if (note >= 0 && note < CUDNN_NUMERICAL_NOTE_TYPE_COUNT)

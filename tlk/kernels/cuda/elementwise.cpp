@@ -73,13 +73,13 @@ void append_dim(int& ndim, std::int64_t* shape, std::int64_t* strides, std::int6
 
 Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
   const char* name = op_name(op);
-  require_cuda_float(a, name, "left operand");
+  require_cuda_floating(a, name, "left operand");
   require_same(b, a, name, "right operand");
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = empty_like_shape(a, shape);
   if (shape.numel() == 0) return out;
   const BroadcastGeometry g = broadcast_geometry(shape, broadcast_strides(a, shape), broadcast_strides(b, shape));
-  visit_floating(a.dtype(), name, [&](auto tag) {
+  visit_cuda_floating(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_binary<T>(ptr<T>(out), ptr<const T>(a), ptr<const T>(b), g, static_cast<int>(op), stream());
   });
@@ -87,14 +87,33 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
   return out;
 }
 
+void add_inplace(const Tensor& out, const Tensor& b) {
+  const char* name = "add_";
+  require_cuda_floating(out, name, "output");
+  require_same(b, out, name, "addend");
+  check(out.is_contiguous(), "{}: the output must be contiguous, got shape {} strides {}", name, out.shape().str(),
+        out.strides().str());
+  check(broadcast_shapes(out.shape(), b.shape(), name) == out.shape(), "{}: {} does not broadcast to the output {}",
+        name, b.shape().str(), out.shape().str());
+  if (out.numel() == 0) return;
+  // Each element reads only its own index of `out`, so writing in place is safe.
+  const BroadcastGeometry g =
+      broadcast_geometry(out.shape(), broadcast_strides(out, out.shape()), broadcast_strides(b, out.shape()));
+  visit_cuda_floating(out.dtype(), name, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_binary<T>(ptr<T>(out), ptr<const T>(out), ptr<const T>(b), g, kAdd, stream());
+  });
+  check_launch(name);
+}
+
 Tensor binary_scalar(const Tensor& a_in, double s, BinaryOp op, bool scalar_first) {
   const char* name = op_name(op);
-  require_cuda_float(a_in, name, "operand");
+  require_cuda_floating(a_in, name, "operand");
   Tensor a = contiguous(a_in);
   Tensor out = empty_like_shape(a, a.shape());
-  visit_floating(a.dtype(), name, [&](auto tag) {
+  visit_cuda_floating(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_binary_scalar<T>(ptr<T>(out), ptr<const T>(a), a.numel(), static_cast<T>(s), static_cast<int>(op),
+    launch_binary_scalar<T>(ptr<T>(out), ptr<const T>(a), a.numel(), s, static_cast<int>(op),
                             scalar_first, stream());
   });
   check_launch(name);
@@ -103,12 +122,12 @@ Tensor binary_scalar(const Tensor& a_in, double s, BinaryOp op, bool scalar_firs
 
 Tensor unary(const Tensor& x_in, UnaryOp op, double alpha) {
   const char* name = op_name(op);
-  require_cuda_float(x_in, name, "input");
+  require_cuda_floating(x_in, name, "input");
   Tensor x = contiguous(x_in);
   Tensor out = empty_like_shape(x, x.shape());
-  visit_floating(x.dtype(), name, [&](auto tag) {
+  visit_cuda_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_unary<T>(ptr<T>(out), ptr<const T>(x), x.numel(), static_cast<int>(op), static_cast<T>(alpha), stream());
+    launch_unary<T>(ptr<T>(out), ptr<const T>(x), x.numel(), static_cast<int>(op), alpha, stream());
   });
   check_launch(name);
   return out;
@@ -116,7 +135,7 @@ Tensor unary(const Tensor& x_in, UnaryOp op, double alpha) {
 
 Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y_in, UnaryOp op, double alpha) {
   const char* name = op_name(op);
-  require_cuda_float(grad_in, name, "gradient");
+  require_cuda_floating(grad_in, name, "gradient");
   const bool reads_input = unary_reads_input(op);
   const char* saved_name = reads_input ? "input" : "output";
   const Tensor& saved_in = reads_input ? x_in : y_in;
@@ -132,11 +151,11 @@ Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y
     saved = contiguous(saved_in);
   }
   Tensor out = empty_like_shape(grad, grad.shape());
-  visit_floating(grad.dtype(), name, [&](auto tag) {
+  visit_cuda_floating(grad.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* s = saved.defined() ? ptr<const T>(saved) : nullptr;
     launch_unary_backward<T>(ptr<T>(out), ptr<const T>(grad), reads_input ? s : nullptr, reads_input ? nullptr : s,
-                             grad.numel(), static_cast<int>(op), static_cast<T>(alpha), stream());
+                             grad.numel(), static_cast<int>(op), alpha, stream());
   });
   check_launch(name);
   return out;
@@ -150,7 +169,7 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
 }
 
 Tensor expand_to(const Tensor& x, const Shape& shape) {
-  require_cuda_float(x, "expand", "input");
+  require_cuda_floating(x, "expand", "input");
   const Shape target = broadcast_shapes(shape, x.shape(), "expand");
   Tensor out = empty_like_shape(x, target);
   const Dims strides = broadcast_strides(x, target);
@@ -160,7 +179,7 @@ Tensor expand_to(const Tensor& x, const Shape& shape) {
 }
 
 Tensor sum(const Tensor& x_in, const std::vector<int>& axes_in, bool keepdim) {
-  require_cuda_float(x_in, "sum", "input");
+  require_cuda_floating(x_in, "sum", "input");
   Tensor x = contiguous(x_in);
   const int nd = x.dim();
   std::vector<bool> reduce(static_cast<std::size_t>(nd), axes_in.empty());
@@ -185,7 +204,7 @@ Tensor sum(const Tensor& x_in, const std::vector<int>& axes_in, bool keepdim) {
     const std::int64_t chunks = sum_chunks(g);
     Tensor partials;
     if (chunks > 1) partials = Tensor::empty({g.outputs * chunks}, TensorOptions{DType::f64, x.device()});
-    visit_floating(x.dtype(), "sum", [&](auto tag) {
+    visit_cuda_floating(x.dtype(), "sum", [&](auto tag) {
       using T = typename decltype(tag)::type;
       launch_sum<T>(ptr<T>(out), ptr<const T>(x), g, partials.defined() ? ptr<double>(partials) : nullptr, chunks,
                     stream());

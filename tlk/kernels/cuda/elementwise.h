@@ -5,7 +5,8 @@
 #include "tlk/tensor/tensor.h"
 
 /// CUDA elementwise kernels: the API of kernels/ref/elementwise.h for f32 and f64 CUDA tensors (same
-/// names, signatures and results; sums accumulate in double). Inputs may be strided views; results are
+/// names, signatures and results; sums accumulate in double). Binary, unary and their backward, sums
+/// and add_inplace also take bf16 and f16 (computed in float, Note [Half precision on the GPU]). Inputs may be strided views; results are
 /// new contiguous tensors on the inputs' GPU.
 /// Example: `Tensor y = kernels::cuda::binary(a, b, BinaryOp::mul);  // a, b on cuda:0`
 namespace tlk::kernels::cuda {
@@ -39,6 +40,9 @@ Tensor expand_to(const Tensor& x, const Shape& shape);
 /// Sum over `axes` (all when empty), accumulated in double (Note [Parallel sum] in
 /// elementwise_launch.cu); keeps reduced axes as 1 when `keepdim`.
 Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim);
+/// out += b in place, `b` broadcast to out's shape (same dtype and GPU; `out` contiguous). For the
+/// bias of a convolution, whose output is fresh. Example: `add_inplace(y, bias.reshape({1, C, 1, 1, 1}));`
+void add_inplace(const Tensor& out, const Tensor& b);
 /// Elementwise `cond ? a : b` for a mask `cond` (nonzero = true; any dtype) on a's GPU, all of one shape.
 Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b);
 

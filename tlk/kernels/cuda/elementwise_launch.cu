@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "tlk/kernels/cuda/elementwise_launch.h"
+#include "tlk/kernels/cuda/numeric.cuh"
 
 namespace tlk::kernels::cuda {
 
@@ -116,7 +117,7 @@ __global__ void binary_kernel(T* out, const T* a, const T* b, BinaryIndex<I> g, 
       oa += rem * g.a[0];
       ob += rem * g.b[0];
     }
-    out[i] = binary_op<OP>(a[oa], b[ob]);
+    out[i] = store<T>(binary_op<OP>(load(a[oa]), load(b[ob])));
   }
 }
 
@@ -149,38 +150,46 @@ void binary_with(T* out, const T* a, const T* b, const BroadcastGeometry& g, cud
 }
 
 template <class T, int OP>
-__global__ void binary_scalar_kernel(T* out, const T* a, std::int64_t n, T s, bool scalar_first) {
+__global__ void binary_scalar_kernel(T* out, const T* a, std::int64_t n, double scalar, bool scalar_first) {
+  using C = compute_t<T>;
+  const C s = static_cast<C>(scalar);
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    out[i] = scalar_first ? binary_op<OP>(s, a[i]) : binary_op<OP>(a[i], s);
+    out[i] = store<T>(scalar_first ? binary_op<OP>(s, load(a[i])) : binary_op<OP>(load(a[i]), s));
 }
 
 // ---- Unary ops ----------------------------------------------------------------------------------------
 
 template <class T, int OP>
-__global__ void unary_kernel(T* out, const T* x, std::int64_t n, T alpha) {
+__global__ void unary_kernel(T* out, const T* x, std::int64_t n, double alpha_in) {
+  using C = compute_t<T>;
+  const C alpha = static_cast<C>(alpha_in);
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    out[i] = unary_op<OP>(x[i], alpha);
+    out[i] = store<T>(unary_op<OP>(load(x[i]), alpha));
 }
 
 template <class T, int OP>
-__global__ void unary_backward_kernel(T* out, const T* grad, const T* x, const T* y, std::int64_t n, T alpha) {
+__global__ void unary_backward_kernel(T* out, const T* grad, const T* x, const T* y, std::int64_t n,
+                                      double alpha_in) {
+  using C = compute_t<T>;
+  const C alpha = static_cast<C>(alpha_in);
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const T xv = reads_x(OP) ? x[i] : T(0);
-    const T yv = reads_y(OP) ? y[i] : T(0);
-    out[i] = grad[i] * unary_derivative<OP>(xv, yv, alpha);
+    const C xv = reads_x(OP) ? load(x[i]) : C(0);
+    const C yv = reads_y(OP) ? load(y[i]) : C(0);
+    out[i] = store<T>(load(grad[i]) * unary_derivative<OP>(xv, yv, alpha));
   }
 }
 
 template <class T, int OP>
-void unary_with(T* out, const T* x, std::int64_t n, T alpha, cudaStream_t stream) {
+void unary_with(T* out, const T* x, std::int64_t n, double alpha, cudaStream_t stream) {
   unary_kernel<T, OP><<<blocks_for(n), kThreads, 0, stream>>>(out, x, n, alpha);
 }
 
 template <class T, int OP>
-void unary_backward_with(T* out, const T* grad, const T* x, const T* y, std::int64_t n, T alpha, cudaStream_t stream) {
+void unary_backward_with(T* out, const T* grad, const T* x, const T* y, std::int64_t n, double alpha,
+                         cudaStream_t stream) {
   unary_backward_kernel<T, OP><<<blocks_for(n), kThreads, 0, stream>>>(out, grad, x, y, n, alpha);
 }
 
@@ -257,8 +266,8 @@ __global__ void sum_serial_kernel(T* out, const T* x, ReduceIndex<I> g, std::int
     const I base = offset_of(static_cast<I>(m), g.kept_ndim, g.kept_shape, g.kept_strides);
     double acc = 0.0;
     for (I r = 0; r < static_cast<I>(reduced); ++r)
-      acc += static_cast<double>(x[base + offset_of(r, g.reduced_ndim, g.reduced_shape, g.reduced_strides)]);
-    out[m] = static_cast<T>(acc);
+      acc += static_cast<double>(load(x[base + offset_of(r, g.reduced_ndim, g.reduced_shape, g.reduced_strides)]));
+    out[m] = store<T>(static_cast<compute_t<T>>(acc));
   }
 }
 
@@ -281,13 +290,13 @@ __global__ void sum_block_kernel(T* out, const T* x, ReduceIndex<I> g, std::int6
     const I base = offset_of(static_cast<I>(m), g.kept_ndim, g.kept_shape, g.kept_strides);
     double acc = 0.0;
     for (I r = begin + static_cast<I>(threadIdx.x); r < end; r += static_cast<I>(kThreads))
-      acc += static_cast<double>(x[base + offset_of(r, g.reduced_ndim, g.reduced_shape, g.reduced_strides)]);
+      acc += static_cast<double>(load(x[base + offset_of(r, g.reduced_ndim, g.reduced_shape, g.reduced_strides)]));
     shared[threadIdx.x] = acc;
     __syncthreads();
     block_tree_sum(shared);
     if (threadIdx.x == 0) {
       if (chunks == 1)
-        out[m] = static_cast<T>(shared[0]);
+        out[m] = store<T>(static_cast<compute_t<T>>(shared[0]));
       else
         partials[m * chunks + chunk] = shared[0];
     }
@@ -304,7 +313,7 @@ __global__ void sum_partials_kernel(T* out, const double* partials, std::int64_t
     shared[threadIdx.x] = acc;
     __syncthreads();
     block_tree_sum(shared);
-    if (threadIdx.x == 0) out[m] = static_cast<T>(shared[0]);
+    if (threadIdx.x == 0) out[m] = store<T>(static_cast<compute_t<T>>(shared[0]));
     __syncthreads();
   }
 }
@@ -352,7 +361,8 @@ void launch_binary(T* out, const T* a, const T* b, const BroadcastGeometry& g, i
 }
 
 template <class T>
-void launch_binary_scalar(T* out, const T* a, std::int64_t n, T s, int op, bool scalar_first, cudaStream_t stream) {
+void launch_binary_scalar(T* out, const T* a, std::int64_t n, double s, int op, bool scalar_first,
+                          cudaStream_t stream) {
   if (n == 0) return;
   visit_binary(op, [&](auto code) {
     binary_scalar_kernel<T, decltype(code)::value><<<blocks_for(n), kThreads, 0, stream>>>(out, a, n, s, scalar_first);
@@ -360,13 +370,13 @@ void launch_binary_scalar(T* out, const T* a, std::int64_t n, T s, int op, bool 
 }
 
 template <class T>
-void launch_unary(T* out, const T* x, std::int64_t n, int op, T alpha, cudaStream_t stream) {
+void launch_unary(T* out, const T* x, std::int64_t n, int op, double alpha, cudaStream_t stream) {
   if (n == 0) return;
   visit_unary(op, [&](auto code) { unary_with<T, decltype(code)::value>(out, x, n, alpha, stream); });
 }
 
 template <class T>
-void launch_unary_backward(T* out, const T* grad, const T* x, const T* y, std::int64_t n, int op, T alpha,
+void launch_unary_backward(T* out, const T* grad, const T* x, const T* y, std::int64_t n, int op, double alpha,
                            cudaStream_t stream) {
   if (n == 0) return;
   visit_unary(op, [&](auto code) { unary_backward_with<T, decltype(code)::value>(out, grad, x, y, n, alpha, stream); });
@@ -400,16 +410,22 @@ void launch_sum(T* out, const T* x, const ReduceGeometry& g, double* partials, s
 
 #define TLK_INSTANTIATE_ELEMENTWISE(T)                                                                          \
   template void launch_binary<T>(T*, const T*, const T*, const BroadcastGeometry&, int, cudaStream_t);         \
-  template void launch_binary_scalar<T>(T*, const T*, std::int64_t, T, int, bool, cudaStream_t);               \
-  template void launch_unary<T>(T*, const T*, std::int64_t, int, T, cudaStream_t);                             \
-  template void launch_unary_backward<T>(T*, const T*, const T*, const T*, std::int64_t, int, T, cudaStream_t); \
+  template void launch_binary_scalar<T>(T*, const T*, std::int64_t, double, int, bool, cudaStream_t);          \
+  template void launch_unary<T>(T*, const T*, std::int64_t, int, double, cudaStream_t);                        \
+  template void launch_unary_backward<T>(T*, const T*, const T*, const T*, std::int64_t, int, double,         \
+                                         cudaStream_t);                                                        \
+  template void launch_sum<T>(T*, const T*, const ReduceGeometry&, double*, std::int64_t, cudaStream_t);
+#define TLK_INSTANTIATE_WHERE(T)                                                                                \
   template void launch_where<T, std::uint8_t>(T*, const std::uint8_t*, const T*, const T*, std::int64_t,      \
                                               cudaStream_t);                                                   \
   template void launch_where<T, float>(T*, const float*, const T*, const T*, std::int64_t, cudaStream_t);      \
-  template void launch_where<T, double>(T*, const double*, const T*, const T*, std::int64_t, cudaStream_t);    \
-  template void launch_sum<T>(T*, const T*, const ReduceGeometry&, double*, std::int64_t, cudaStream_t);
+  template void launch_where<T, double>(T*, const double*, const T*, const T*, std::int64_t, cudaStream_t);
 
 TLK_INSTANTIATE_ELEMENTWISE(float)
 TLK_INSTANTIATE_ELEMENTWISE(double)
+TLK_INSTANTIATE_ELEMENTWISE(Bf16Bits)
+TLK_INSTANTIATE_ELEMENTWISE(F16Bits)
+TLK_INSTANTIATE_WHERE(float)
+TLK_INSTANTIATE_WHERE(double)
 
 }  // namespace tlk::kernels::cuda

@@ -1,9 +1,13 @@
 #pragma once
 // Raw-pointer launchers of the CUDA elementwise kernels (Note [CUDA kernel files] in launch.h):
-// instantiated for float and double, queued on `stream`; the caller checks the launch.
+// instantiated for float, double, Bf16Bits and F16Bits (where: float and double), queued on `stream`;
+// the caller checks the launch. Scalars come as double and are rounded to the compute type (float
+// for the 16-bit types, Note [Half precision on the GPU]).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+
+#include "tlk/kernels/cuda/half_types.h"
 
 namespace tlk::kernels::cuda {
 
@@ -39,13 +43,14 @@ template <class T>
 void launch_binary(T* out, const T* a, const T* b, const BroadcastGeometry& g, int op, cudaStream_t stream);
 /// out[i] = a[i] op s, or s op a[i] when `scalar_first`, for i < n.
 template <class T>
-void launch_binary_scalar(T* out, const T* a, std::int64_t n, T s, int op, bool scalar_first, cudaStream_t stream);
+void launch_binary_scalar(T* out, const T* a, std::int64_t n, double s, int op, bool scalar_first,
+                          cudaStream_t stream);
 /// out[i] = f(x[i]) for i < n (op a UnaryCode; alpha is leaky_relu's slope).
 template <class T>
-void launch_unary(T* out, const T* x, std::int64_t n, int op, T alpha, cudaStream_t stream);
+void launch_unary(T* out, const T* x, std::int64_t n, int op, double alpha, cudaStream_t stream);
 /// out[i] = grad[i] * f'(x[i], y[i]); `x` or `y` may be null when the op does not read it.
 template <class T>
-void launch_unary_backward(T* out, const T* grad, const T* x, const T* y, std::int64_t n, int op, T alpha,
+void launch_unary_backward(T* out, const T* grad, const T* x, const T* y, std::int64_t n, int op, double alpha,
                            cudaStream_t stream);
 /// out[i] = mask[i] != 0 ? a[i] : b[i]; M is std::uint8_t, float or double.
 template <class T, class M>

@@ -22,6 +22,14 @@ void require_cuda_float(const Tensor& t, const char* op, const char* what) {
   check_status(cudaSetDevice(t.device().index), op, "cudaSetDevice");
 }
 
+void require_cuda_floating(const Tensor& t, const char* op, const char* what) {
+  check(t.defined(), "{}: {} is undefined", op, what);
+  check(t.device().is_cuda() && is_floating(t.dtype()),
+        "{}: {} must be an f32, f64, bf16 or f16 CUDA tensor, got {} on {} (shape {})", op, what, dtype_name(t.dtype()),
+        t.device().str(), t.shape().str());
+  check_status(cudaSetDevice(t.device().index), op, "cudaSetDevice");
+}
+
 void require_same(const Tensor& t, const Tensor& like, const char* op, const char* what) {
   check(t.defined(), "{}: {} is undefined", op, what);
   check(t.device() == like.device() && t.dtype() == like.dtype(),

@@ -10,7 +10,9 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string_view>
 
+#include "tlk/kernels/cuda/half_types.h"
 #include "tlk/tensor/error.h"
 #include "tlk/tensor/tensor.h"
 
@@ -28,6 +30,9 @@ cudaStream_t stream();
 /// Checks that `t` is defined, on a CUDA device, of dtype f32 or f64, and makes its device current.
 /// Message: "`op`: `what` must be an f32 or f64 CUDA tensor, got <dtype> on <device>".
 void require_cuda_float(const Tensor& t, const char* op, const char* what);
+/// As require_cuda_float, but bf16 and f16 pass too (for the kernels that take them, Note [Half
+/// precision on the GPU] in half_types.h).
+void require_cuda_floating(const Tensor& t, const char* op, const char* what);
 /// Checks that `t` is on the same CUDA device and has the same dtype as `like`.
 void require_same(const Tensor& t, const Tensor& like, const char* op, const char* what);
 /// A contiguous (plain NCDHW row-major) tensor with `t`'s data, on `t`'s device: `t` itself when it
@@ -35,6 +40,24 @@ void require_same(const Tensor& t, const Tensor& like, const char* op, const cha
 Tensor contiguous(const Tensor& t);
 /// An uninitialised contiguous tensor of `shape` on `like`'s device with `like`'s dtype.
 Tensor empty_like_shape(const Tensor& like, const Shape& shape);
+
+/// Calls `fn(TypeTag<T>{})` with T float, double, Bf16Bits or F16Bits for the floating dtype `t`.
+/// Example: `visit_cuda_floating(x.dtype(), "relu", [&](auto tag) { using T = typename decltype(tag)::type; });`
+template <class Fn>
+decltype(auto) visit_cuda_floating(DType t, std::string_view op, Fn&& fn) {
+  switch (t) {
+    case DType::f32:
+      return fn(TypeTag<float>{});
+    case DType::f64:
+      return fn(TypeTag<double>{});
+    case DType::bf16:
+      return fn(TypeTag<Bf16Bits>{});
+    case DType::f16:
+      return fn(TypeTag<F16Bits>{});
+    default:
+      fail("{}: dtype {} is not a floating dtype", op, dtype_name(t));
+  }
+}
 
 /// Blocks for a grid-stride loop over `n` items at `threads` per block (at least 1, capped so the
 /// grid stays within limits; the kernel loops over the rest).

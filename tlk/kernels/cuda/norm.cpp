@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "tlk/kernels/cuda/launch.h"
 #include "tlk/kernels/cuda/norm_launch.h"
@@ -19,6 +20,25 @@ T* ptr(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
+// The element type of the parameters and statistics that go with inputs of element type T (Note
+// [Half precision on the GPU]): float for the 16-bit types, T otherwise.
+template <class T>
+using param_t = std::conditional_t<std::is_same_v<T, Bf16Bits> || std::is_same_v<T, F16Bits>, float, T>;
+
+DType param_dtype(DType x) { return x == DType::bf16 || x == DType::f16 ? DType::f32 : x; }
+
+// A [C]-like tensor of the parameter dtype that goes with `x`, on x's device.
+Tensor empty_params(const Tensor& x, const Shape& shape) {
+  return Tensor::empty(shape, TensorOptions{param_dtype(x.dtype()), x.device()});
+}
+
+// Checks that `t` is on x's GPU with the parameter dtype that goes with x.
+void require_param(const Tensor& t, const Tensor& x, const char* op, const char* what) {
+  check(t.device() == x.device() && t.dtype() == param_dtype(x.dtype()),
+        "{}: {} is {} on {}, expected {} on {} for an input of {}", op, what, dtype_name(t.dtype()), t.device().str(),
+        dtype_name(param_dtype(x.dtype())), x.device().str(), dtype_name(x.dtype()));
+}
+
 NormGroups instance_groups(const Shape& x) {
   const ref::ChannelView v = ref::ChannelView::of(x);
   return {v.outer * v.channels, v.channels, 1, v.inner, 0};
@@ -29,10 +49,10 @@ NormGroups batch_groups(const Shape& x) {
   return {v.channels, v.channels, v.outer, v.inner, v.channels * v.inner};
 }
 
-// Checks that `t`, when defined, is a [C] tensor on x's device with x's dtype.
+// Checks that `t`, when defined, is a [C] tensor on x's device with the parameter dtype of x.
 void check_per_channel(const char* op, const Tensor& t, const char* what, const Tensor& x) {
   if (!t.defined()) return;
-  require_same(t, x, op, what);
+  require_param(t, x, op, what);
   check(t.shape() == Shape{x.shape()[1]}, "{}: {} has shape {}, expected [{}] (one per channel of input {})", op, what,
         t.shape().str(), x.shape()[1], x.shape().str());
 }
@@ -40,7 +60,7 @@ void check_per_channel(const char* op, const Tensor& t, const char* what, const 
 // The checks of the reference's check_common, plus: every tensor is on the input's GPU.
 void check_common(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias, int min_dim,
                   const char* expected_layout, double eps) {
-  require_cuda_float(x, op, "input");
+  require_cuda_floating(x, op, "input");
   check(x.dim() >= min_dim, "{}: expected an input {} (at least {}-D), got {}-D with shape {}", op, expected_layout,
         min_dim, x.dim(), x.shape().str());
   check(x.numel() > 0, "{}: input of shape {} is empty", op, x.shape().str());
@@ -66,20 +86,21 @@ NormForward forward(const char* op, const Tensor& x, const Tensor& w, const Tens
                     const Shape& stats_shape, double eps, const Tensor& running_mean, const Tensor& running_var,
                     double momentum, bool from_running) {
   check_grid(op, gr);
-  NormForward out{empty_like_shape(x, x.shape()), empty_like_shape(x, stats_shape), empty_like_shape(x, stats_shape)};
+  NormForward out{empty_like_shape(x, x.shape()), empty_params(x, stats_shape), empty_params(x, stats_shape)};
   Tensor scale_shift = scratch(x, 3 * gr.count);  // {scale, mean, bias} per group
   Tensor partial = from_running ? Tensor() : scratch(x, 2 * gr.count * launch::norm_parts(gr));
-  visit_floating(x.dtype(), op, [&](auto tag) {
+  visit_cuda_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using P = param_t<T>;
     if (from_running) {
-      check_status(launch::norm_stats_from_running<T>(ptr<T>(running_mean), ptr<T>(running_var), gr.count, eps,
-                                                      ptr<T>(w), ptr<T>(b), ptr<T>(out.mean), ptr<T>(out.inv_std),
+      check_status(launch::norm_stats_from_running<P>(ptr<P>(running_mean), ptr<P>(running_var), gr.count, eps,
+                                                      ptr<P>(w), ptr<P>(b), ptr<P>(out.mean), ptr<P>(out.inv_std),
                                                       ptr<double>(scale_shift), stream()),
                    op, "statistics kernel launch");
     } else {
-      check_status(launch::norm_stats<T>(ptr<T>(x), gr, eps, ptr<T>(w), ptr<T>(b), ptr<T>(out.mean),
-                                         ptr<T>(out.inv_std), ptr<double>(scale_shift), ptr<T>(running_mean),
-                                         ptr<T>(running_var), momentum, ptr<double>(partial), stream()),
+      check_status(launch::norm_stats<T, P>(ptr<T>(x), gr, eps, ptr<P>(w), ptr<P>(b), ptr<P>(out.mean),
+                                            ptr<P>(out.inv_std), ptr<double>(scale_shift), ptr<P>(running_mean),
+                                            ptr<P>(running_var), momentum, ptr<double>(partial), stream()),
                    op, "statistics kernel launch");
     }
     check_status(launch::norm_apply<T>(ptr<T>(x), gr, ptr<double>(scale_shift), ptr<T>(out.output), stream()), op,
@@ -92,7 +113,7 @@ void check_saved_input(const char* op, const Tensor& x, int min_dim, const char*
   check(x.defined() && x.dim() >= min_dim, "{}: expected the saved input {} (at least {}-D), got {}", op,
         expected_layout, min_dim,
         x.defined() ? fmt::format("{}-D with shape {}", x.dim(), x.shape().str()) : std::string("an undefined tensor"));
-  require_cuda_float(x, op, "input");
+  require_cuda_floating(x, op, "input");
 }
 
 NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, const Tensor& w_in, const Tensor& mean_in,
@@ -100,8 +121,8 @@ NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, co
   check(grad_in.defined() && mean_in.defined() && inv_std_in.defined(),
         "{}: grad_output, mean and inv_std must be defined", op);
   require_same(grad_in, x_in, op, "grad_output");
-  require_same(mean_in, x_in, op, "mean");
-  require_same(inv_std_in, x_in, op, "inv_std");
+  require_param(mean_in, x_in, op, "mean");
+  require_param(inv_std_in, x_in, op, "inv_std");
   check(grad_in.shape() == x_in.shape(), "{}: grad_output has shape {}, expected the input's shape {}", op,
         grad_in.shape().str(), x_in.shape().str());
   check_per_channel(op, w_in, "weight", x_in);
@@ -112,13 +133,14 @@ NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, co
   const Tensor g = contiguous(grad_in), x = contiguous(x_in), w = optional_contiguous(w_in);
   const Tensor mean = contiguous(mean_in), inv_std = contiguous(inv_std_in);
   const Shape channel_shape{gr.channels};
-  NormGrads out{empty_like_shape(x, x.shape()), empty_like_shape(x, channel_shape), empty_like_shape(x, channel_shape)};
+  NormGrads out{empty_like_shape(x, x.shape()), empty_params(x, channel_shape), empty_params(x, channel_shape)};
   Tensor partial = scratch(x, 2 * gr.count * launch::norm_parts(gr)), coef = scratch(x, 5 * gr.count);
-  visit_floating(x.dtype(), op, [&](auto tag) {
+  visit_cuda_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_status(launch::norm_backward<T>(ptr<T>(g), ptr<T>(x), gr, ptr<T>(w), ptr<T>(mean), ptr<T>(inv_std),
-                                          stats_from_input, ptr<T>(out.input), ptr<T>(out.weight), ptr<T>(out.bias),
-                                          ptr<double>(partial), ptr<double>(coef), stream()),
+    using P = param_t<T>;
+    check_status(launch::norm_backward<T, P>(ptr<T>(g), ptr<T>(x), gr, ptr<P>(w), ptr<P>(mean), ptr<P>(inv_std),
+                                             stats_from_input, ptr<T>(out.input), ptr<P>(out.weight),
+                                             ptr<P>(out.bias), ptr<double>(partial), ptr<double>(coef), stream()),
                  op, "kernel launch");
   });
   return out;

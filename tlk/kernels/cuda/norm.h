@@ -3,7 +3,9 @@
 #include "tlk/kernels/ref/norm.h"
 #include "tlk/tensor/tensor.h"
 
-/// Instance and batch normalisation on CUDA tensors (f32 or f64, on one GPU): the same functions,
+/// Instance and batch normalisation on CUDA tensors (f32 or f64, on one GPU; also bf16 and f16
+/// inputs, whose weight, bias, running statistics, saved mean / inv_std and their gradients are f32:
+/// Note [Half precision on the GPU]): the same functions,
 /// arguments and results as kernels/ref/norm.h, statistics accumulated in double (Note [GPU
 /// normalisation statistics] in norm_launch.cu). Shapes: input [N, C, ...] (instance norm at least
 /// 3-D; batch norm also [N, C]), weight and bias [C] or undefined. Results are new contiguous tensors

@@ -5,6 +5,7 @@
 
 #include "tlk/kernels/cuda/block_sum.cuh"
 #include "tlk/kernels/cuda/norm_launch.h"
+#include "tlk/kernels/cuda/numeric.cuh"
 
 namespace tlk::kernels::cuda::launch {
 
@@ -70,10 +71,10 @@ __global__ void stats_partial_kernel(const T* x, NormGroups gr, Parts p, double*
   const std::int64_t begin = part * p.part_len;
   const std::int64_t size = gr.segments * gr.length;
   const std::int64_t end = begin + p.part_len < size ? begin + p.part_len : size;
-  const double shift = static_cast<double>(x[g * gr.length]);
+  const double shift = static_cast<double>(load(x[g * gr.length]));
   double acc[2] = {0.0, 0.0};
   for_group_range(gr, g, begin, end, [&](std::int64_t i) {
-    const double d = static_cast<double>(x[i]) - shift;
+    const double d = static_cast<double>(load(x[i])) - shift;
     acc[0] += d;
     acc[1] += d * d;
   });
@@ -86,10 +87,10 @@ __global__ void stats_partial_kernel(const T* x, NormGroups gr, Parts p, double*
 
 // One thread per group: adds the parts, writes the statistics, the affine map and (batch norm in
 // training) the running statistics (the reference's Note [Running statistics]).
-template <class T>
-__global__ void stats_finish_kernel(const T* x, NormGroups gr, Parts p, const double* partial, double eps, const T* w,
-                                    const T* b, T* mean, T* inv_std, double* scale_shift, T* running_mean,
-                                    T* running_var, double momentum) {
+template <class T, class P>
+__global__ void stats_finish_kernel(const T* x, NormGroups gr, Parts p, const double* partial, double eps, const P* w,
+                                    const P* b, P* mean, P* inv_std, double* scale_shift, P* running_mean,
+                                    P* running_var, double momentum) {
   for (std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; g < gr.count;
        g += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     double s1 = 0.0, s2 = 0.0;
@@ -101,10 +102,10 @@ __global__ void stats_finish_kernel(const T* x, NormGroups gr, Parts p, const do
     const double d = s1 / m;
     double var = s2 / m - d * d;
     if (var < 0.0) var = 0.0;
-    const double mu = static_cast<double>(x[g * gr.length]) + d;
+    const double mu = static_cast<double>(load(x[g * gr.length])) + d;
     const double r = 1.0 / sqrt(var + eps);
-    mean[g] = static_cast<T>(mu);
-    inv_std[g] = static_cast<T>(r);
+    mean[g] = static_cast<P>(mu);
+    inv_std[g] = static_cast<P>(r);
     const std::int64_t c = g % gr.channels;
     const double scale = r * (w ? static_cast<double>(w[c]) : 1.0);
     scale_shift[3 * g] = scale;
@@ -112,8 +113,8 @@ __global__ void stats_finish_kernel(const T* x, NormGroups gr, Parts p, const do
     scale_shift[3 * g + 2] = b ? static_cast<double>(b[c]) : 0.0;
     if (running_mean) {
       const double k = momentum;
-      running_mean[g] = static_cast<T>((1.0 - k) * static_cast<double>(running_mean[g]) + k * mu);
-      running_var[g] = static_cast<T>((1.0 - k) * static_cast<double>(running_var[g]) + k * var * m / (m - 1.0));
+      running_mean[g] = static_cast<P>((1.0 - k) * static_cast<double>(running_mean[g]) + k * mu);
+      running_var[g] = static_cast<P>((1.0 - k) * static_cast<double>(running_var[g]) + k * var * m / (m - 1.0));
     }
   }
 }
@@ -179,13 +180,13 @@ struct ApplyOp {
     // Note [Centre before scaling]: (x − μ)·s + b, not x·s + (b − μ·s): the latter cancels two terms
     // of size |μ·s| and keeps their rounding (a group of one voxel would not come out as exactly b).
     const double* m = scale_shift + 3 * g;
-    y[i] = static_cast<T>((static_cast<double>(x[i]) - m[1]) * m[0] + m[2]);
+    y[i] = store<T>(static_cast<compute_t<T>>((static_cast<double>(load(x[i])) - m[1]) * m[0] + m[2]));
   }
 };
 
 // Block b reduces part b % parts of group b / parts of the backward: {Σ g, Σ g·x̂}.
-template <class T>
-__global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Parts p, const T* mean, const T* inv_std,
+template <class T, class P>
+__global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Parts p, const P* mean, const P* inv_std,
                                     double* partial) {
   const std::int64_t g = blockIdx.x / p.parts, part = blockIdx.x % p.parts;
   const std::int64_t begin = part * p.part_len;
@@ -194,9 +195,9 @@ __global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Pa
   const double mu = static_cast<double>(mean[g]), r = static_cast<double>(inv_std[g]);
   double acc[2] = {0.0, 0.0};
   for_group_range(gr, g, begin, end, [&](std::int64_t i) {
-    const double gi = static_cast<double>(grad[i]);
+    const double gi = static_cast<double>(load(grad[i]));
     acc[0] += gi;
-    acc[1] += gi * (static_cast<double>(x[i]) - mu) * r;
+    acc[1] += gi * (static_cast<double>(load(x[i])) - mu) * r;
   });
   block_sum<2>(acc);
   if (threadIdx.x == 0) {
@@ -206,9 +207,9 @@ __global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Pa
 }
 
 // One thread per group: coef[5g..5g+4] = {μ, σ⁻¹, γσ⁻¹, Σg, Σg·x̂}.
-template <class T>
-__global__ void grad_finish_kernel(NormGroups gr, Parts p, const double* partial, const T* w, const T* mean,
-                                   const T* inv_std, double* coef) {
+template <class P>
+__global__ void grad_finish_kernel(NormGroups gr, Parts p, const double* partial, const P* w, const P* mean,
+                                   const P* inv_std, double* coef) {
   for (std::int64_t g = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; g < gr.count;
        g += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     double sg = 0.0, sgx = 0.0;
@@ -226,8 +227,8 @@ __global__ void grad_finish_kernel(NormGroups gr, Parts p, const double* partial
 }
 
 // One thread per channel: dγ = Σ Σg·x̂ and dβ = Σ Σg over the channel's groups, in group order.
-template <class T>
-__global__ void channel_grads_kernel(NormGroups gr, const double* coef, T* dw, T* db) {
+template <class P>
+__global__ void channel_grads_kernel(NormGroups gr, const double* coef, P* dw, P* db) {
   for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c < gr.channels;
        c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     double acc_w = 0.0, acc_b = 0.0;
@@ -235,8 +236,8 @@ __global__ void channel_grads_kernel(NormGroups gr, const double* coef, T* dw, T
       acc_w += coef[5 * g + 4];
       acc_b += coef[5 * g + 3];
     }
-    dw[c] = static_cast<T>(acc_w);
-    db[c] = static_cast<T>(acc_b);
+    dw[c] = static_cast<P>(acc_w);
+    db[c] = static_cast<P>(acc_b);
   }
 }
 
@@ -250,12 +251,13 @@ struct GradInputOp {
   bool stats_from_input;
   __device__ void operator()(std::int64_t row, std::int64_t i) const {
     const double* c = coef + 5 * (row % count);
-    const double gi = static_cast<double>(grad[i]);
+    using C = compute_t<T>;
+    const double gi = static_cast<double>(load(grad[i]));
     if (stats_from_input) {
-      const double xhat = (static_cast<double>(x[i]) - c[0]) * c[1];
-      dx[i] = static_cast<T>(c[2] * (gi - c[3] / m - xhat * (c[4] / m)));
+      const double xhat = (static_cast<double>(load(x[i])) - c[0]) * c[1];
+      dx[i] = store<T>(static_cast<C>(c[2] * (gi - c[3] / m - xhat * (c[4] / m))));
     } else {
-      dx[i] = static_cast<T>(c[2] * gi);
+      dx[i] = store<T>(static_cast<C>(c[2] * gi));
     }
   }
 };
@@ -269,9 +271,9 @@ unsigned small_grid(std::int64_t n) {
 
 std::int64_t norm_parts(const NormGroups& groups) { return parts_of(groups).parts; }
 
-template <class T>
-cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const T* weight, const T* bias, T* mean,
-                       T* inv_std, double* scale_shift, T* running_mean, T* running_var, double momentum,
+template <class T, class P>
+cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const P* weight, const P* bias, P* mean,
+                       P* inv_std, double* scale_shift, P* running_mean, P* running_var, double momentum,
                        double* partial, cudaStream_t stream) {
   const Parts p = parts_of(groups);
   stats_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(x, groups, p,
@@ -282,9 +284,9 @@ cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const T
   return cudaGetLastError();
 }
 
-template <class T>
-cudaError_t norm_stats_from_running(const T* running_mean, const T* running_var, std::int64_t channels, double eps,
-                                    const T* weight, const T* bias, T* mean, T* inv_std, double* scale_shift,
+template <class P>
+cudaError_t norm_stats_from_running(const P* running_mean, const P* running_var, std::int64_t channels, double eps,
+                                    const P* weight, const P* bias, P* mean, P* inv_std, double* scale_shift,
                                     cudaStream_t stream) {
   stats_from_running_kernel<<<small_grid(channels), 256, 0, stream>>>(running_mean, running_var, channels, eps, weight,
                                                                       bias, mean, inv_std, scale_shift);
@@ -297,9 +299,9 @@ cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale
                      stream);
 }
 
-template <class T>
-cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const T* weight, const T* mean,
-                          const T* inv_std, bool stats_from_input, T* grad_input, T* grad_weight, T* grad_bias,
+template <class T, class P>
+cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const P* weight, const P* mean,
+                          const P* inv_std, bool stats_from_input, T* grad_input, P* grad_weight, P* grad_bias,
                           double* partial, double* coef, cudaStream_t stream) {
   const Parts p = parts_of(groups);
   grad_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(
@@ -314,16 +316,21 @@ cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, c
   return launch_rows(groups.count * groups.segments, groups.length, op, stream);
 }
 
-#define TLK_NORM_INSTANTIATE(T)                                                                                        \
-  template cudaError_t norm_stats<T>(const T*, const NormGroups&, double, const T*, const T*, T*, T*, double*, T*, T*, \
-                                     double, double*, cudaStream_t);                                                   \
-  template cudaError_t norm_stats_from_running<T>(const T*, const T*, std::int64_t, double, const T*, const T*, T*,    \
-                                                  T*, double*, cudaStream_t);                                          \
-  template cudaError_t norm_apply<T>(const T*, const NormGroups&, const double*, T*, cudaStream_t);                    \
-  template cudaError_t norm_backward<T>(const T*, const T*, const NormGroups&, const T*, const T*, const T*, bool, T*, \
-                                        T*, T*, double*, double*, cudaStream_t);
-TLK_NORM_INSTANTIATE(float)
-TLK_NORM_INSTANTIATE(double)
+#define TLK_NORM_INSTANTIATE(T, P)                                                                             \
+  template cudaError_t norm_stats<T, P>(const T*, const NormGroups&, double, const P*, const P*, P*, P*, double*, P*, \
+                                        P*, double, double*, cudaStream_t);                                          \
+  template cudaError_t norm_apply<T>(const T*, const NormGroups&, const double*, T*, cudaStream_t);                  \
+  template cudaError_t norm_backward<T, P>(const T*, const T*, const NormGroups&, const P*, const P*, const P*, bool,  \
+                                           T*, P*, P*, double*, double*, cudaStream_t);
+TLK_NORM_INSTANTIATE(float, float)
+TLK_NORM_INSTANTIATE(double, double)
+TLK_NORM_INSTANTIATE(Bf16Bits, float)
+TLK_NORM_INSTANTIATE(F16Bits, float)
+template cudaError_t norm_stats_from_running<float>(const float*, const float*, std::int64_t, double, const float*,
+                                                    const float*, float*, float*, double*, cudaStream_t);
+template cudaError_t norm_stats_from_running<double>(const double*, const double*, std::int64_t, double,
+                                                     const double*, const double*, double*, double*, double*,
+                                                     cudaStream_t);
 #undef TLK_NORM_INSTANTIATE
 
 }  // namespace tlk::kernels::cuda::launch

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "tlk/kernels/cuda/half_types.h"
+
 namespace tlk::kernels::cuda::launch {
 
 /// The elements that share one mean and variance, as the reference's Note [Normalisation groups]:
@@ -22,22 +24,26 @@ struct NormGroups {
 /// 2 * count * norm_parts(groups) doubles.
 std::int64_t norm_parts(const NormGroups& groups);
 
-/// Per group: mean and 1/sqrt(var + eps) from the input (biased variance), written as T to `mean`
+/// T is the element type of the input, output and gradients (float, double, Bf16Bits, F16Bits); P
+/// that of the affine parameters, statistics and their gradients (T for float and double, float for
+/// the 16-bit types: Note [Half precision on the GPU]).
+///
+/// Per group: mean and 1/sqrt(var + eps) from the input (biased variance), written as P to `mean`
 /// and `inv_std` ([count]) and as the double map y = (x − mean) · scale + bias to `scale_shift`
 /// ([3 * count]: scale, mean and bias of group g at 3g, 3g + 1, 3g + 2) with `weight`, `bias`
 /// ([channels] or null).
 /// When `running_mean` is not null (batch norm in training) it and `running_var` move towards the
 /// batch statistics with `momentum` (unbiased variance). `partial` is scratch (see norm_parts).
-template <class T>
-cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const T* weight, const T* bias, T* mean,
-                       T* inv_std, double* scale_shift, T* running_mean, T* running_var, double momentum,
+template <class T, class P>
+cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const P* weight, const P* bias, P* mean,
+                       P* inv_std, double* scale_shift, P* running_mean, P* running_var, double momentum,
                        double* partial, cudaStream_t stream);
 
 /// Batch norm in evaluation: the statistics are the running ones (count = channels groups):
 /// mean = running_mean, inv_std = 1/sqrt(running_var + eps), and the affine map as norm_stats.
-template <class T>
-cudaError_t norm_stats_from_running(const T* running_mean, const T* running_var, std::int64_t channels, double eps,
-                                    const T* weight, const T* bias, T* mean, T* inv_std, double* scale_shift,
+template <class P>
+cudaError_t norm_stats_from_running(const P* running_mean, const P* running_var, std::int64_t channels, double eps,
+                                    const P* weight, const P* bias, P* mean, P* inv_std, double* scale_shift,
                                     cudaStream_t stream);
 
 /// y = (x − mean) · scale + bias (in double) with group r % count's map for row r.
@@ -48,9 +54,9 @@ cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale
 /// each the in-order sum over the channel's groups). `mean` and `inv_std` are the saved statistics
 /// ([count]); `weight` may be null (γ = 1). `stats_from_input` is false for batch norm in evaluation
 /// (dx = γσ⁻¹g). `partial` is scratch as for norm_stats; `coef` scratch of 5 * count doubles.
-template <class T>
-cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const T* weight, const T* mean,
-                          const T* inv_std, bool stats_from_input, T* grad_input, T* grad_weight, T* grad_bias,
+template <class T, class P>
+cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const P* weight, const P* mean,
+                          const P* inv_std, bool stats_from_input, T* grad_input, P* grad_weight, P* grad_bias,
                           double* partial, double* coef, cudaStream_t stream);
 
 }  // namespace tlk::kernels::cuda::launch
