@@ -21,6 +21,7 @@ the table adds each side's peak GPU memory held by tensors:
   python3 bench/compare_pytorch.py --rounds 3 -- --device cuda --batch 2 --patch 128,128,128 --iters 20
 """
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -47,6 +48,8 @@ def bench_args(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--tf32", choices=["on", "off"], default="on")
+    p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32")
+    p.add_argument("--conv-search", choices=["heuristic", "exhaustive"], default="heuristic")
     return p.parse_args(argv)
 
 
@@ -124,22 +127,34 @@ def torch_worker(a, kernels=0):
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 
+    # --precision bf16 / f16: torch.autocast with f32 master weights (f16 with a GradScaler), as
+    # TLK's AutocastGuard; the losses run in f32 (softmax and cross-entropy are on autocast's f32 list).
+    amp_dtype = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[a.precision]
+    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+    scaler = torch.amp.GradScaler("cuda") if a.precision == "f16" else None
+
     def train_step():
         net.train()
         opt.zero_grad()
-        outs = net(x)
-        loss = 0
-        for i, o in enumerate(outs):
-            if w[i] == 0:
-                continue
-            s = [patch[k] // o.shape[2 + k] for k in range(3)]
-            loss = loss + w[i] * dice_ce(o, labels[:, ::s[0], ::s[1], ::s[2]])
-        loss.backward()
-        opt.step()
+        with autocast():
+            outs = net(x)
+            loss = 0
+            for i, o in enumerate(outs):
+                if w[i] == 0:
+                    continue
+                s = [patch[k] // o.shape[2 + k] for k in range(3)]
+                loss = loss + w[i] * dice_ce(o.float(), labels[:, ::s[0], ::s[1], ::s[2]])
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
 
     def forward():
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             net(x, deep_supervision=False)
 
     def timed(fn):

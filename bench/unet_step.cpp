@@ -22,7 +22,9 @@
 
 #include "timing.h"
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/profiler.h"
+#include "tlk/nn/grad_scaler.h"
 #include "tlk/kernels/cpu/primitive_cache.h"
 #include "tlk/nn/deep_supervision_loss.h"
 #include "tlk/nn/sgd.h"
@@ -57,6 +59,8 @@ Options (defaults in brackets):
   --device D           cpu or cuda [cpu]
   --tf32 on|off        TF32 tensor cores for f32 convolutions on the GPU [on]
   --conv-api A         engine (cuDNN's graph API, falling back per shape) or legacy [engine]
+  --precision P        f32, bf16 or f16 (GPU only: autocast with f32 master weights; f16 with
+                       dynamic loss scaling) [f32]
   --conv-search S      heuristic (up to 10 plans from cuDNN's heuristics, as PyTorch) or exhaustive
                        (every engine that accepts a shape) [heuristic]
   --profile            after the timed steps, one profiled step: time per op, forward and backward
@@ -113,6 +117,7 @@ int run(int argc, char** argv) {
   int iters = 3;
   Device device = Device::cpu();
   bool tf32 = true, profile = false, conv_engine = true, exhaustive = false;
+  DType precision = DType::f32;
   std::vector<std::int64_t> patch{64, 64, 64};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -151,6 +156,9 @@ int run(int argc, char** argv) {
       } else if (a == "--conv-api") {
         check(v == "engine" || v == "legacy", "unet_step: --conv-api must be engine or legacy, got '{}'", v);
         conv_engine = v == "engine";
+      } else if (a == "--precision") {
+        check(v == "f32" || v == "bf16" || v == "f16", "unet_step: --precision must be f32, bf16 or f16, got '{}'", v);
+        precision = v == "f32" ? DType::f32 : (v == "bf16" ? DType::bf16 : DType::f16);
       } else if (a == "--conv-search") {
         check(v == "heuristic" || v == "exhaustive", "unet_step: --conv-search must be heuristic or exhaustive, got '{}'",
               v);
@@ -167,6 +175,8 @@ int run(int argc, char** argv) {
   }
   check(patch.size() == 3, "unet_step: --patch needs three extents D,H,W, got {} values", patch.size());
   check(batch >= 1 && iters >= 1 && levels >= 2 && classes >= 2, "unet_step: batch, iters >= 1, levels, classes >= 2");
+  check(precision == DType::f32 || device.is_cuda(), "unet_step: --precision {} needs --device cuda (16-bit tensors "
+        "live on the GPU)", dtype_name(precision));
 
   Generator gen(static_cast<std::uint64_t>(seed));
   nn::UNetConfig config = nn::UNetConfig::isotropic(static_cast<int>(levels), 1, classes);
@@ -187,25 +197,40 @@ int run(int argc, char** argv) {
   const Shape patch_shape{patch[0], patch[1], patch[2]};
   Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen).to(device);
   Tensor labels = ball_labels(batch, patch_shape, classes, gen).to(device);
-  fmt::print("# UNet: {} stages, {}..{} features, {} parameters; batch {}, patch {}x{}x{}, {} thread(s), {}{}\n",
+  fmt::print("# UNet: {} stages, {}..{} features, {} parameters; batch {}, patch {}x{}x{}, {} thread(s), {}{}{}\n",
              levels, base, config.features(static_cast<int>(levels) - 1), net.parameter_count(), batch, patch[0],
              patch[1], patch[2], omp_get_max_threads(), device.str(),
-             device.is_cuda() ? (tf32 ? " (TF32 on)" : " (TF32 off)") : "");
+             device.is_cuda() ? (tf32 ? " (TF32 on" : " (TF32 off") : "",
+             device.is_cuda() ? fmt::format(", {})", dtype_name(precision)) : "");
 
   double last_loss = 0, optimizer_ms = 0;
+  nn::GradScaler scaler;  // f16 only (Note [Loss scaling])
+  const std::vector<Tensor> params = net.parameters();
   auto train_step = [&] {
     net.train();
     net.set_deep_supervision(true);
     sgd.zero_grad();
-    Tensor loss = nn::deep_supervision_loss(net.forward(x), labels, net.deep_supervision_weights());
-    loss.backward();
-    const double before_step = profile ? autograd::synchronized_now_ms() : 0.0;
-    sgd.step();
-    if (profile) optimizer_ms = autograd::synchronized_now_ms() - before_step;
+    Tensor loss;
+    {
+      AutocastGuard amp(precision);
+      loss = nn::deep_supervision_loss(net.forward(x), labels, net.deep_supervision_weights());
+    }
+    if (precision == DType::f16) {
+      scaler.scale(loss).backward();
+      const bool finite = scaler.unscale(params);
+      if (finite) sgd.step();
+      scaler.update(!finite);
+    } else {
+      loss.backward();
+      const double before_step = profile ? autograd::synchronized_now_ms() : 0.0;
+      sgd.step();
+      if (profile) optimizer_ms = autograd::synchronized_now_ms() - before_step;
+    }
     last_loss = loss.item();
   };
   auto forward = [&] {
     NoGradGuard no_grad;
+    AutocastGuard amp(precision);
     net.eval();
     net.set_deep_supervision(false);
     net.forward(x);

@@ -6,12 +6,14 @@
 #   cmake --build build -j2 --target test_cuda unet_step
 #   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
 # There (carrying .devrt, build/tests/test_cuda and build/bench/unet_step):
-#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag]
+#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision]
 # It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
 # against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
 # log under OUTDIR. `quick` skips the PyTorch comparison. `diag` replaces the three-round comparison
 # with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
-# every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss.
+# every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss. `precision` times
+# TLK's step in f32 (TF32), bf16 and f16 interleaved (two rounds of f32 and bf16, one of f16), with
+# one profiled bf16 step, and PyTorch's step under bf16 autocast once for reference.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,7 +25,7 @@ if [[ "${1:-}" == "--gather" ]]; then
   ls -1 *.deb
   exit 0
 fi
-[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag]" >&2; exit 2; }
+[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision]" >&2; exit 2; }
 out=$2
 mode=${3:-full}
 mkdir -p "$out" /opt/tlkrt
@@ -54,6 +56,22 @@ timeout 120 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 
 flags="--batch 2 --patch 128,128,128 --base 32 --max-features 320 --levels 5 --classes 2 --iters 10"
+if [[ "$mode" == precision ]]; then
+  echo "== bench/unet_step: f32 (TF32), bf16 and f16 interleaved"
+  for p in f32 bf16 f16 f32 bf16; do
+    extra=""
+    [[ "$p" == bf16 && ! -e "$out/unet_bf16_profile.log" ]] && extra="--profile"
+    line=$(timeout 90 build/bench/unet_step --device cuda --precision $p $extra $flags 2>&1 | tee "$out/unet_$p.tmp" | tail -1)
+    [[ -n "$extra" ]] && cp "$out/unet_$p.tmp" "$out/unet_bf16_profile.log"
+    echo "$p $line" | tee -a "$out/precision.log"
+  done
+  rm -f "$out"/*.tmp
+  echo "== PyTorch under bf16 autocast, once"
+  PYTHONUNBUFFERED=1 timeout 60 python3 bench/compare_pytorch.py --worker --device cuda --precision bf16 $flags 2>&1 \
+    | tail -1 | sed 's/^/torch-bf16 /' | tee -a "$out/precision.log"
+  grep -v "^#   " "$out/unet_bf16_profile.log" | tail -22
+  exit $status
+fi
 if [[ "$mode" == full ]]; then
   echo "== bench/unet_step against PyTorch (interleaved rounds, TF32 on in both)"
   PYTHONUNBUFFERED=1 timeout 200 python3 bench/compare_pytorch.py --rounds 3 --tlk build/bench/unet_step -- \

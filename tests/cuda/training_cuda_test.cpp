@@ -79,6 +79,39 @@ TEST_CASE("GPU training: adapt trains, checkpoints and resumes on cuda; its firs
   CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(more)).run(true).size() == 1);
 }
 
+TEST_CASE("GPU training in bf16 and f16 (train.precision): the adapt strategy trains, f16 scales its loss and resumes") {
+  TLK_REQUIRE_GPU();
+  const auto dir = make_adaptation_domains("gpu_mixed_precision");
+  for (const char* precision : {"bf16", "f16"}) {
+    CAPTURE(precision);
+    const std::string out = std::string("mixed_") + precision;
+    io::Config c = adapt_config(dir, out, "cuda");
+    c.set("train.precision", precision);
+    c.set("train.iterations_per_epoch", "4");
+    const auto results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);
+    REQUIRE(results.size() == 1);
+    CHECK(std::isfinite(results[0].train_loss));
+    CHECK(std::isfinite(results[0].val_loss));
+    // The master weights stay f32 on the GPU and the checkpoint holds them as f32 CPU tensors.
+    const task::Checkpoint saved = task::load_checkpoint(dir / out / "final.h5");
+    for (const auto& [name, t] : saved.model) {
+      CHECK(t.device().is_cpu());
+      if (is_floating(t.dtype())) CHECK(t.dtype() == DType::f32);
+    }
+    if (std::string(precision) == "f16") {
+      REQUIRE(saved.metadata.count("train.loss_scale") == 1);
+      const double scale = std::stod(saved.metadata.at("train.loss_scale"));
+      CHECK(scale > 0.0);
+      CHECK(scale <= 65536.0);
+      io::Config more = c;
+      more.set("train.epochs", "2");
+      CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(more)).run(true).size() == 1);
+    } else {
+      CHECK(saved.metadata.count("train.loss_scale") == 0);
+    }
+  }
+}
+
 TEST_CASE("GPU prediction equals the CPU prediction of the same checkpoint") {
   TLK_REQUIRE_GPU();
   const auto dir = make_adaptation_domains("gpu_predict");

@@ -150,6 +150,12 @@ TEST_CASE("train: bad configs are refused with the key named") {
                        Error);
   io::Config patch = io::Config::from_yaml_text("data: {train: x, patch: [8, 16]}\n", "p.yaml");
   CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(patch), doctest::Contains("three positive sizes"), Error);
+  io::Config half_on_cpu = io::Config::from_yaml_text("data: {train: x}\ntrain: {precision: bf16}\n", "h.yaml");
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(half_on_cpu),
+                       doctest::Contains("h.yaml: train.precision bf16 needs train.device cuda"), Error);
+  io::Config fp8 = io::Config::from_yaml_text("data: {train: x}\ntrain: {precision: fp8, device: cuda}\n", "f.yaml");
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(fp8),
+                       doctest::Contains("train.precision must be f32, bf16 or f16, got 'fp8'"), Error);
 }
 
 TEST_CASE("docs/config.md documents every key tlk train reads") {

@@ -4,8 +4,9 @@
 // Note [Autocast]: inside an AutocastGuard(bf16 or f16), the ops whose cost is tensor-core math
 // (conv3d, conv_transpose3d) take their floating operands in the guard's dtype: f32 CUDA operands
 // are cast with Tensor::to, which is recorded, so gradients reach the f32 master weights as f32.
-// The ops that need range and precision (the losses, softmax, log_softmax, linear) widen 16-bit
-// inputs to f32, inside a guard or not. Every other op (norms, activations, cat, elementwise
+// The ops that need range and precision (the losses, softmax, log_softmax, linear) and those whose
+// kernels are f32/f64 only (pooling, upsampling, dropout) widen 16-bit inputs to f32, inside a guard
+// or not. Every other op (norms, activations, cat, elementwise
 // arithmetic) keeps the dtype it is given: a bf16 activation stays bf16 through instance norm
 // (whose weight, bias and statistics stay f32) and leaky ReLU to the next convolution. CPU tensors are
 // never cast: 16-bit tensors exist on the GPU only.

@@ -9,11 +9,13 @@
 #include <cstring>
 #include <fstream>
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/data/preprocessed_case.h"
 #include "tlk/io/progress_bar.h"
 #include "tlk/nn/adam.h"
 #include "tlk/nn/deep_supervision_loss.h"
+#include "tlk/nn/grad_scaler.h"
 #include "tlk/nn/lr_schedule.h"
 #include "tlk/nn/registry.h"
 #include "tlk/nn/sgd.h"
@@ -214,6 +216,15 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   if (adapter_)
     discriminator_optimizer = std::make_unique<nn::Adam>(nn::single_group(*adapter_), nn::AdamOptions{config_.discriminator_lr});
   const nn::PolySchedule schedule(config_.lr, config_.epochs, config_.poly_exponent);
+  // Mixed precision (train.precision): autocast around the forward and the losses, f32 master
+  // weights; f16 adds dynamic loss scaling over every trained parameter (Note [Loss scaling]).
+  const DType precision = config_.precision == "bf16"  ? DType::bf16
+                          : config_.precision == "f16" ? DType::f16
+                                                       : DType::f32;
+  nn::GradScaler scaler;
+  std::vector<Tensor> trained = net_->parameters();
+  if (adapter_)
+    for (const Tensor& p : adapter_->parameters()) trained.push_back(p);
   std::int64_t start_epoch = 0, iteration = 0;
   double ema = std::nan(""), best_ema = -1.0;
   if (resume) {
@@ -233,6 +244,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     iteration = c.iteration;
     ema = std::stod(c.metadata.at("train.ema_dice"));
     best_ema = std::stod(c.metadata.at("train.best_ema_dice"));
+    if (precision == DType::f16 && c.metadata.count("train.loss_scale"))
+      scaler.load(std::stod(c.metadata.at("train.loss_scale")), std::stoll(c.metadata.at("train.loss_scale_growth")));
   }
   {
     std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
@@ -257,6 +270,10 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     c.metadata["train.patch"] = fmt::format("{},{},{}", config_.patch[0], config_.patch[1], config_.patch[2]);
     c.metadata["train.ema_dice"] = fmt::format("{}", ema);
     c.metadata["train.best_ema_dice"] = fmt::format("{}", best_ema);
+    if (precision == DType::f16) {
+      c.metadata["train.loss_scale"] = fmt::format("{}", scaler.current_scale());
+      c.metadata["train.loss_scale_growth"] = fmt::format("{}", scaler.growth_tracker());
+    }
     save_checkpoint(path, c);
   };
 
@@ -330,26 +347,43 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       }
       optimizer.zero_grad();
       if (discriminator_optimizer) discriminator_optimizer->zero_grad();
-      const transfer::TransferLosses l =
-          model.losses(batch.image.to(device_), batch.labels.to(device_),
-                       target_images.defined() ? target_images.to(device_) : target_images, iteration);
+      const transfer::TransferLosses l = [&] {
+        AutocastGuard amp(precision);
+        return model.losses(batch.image.to(device_), batch.labels.to(device_),
+                            target_images.defined() ? target_images.to(device_) : target_images, iteration);
+      }();
       const double value = l.total.item();
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
-      l.total.backward();
-      if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
-      optimizer.step();
-      if (discriminator_optimizer) discriminator_optimizer->step();
+      bool finite_grads = true;
+      if (precision == DType::f16) {
+        scaler.scale(l.total).backward();
+        finite_grads = scaler.unscale(trained);  // a step with inf/NaN gradients is skipped
+        scaler.update(!finite_grads);
+      } else {
+        l.total.backward();
+      }
+      if (finite_grads) {
+        if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
+        optimizer.step();
+        if (discriminator_optimizer) discriminator_optimizer->step();
+      }
       loss_sum += value;
       task_sum += l.task;
       distill_sum += l.distill;
       adversarial_sum += l.adversarial;
       accuracy_sum += l.domain_accuracy;
       r.lambda = l.lambda;
-      step_log.write({{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
-                      {"loss", value}, {"task_loss", l.task}, {"distill_loss", l.distill},
-                      {"adversarial_loss", l.adversarial}, {"lambda", l.lambda}, {"domain_accuracy", l.domain_accuracy},
-                      {"lr", r.lr}, {"data_wait_seconds", loader.last_wait_seconds()}});
+      LogRow row{
+          {"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
+          {"loss", value}, {"task_loss", l.task}, {"distill_loss", l.distill},
+          {"adversarial_loss", l.adversarial}, {"lambda", l.lambda}, {"domain_accuracy", l.domain_accuracy},
+          {"lr", r.lr}, {"data_wait_seconds", loader.last_wait_seconds()}};
+      if (precision == DType::f16) {  // the scale after this step's update; skipped steps show as a drop
+        row.emplace_back("loss_scale", scaler.current_scale());
+        row.emplace_back("step_skipped", finite_grads ? 0.0 : 1.0);
+      }
+      step_log.write(row);
       const double n = static_cast<double>(it + 1);
       bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}", loss_sum / n,
                                             adversarial_sum / n, l.lambda, accuracy_sum / n)
@@ -368,6 +402,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     r.dice.assign(static_cast<std::size_t>(K - 1), std::nan(""));
     if (val_batches) {
       NoGradGuard no_grad;
+      AutocastGuard amp(precision);
       net_->eval();
       std::vector<double> tp(K, 0.0), fp(K, 0.0), fn(K, 0.0);
       double val_sum = 0.0;
@@ -375,7 +410,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
         const data::Batch batch = val_batches->make(v);
         const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_));
         val_sum += nn::deep_supervision_loss(outputs, batch.labels.to(device_), ds_weights).item();
-        const Tensor predicted = argmax_channels(outputs[0].to(Layout::plain).to(Device::cpu())).contiguous();
+        const Tensor predicted =
+            argmax_channels(outputs[0].to(DType::f32).to(Layout::plain).to(Device::cpu())).contiguous();
         const std::int64_t* p = predicted.data<std::int64_t>();
         const std::uint8_t* y = batch.labels.data<std::uint8_t>();
         for (std::int64_t i = 0; i < predicted.numel(); ++i) {

@@ -13,7 +13,7 @@ std::vector<std::string> SegmentationTrainConfig::known_keys() {
   return {"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
           "data.loader_threads", "data.augment", "data.target", "model.name", "train.epochs", "train.iterations_per_epoch",
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
-          "train.grad_clip", "train.seed", "train.threads", "train.device", "transfer.strategy", "transfer.pretrained",
+          "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
           "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.widths", "adapt.lr", "distill.teacher",
           "distill.weight", "distill.temperature", "distill.foreground_only", "output.dir", "output.save_every",
@@ -54,7 +54,13 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.seed = static_cast<std::uint64_t>(c.get_int("train.seed", static_cast<std::int64_t>(t.seed)));
   t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
   t.device = c.get_string("train.device", t.device);
-  parse_device(t.device, "train.device");
+  const Device device = parse_device(t.device, "train.device");
+  t.precision = c.get_string("train.precision", t.precision);
+  check(t.precision == "f32" || t.precision == "bf16" || t.precision == "f16",
+        "{}: train.precision must be f32, bf16 or f16, got '{}'", c.source(), t.precision);
+  check(t.precision == "f32" || device.is_cuda(),
+        "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}",
+        c.source(), t.precision, t.device);
   t.strategy = c.get_string("transfer.strategy", t.strategy);
   t.pretrained = c.get_string("transfer.pretrained", "");
   t.pretrained_lr_scale = c.get_double("transfer.pretrained_lr_scale", t.pretrained_lr_scale);
@@ -102,13 +108,13 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "data:\n  train: {}\n  val: {}\n  val_fraction: {}\n  patch: [{}]\n  batch: {}\n  oversample_foreground: {}\n"
       "  loader_threads: {}\n  augment: {}\n  target: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
       "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
-      "  seed: {}\n  threads: {}\n  device: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
+      "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
       "  grl_max_iters: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
       "  temperature: {}\n  foreground_only: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
-      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, strategy, quoted(pretrained.string()),
+      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, precision, strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
       distill_temperature, distill_foreground_only, out_dir.string(), save_every, quiet);

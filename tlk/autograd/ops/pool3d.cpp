@@ -1,5 +1,6 @@
 #include "tlk/autograd/ops/pool3d.h"
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/cpu/pool3d.h"
 #include "tlk/kernels/ref/pool3d.h"
@@ -18,7 +19,8 @@ bool fast_path(const Tensor& x) {
 }
 }  // namespace
 
-Tensor max_pool3d(const Tensor& x, const Pool3dOptions& opt) {
+Tensor max_pool3d(const Tensor& x_in, const Pool3dOptions& opt) {
+  const Tensor x = autograd::widen_half(x_in);  // Note [Autocast]: f32/f64 kernels only
   namespace cpu = kernels::cpu;
   if (fast_path(x)) {
     auto [y, ws] = cpu::max_pool3d_forward(x, opt);
@@ -36,7 +38,8 @@ Tensor max_pool3d(const Tensor& x, const Pool3dOptions& opt) {
   return y;
 }
 
-Tensor avg_pool3d(const Tensor& x, const Pool3dOptions& opt) {
+Tensor avg_pool3d(const Tensor& x_in, const Pool3dOptions& opt) {
+  const Tensor x = autograd::widen_half(x_in);  // Note [Autocast]: f32/f64 kernels only
   namespace cpu = kernels::cpu;
   if (fast_path(x)) {
     Tensor y = cpu::avg_pool3d_forward(x, opt);
@@ -52,7 +55,8 @@ Tensor avg_pool3d(const Tensor& x, const Pool3dOptions& opt) {
   return y;
 }
 
-Tensor adaptive_avg_pool3d(const Tensor& x, Int3 output_size) {
+Tensor adaptive_avg_pool3d(const Tensor& x_in, Int3 output_size) {
+  const Tensor x = autograd::widen_half(x_in);  // Note [Autocast]: f32/f64 kernels only
   namespace cpu = kernels::cpu;
   if (fast_path(x) && output_size == Int3{1, 1, 1}) {
     Tensor y = cpu::global_avg_pool3d_forward(x);

@@ -1,5 +1,6 @@
 #include "tlk/autograd/ops/upsample3d.h"
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/cpu/upsample3d.h"
 #include "tlk/kernels/ref/upsample3d.h"
@@ -12,7 +13,8 @@ namespace tlk::ops {
 // exact in / out scale) and a blocked or channels-last input; everything else, and f64, takes the
 // reference kernels. A plain row-major input stays there too: oneDNN 2.6 resamples ncdhw with generic
 // code, slower than ours (trilinear x2 of [2, 32, 32, 32, 32]: 439 ms vs 343 ms; blocked 39 ms).
-Tensor upsample3d(const Tensor& x, const Upsample3dOptions& opt) {
+Tensor upsample3d(const Tensor& x_in, const Upsample3dOptions& opt) {
+  const Tensor x = autograd::widen_half(x_in);  // Note [Autocast]: f32/f64 kernels only
   namespace cpu = kernels::cpu;
   if (cpu::upsample3d_supported(x, opt) && (x.layout() == Layout::blocked || x.layout() == Layout::channels_last)) {
     Tensor y = cpu::upsample3d_forward(x, opt);
