@@ -13,7 +13,7 @@
 # with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
 # every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss. `precision` times
 # TLK's step in f32 (TF32), bf16 and f16 interleaved (two rounds of f32 and bf16, one of f16), with
-# one profiled bf16 step, and PyTorch's step under bf16 autocast once for reference.
+# one profiled bf16 step, and PyTorch's step in f32 and under bf16 autocast once each for reference.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -66,9 +66,11 @@ if [[ "$mode" == precision ]]; then
     echo "$p $line" | tee -a "$out/precision.log"
   done
   rm -f "$out"/*.tmp
-  echo "== PyTorch under bf16 autocast, once"
-  PYTHONUNBUFFERED=1 timeout 60 python3 bench/compare_pytorch.py --worker --device cuda --precision bf16 $flags 2>&1 \
-    | tail -1 | sed 's/^/torch-bf16 /' | tee -a "$out/precision.log"
+  echo "== PyTorch in f32 (TF32) and under bf16 autocast, once each"
+  for p in f32 bf16; do
+    PYTHONUNBUFFERED=1 timeout 60 python3 bench/compare_pytorch.py --worker --device cuda --precision $p $flags 2>&1 \
+      | tail -1 | sed "s/^/torch-$p /" | tee -a "$out/precision.log"
+  done
   grep -v "^#   " "$out/unet_bf16_profile.log" | tail -22
   exit $status
 fi
