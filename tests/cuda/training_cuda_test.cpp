@@ -112,6 +112,39 @@ TEST_CASE("GPU training in bf16 and f16 (train.precision): the adapt strategy tr
   }
 }
 
+TEST_CASE("GPU training: distill+adapt with a foreground KD region runs on cuda and its first step matches the CPU's") {
+  TLK_REQUIRE_GPU();
+  Tf32Scope fp32(false);
+  const auto dir = make_adaptation_domains("gpu_distill");
+  io::Config teacher = adapt_config(dir, "teacher", "cpu");
+  teacher.set("transfer.strategy", "supervised");
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(teacher)).run(false);
+  // Note [Distillation on the GPU]: the foreground region takes the weighted-KL path.
+  auto student = [&](const std::string& out, const std::string& device, const std::string& precision) {
+    io::Config c = adapt_config(dir, out, device);
+    c.set("transfer.strategy", "distill+adapt");
+    c.set("distill.teacher", (dir / "teacher" / "final.h5").string());
+    c.set("distill.foreground_only", "true");
+    c.set("train.precision", precision);
+    return task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);
+  };
+  const auto gpu = student("student_gpu", "cuda", "f32");
+  student("student_cpu", "cpu", "f32");
+  REQUIRE(gpu.size() == 1);
+  CHECK(std::isfinite(gpu[0].distill_loss));
+  const std::vector<double> g = first_step(dir / "student_gpu" / "steps.csv"),
+                            c = first_step(dir / "student_cpu" / "steps.csv");
+  REQUIRE(g.size() == c.size());
+  for (std::size_t i = 2; i < 6; ++i) {  // loss, task, distill and adversarial terms
+    CAPTURE(i);
+    REQUIRE(std::isfinite(c[i]));
+    CHECK(g[i] == doctest::Approx(c[i]).epsilon(1e-4).scale(1.0));
+  }
+  const auto bf16 = student("student_bf16", "cuda", "bf16");
+  CHECK(std::isfinite(bf16[0].distill_loss));
+  CHECK(std::isfinite(bf16[0].train_loss));
+}
+
 TEST_CASE("GPU prediction equals the CPU prediction of the same checkpoint") {
   TLK_REQUIRE_GPU();
   const auto dir = make_adaptation_domains("gpu_predict");

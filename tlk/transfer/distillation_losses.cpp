@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/function.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/losses.h"
@@ -19,6 +20,12 @@ namespace tlk::transfer {
 // forward and backward loops sit in this file (plain loops in double, OpenMP over positions, the
 // deterministic block sums of kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair.
 // The teacher and the weights are left out of attach()'s inputs: no gradient is ever routed to them.
+//
+// Note [Distillation on the GPU]: these loops run on the CPU. Logits on a GPU (or in bf16/f16) go
+// there as f32 through recorded conversions (Tensor::to), and the loss comes back to the student's
+// device, so the gradient returns to the GPU like any other. It costs a copy of both logits tensors
+// and of the gradient per step; KD over every voxel (KdRegion::all) and the feature losses (hint,
+// attention transfer) are ops with CUDA kernels and stay on the GPU.
 
 namespace {
 
@@ -34,6 +41,13 @@ using kernels::ref::loss_detail::positions;
 using Grads = std::vector<Tensor>;
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// `t` as a CPU tensor of f32 or f64 (Note [Distillation on the GPU]); recorded when it is converted.
+Tensor on_cpu(const Tensor& t) {
+  if (!t.defined()) return t;
+  const Tensor wide = autograd::widen_half(t);
+  return wide.device().is_cpu() ? wide : wide.to(Device::cpu());
+}
 
 struct PairArgs {
   Tensor student, teacher;
@@ -313,8 +327,13 @@ double dkd_warmup_factor(double epoch, double warmup_epochs) {
   return std::clamp(epoch / warmup_epochs, 0.0, 1.0);
 }
 
-DkdTerms dkd_terms(const Tensor& student_logits, const Tensor& teacher_logits, const Tensor& labels,
+DkdTerms dkd_terms(const Tensor& student_in, const Tensor& teacher_in, const Tensor& labels_in,
                    double temperature) {
+  if (!student_in.device().is_cpu()) {  // Note [Distillation on the GPU]
+    const DkdTerms terms = dkd_terms(on_cpu(student_in), on_cpu(teacher_in), on_cpu(labels_in), temperature);
+    return {terms.tckd.to(student_in.device()), terms.nckd.to(student_in.device())};
+  }
+  const Tensor &student_logits = student_in, &teacher_logits = teacher_in, &labels = labels_in;
   const DkdArgs args = dkd_args(student_logits, teacher_logits, labels, temperature);
   std::vector<Tensor> out = dkd_forward(args, temperature);
   const char* name = "dkd_terms";
@@ -342,9 +361,10 @@ Tensor logit_mse_loss(const Tensor& student_logits, const Tensor& teacher_logits
   return ops::mse_loss(student_logits, teacher_logits.detach());
 }
 
-Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels, const VoxelKdOptions& options) {
+Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels_in, const VoxelKdOptions& options) {
   const char* op = "kd_region_mask";
-  const Tensor t = cpu_contiguous(teacher_logits, op, "teacher logits");
+  const Tensor t = cpu_contiguous(on_cpu(teacher_logits.detach()), op, "teacher logits");
+  const Tensor labels = on_cpu(labels_in);
   kernels::ref::loss_detail::check_logits(t, op, "teacher logits");
   check(options.dilation >= 0, "{}: dilation must be >= 0 voxels, got {}", op, options.dilation);
   const ChannelView L = ChannelView::of(t.shape());
@@ -381,8 +401,12 @@ Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels, const 
   return Tensor::from_vector(mask, mask_shape);
 }
 
-Tensor weighted_kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits,
-                                        const Tensor& weights, double temperature) {
+Tensor weighted_kl_div_with_temperature(const Tensor& student_in, const Tensor& teacher_in, const Tensor& weights_in,
+                                        double temperature) {
+  if (!student_in.device().is_cpu())  // Note [Distillation on the GPU]
+    return weighted_kl_div_with_temperature(on_cpu(student_in), on_cpu(teacher_in), on_cpu(weights_in), temperature)
+        .to(student_in.device());
+  const Tensor &student_logits = student_in, &teacher_logits = teacher_in, &weights = weights_in;
   const char* name = "weighted_kl_div_with_temperature";
   const PairArgs args = pair_args(student_logits, teacher_logits, temperature, name);
   const Weights w = position_weights(weights, args.student.shape(), name);

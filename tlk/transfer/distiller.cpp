@@ -57,6 +57,14 @@ Distiller::Distiller(std::shared_ptr<nn::UnaryModule> teacher, const DistillerOp
   }
 }
 
+namespace {
+// A cached (CPU, f32) teacher output in the batch's dtype on the batch's device.
+Tensor on_batch_device(const Tensor& cached, const Tensor& batch) {
+  const Tensor typed = batch.dtype() == DType::f32 ? cached : cached.to(batch.dtype());
+  return typed.device() == batch.device() ? typed : typed.to(batch.device());
+}
+}  // namespace
+
 Tensor Distiller::teacher_outputs(const Tensor& batch, const std::optional<TeacherCacheKey>& key) {
   if (cache_ && key && cache_->has(*key)) {
     Tensor cached = cache_->get_teacher_logits(*key);
@@ -64,7 +72,7 @@ Tensor Distiller::teacher_outputs(const Tensor& batch, const std::optional<Teach
           "Distiller: the cached teacher output for sample {}, seed {} has batch size {} but the batch has {} "
           "(shape {})",
           key->sample, key->seed, cached.size(0), batch.size(0), batch.shape().str());
-    return batch.dtype() == DType::f32 ? cached : cached.to(batch.dtype());
+    return on_batch_device(cached, batch);
   }
   Tensor out;
   {
@@ -72,10 +80,9 @@ Tensor Distiller::teacher_outputs(const Tensor& batch, const std::optional<Teach
     out = teacher_->forward(batch).detach();
   }
   if (cache_ && key) {
-    cache_->put(*key, out);
+    cache_->put(*key, out.to(DType::f32).to(Device::cpu()));  // the cache lives on the CPU (HDF5)
     // Replay what the cache holds, so that the first epoch and the replayed ones see the same teacher.
-    Tensor cached = cache_->get_teacher_logits(*key);
-    return batch.dtype() == DType::f32 ? cached : cached.to(batch.dtype());
+    return on_batch_device(cache_->get_teacher_logits(*key), batch);
   }
   return out;
 }
