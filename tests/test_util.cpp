@@ -232,4 +232,38 @@ std::filesystem::path make_adaptation_domains(const std::string& name) {
   return dir;
 }
 
+data::ClassificationSplit bars(std::int64_t n, std::int64_t classes, std::uint64_t seed, int background) {
+  Generator gen(seed);
+  Tensor images = Tensor::zeros({n, 1, 16, 16}, TensorOptions{DType::u8});
+  Tensor labels = Tensor::empty({n}, TensorOptions{DType::i64});
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto c = static_cast<std::int64_t>(i % classes);
+    labels.data<std::int64_t>()[i] = c;
+    std::uint8_t* img = images.data<std::uint8_t>() + i * 256;
+    for (int p = 0; p < 256; ++p) img[p] = static_cast<std::uint8_t>(background + gen.below(60));
+    const auto at = static_cast<int>(2 + gen.below(12));
+    for (int k = 0; k < 16; ++k) {
+      const int y = c == 0 ? at : k, x = c == 1 ? at : k;
+      img[y * 16 + x] = 255;
+      if (c != 2) img[(c == 0 ? y + 1 : y) * 16 + (c == 1 ? x + 1 : x)] = 255;
+    }
+  }
+  return {"", images, labels};
+}
+
+std::string write_bars(const std::filesystem::path& dir, const std::string& name, std::int64_t n, std::int64_t classes,
+                       std::uint64_t seed, int background) {
+  const std::filesystem::path path = dir / (name + ".h5");
+  data::write_classification_file(path, {bars(n, classes, seed, background)}, classes, name);
+  return path.string();
+}
+
+std::string write_unlabelled(const std::filesystem::path& dir, std::int64_t n, std::uint64_t seed) {
+  const std::filesystem::path path = dir / "target_images_only.h5";
+  io::Hdf5File f = io::Hdf5File::create(path);
+  f.write("images", bars(n, 2, seed, 70).images);
+  f.flush();
+  return path.string();
+}
+
 }  // namespace tlk::testing

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 
+#include "tlk/data/classification_dataset.h"
 #include "tlk/tlk.h"
 
 namespace tlk::testing {
@@ -127,5 +128,15 @@ std::filesystem::path fresh_temp_dir(const std::string& name);
 /// in raw_source) and `target` (2 cases of another shape whose labelsTr was deleted before
 /// preprocessing with the source's statistics and spacing, raw data in raw_target).
 std::filesystem::path make_adaptation_domains(const std::string& name);
+
+/// n images u8 [n, 1, 16, 16] of a bright bar on a noisy background: class 0 a horizontal bar,
+/// class 1 a vertical one, class 2 (when classes = 3) a diagonal; `background` shifts the noise
+/// level (a second "domain"). The classification tests' data.
+data::ClassificationSplit bars(std::int64_t n, std::int64_t classes, std::uint64_t seed, int background = 0);
+/// Writes the bars dataset `name`.h5 under dir; returns its path.
+std::string write_bars(const std::filesystem::path& dir, const std::string& name, std::int64_t n, std::int64_t classes,
+                       std::uint64_t seed, int background = 0);
+/// A target-domain file of bars (background 70) with images only: no labels dataset at all.
+std::string write_unlabelled(const std::filesystem::path& dir, std::int64_t n, std::uint64_t seed);
 
 }  // namespace tlk::testing

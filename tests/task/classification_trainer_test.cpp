@@ -18,45 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// n images u8 [n, 1, 16, 16] of a bright bar on a noisy background: class 0 a horizontal bar,
-/// class 1 a vertical one, class 2 (when classes = 3) a diagonal; `background` shifts the noise
-/// level (a second "domain").
-data::ClassificationSplit bars(std::int64_t n, std::int64_t classes, std::uint64_t seed, int background = 0) {
-  Generator gen(seed);
-  Tensor images = Tensor::zeros({n, 1, 16, 16}, TensorOptions{DType::u8});
-  Tensor labels = Tensor::empty({n}, TensorOptions{DType::i64});
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto c = static_cast<std::int64_t>(i % classes);
-    labels.data<std::int64_t>()[i] = c;
-    std::uint8_t* img = images.data<std::uint8_t>() + i * 256;
-    for (int p = 0; p < 256; ++p) img[p] = static_cast<std::uint8_t>(background + gen.below(60));
-    const auto at = static_cast<int>(2 + gen.below(12));
-    for (int k = 0; k < 16; ++k) {
-      const int y = c == 0 ? at : k, x = c == 1 ? at : k;
-      img[y * 16 + x] = 255;
-      if (c != 2) img[(c == 0 ? y + 1 : y) * 16 + (c == 1 ? x + 1 : x)] = 255;
-    }
-  }
-  return {"", images, labels};
-}
-
-/// Writes the bars dataset `name`.h5 under dir; returns its path.
-std::string write_bars(const fs::path& dir, const std::string& name, std::int64_t n, std::int64_t classes,
-                       std::uint64_t seed, int background = 0) {
-  const fs::path path = dir / (name + ".h5");
-  data::write_classification_file(path, {bars(n, classes, seed, background)}, classes, name);
-  return path.string();
-}
-
-/// A target-domain file with images only: no labels dataset at all.
-std::string write_unlabelled(const fs::path& dir, std::int64_t n, std::uint64_t seed) {
-  const fs::path path = dir / "target_images_only.h5";
-  io::Hdf5File f = io::Hdf5File::create(path);
-  f.write("images", bars(n, 2, seed, 70).images);
-  f.flush();
-  return path.string();
-}
-
 io::Config tiny_config(const fs::path& dir, const std::string& train, const std::string& out) {
   io::Config c = io::Config::from_yaml_text(
       "task: classification\n"

@@ -55,6 +55,7 @@ struct ClassificationTrainConfig {
   double grad_clip = 0.0;                  ///< train.grad_clip: max global gradient norm (0: off)
   std::uint64_t seed = 1;                  ///< train.seed
   int threads = 0;                         ///< train.threads: OpenMP threads (0: all cores)
+  std::string device = "cpu";              ///< train.device: cpu, cuda or cuda:N
   // transfer.*
   std::string strategy = "supervised";  ///< transfer.strategy
   std::filesystem::path pretrained;     ///< transfer.pretrained (finetune strategies)

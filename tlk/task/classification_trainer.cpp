@@ -19,6 +19,8 @@
 #include "tlk/task/checkpoint.h"
 #include "tlk/task/metrics.h"
 #include "tlk/task/training_log.h"
+#include "tlk/tensor/cuda_runtime.h"
+#include "tlk/tensor/device.h"
 #include "tlk/tensor/error.h"
 #include "tlk/transfer/cdan.h"
 #include "tlk/transfer/domain_discriminator.h"
@@ -105,8 +107,8 @@ std::unique_ptr<nn::LrSchedule> make_schedule(const ClassificationTrainConfig& c
 }
 
 double fraction_correct(const Tensor& logits, const Tensor& labels) {
-  const Tensor predicted = argmax_channels(logits).contiguous();
-  const Tensor y = labels.contiguous();
+  const Tensor predicted = argmax_channels(logits).contiguous();  // on the CPU
+  const Tensor y = labels.to(Device::cpu()).contiguous();
   const std::int64_t* p = predicted.data<std::int64_t>();
   const std::int64_t* t = y.data<std::int64_t>();
   std::int64_t right = 0;
@@ -206,7 +208,7 @@ double classification_accuracy(nn::Module& net, const Tensor& images, const Tens
   for (std::int64_t start = 0; start < n; start += batch) {
     std::vector<std::int64_t> idx;
     for (std::int64_t i = start; i < std::min(n, start + batch); ++i) idx.push_back(i);
-    const Tensor logits = unary->forward(as_volumes(gather_rows(images, idx)));
+    const Tensor logits = unary->forward(as_volumes(gather_rows(images, idx)).to(net.device()));
     right += static_cast<std::int64_t>(
         std::llround(fraction_correct(logits, gather_rows(labels, idx)) * static_cast<double>(idx.size())));
   }
@@ -333,7 +335,16 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config) :
                                                                                        : transfer::CacheFormat::top_k,
                                         .top_k = K, .num_classes = K, .temperature = config_.distill_temperature});
     distiller_ = std::make_unique<transfer::Distiller>(teacher, o, cache);
-    if (cache) precompute_teacher_outputs();
+  }
+  // train.device: the data stays on the CPU and each batch is copied over (as the segmentation
+  // trainer does); the networks move once.
+  device_ = parse_device(config_.device, "train.device");
+  if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
+  net_->to(device_);
+  if (adapter_) adapter_->to(device_);
+  if (distiller_) {
+    distiller_->teacher().to(device_);
+    if (distiller_->cache()) precompute_teacher_outputs();
   }
 }
 
@@ -363,9 +374,10 @@ void ClassificationTrainer::precompute_teacher_outputs() {
     for (std::int64_t start = 0, c = 0; start < n; start += chunk, ++c) {
       std::vector<std::int64_t> idx;
       for (std::int64_t i = start; i < std::min(n, start + chunk); ++i) idx.push_back(i);
-      const Tensor t = distiller_->teacher_outputs(as_volumes(gather_rows(images, idx)),
+      const Tensor t = distiller_->teacher_outputs(as_volumes(gather_rows(images, idx)).to(device_),
                                                    transfer::TeacherCacheKey{.sample = key_base + c, .seed = h})
                            .to(DType::f32)
+                           .to(Device::cpu())
                            .contiguous();
       if (!out.defined()) out = Tensor::empty({n, t.size(1)}, TensorOptions{DType::f32});
       std::memcpy(out.data<float>() + start * t.size(1), t.data<float>(), sizeof(float) * t.numel());
@@ -455,15 +467,16 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
   if (distiller_) {
     task.teacher = [&](const Tensor& images) {
       if (!cached_teacher_source_.defined()) return distiller_->teacher_outputs(images);
-      if (images.raw_data() == source_x.raw_data()) return gather_rows(cached_teacher_source_, source_idx);
+      if (images.raw_data() == source_x.raw_data())
+        return gather_rows(cached_teacher_source_, source_idx).to(device_);
       check(images.raw_data() == target_x.raw_data() && cached_teacher_target_.defined(),
             "train: no saved teacher outputs for this batch");
-      return gather_rows(cached_teacher_target_, target_idx);
+      return gather_rows(cached_teacher_target_, target_idx).to(device_);
     };
     task.distill_loss = [&](const transfer::BackboneOutput& student, const Tensor& teacher_logits,
                             const Tensor& labels) {
       // A target batch has no labels: DKD's target class is then the teacher's prediction.
-      const Tensor y = labels.defined() ? labels : argmax_channels(teacher_logits);
+      const Tensor y = labels.defined() ? labels : argmax_channels(teacher_logits).to(teacher_logits.device());
       return distiller_->loss(student.logits[0], teacher_logits, y, static_cast<double>(epoch + 1));
     };
   }
@@ -487,11 +500,11 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), steps_per_epoch_, config_.quiet);
     for (std::int64_t it = 0; it < steps_per_epoch_; ++it, ++iteration) {
       source_idx = source_cycle.indices(iteration);
-      source_x = as_volumes(gather_rows(train_.images, source_idx));
-      const Tensor source_y = gather_rows(train_.labels, source_idx);
+      source_x = as_volumes(gather_rows(train_.images, source_idx)).to(device_);
+      const Tensor source_y = gather_rows(train_.labels, source_idx).to(device_);
       if (target_cycle) {
         target_idx = target_cycle->indices(iteration);
-        target_x = as_volumes(gather_rows(target_, target_idx));
+        target_x = as_volumes(gather_rows(target_, target_idx)).to(device_);
       }
       r.lr = schedule->lr(iteration);
       optimizer->set_lr(r.lr);

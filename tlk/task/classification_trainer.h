@@ -113,6 +113,7 @@ class ClassificationTrainer {
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::unique_ptr<transfer::Distiller> distiller_;
   Tensor cached_teacher_source_, cached_teacher_target_;  ///< [N, K] with distill.cache
+  Device device_;  ///< train.device
   std::int64_t steps_per_epoch_ = 0;
 };
 

@@ -8,7 +8,7 @@ namespace tlk::task {
 
 Tensor argmax_channels(const Tensor& logits_in) {
   check(logits_in.dim() >= 2, "argmax_channels: expected logits [N, C, ...], got shape {}", logits_in.shape().str());
-  Tensor logits = logits_in.detach().to(Layout::plain).to(DType::f64).contiguous();
+  Tensor logits = logits_in.detach().to(Layout::plain).to(DType::f64).to(Device::cpu()).contiguous();
   const std::int64_t n = logits.size(0), c = logits.size(1), inner = logits.numel() / std::max<std::int64_t>(1, n * c);
   Shape out_shape{n};
   for (int i = 2; i < logits.dim(); ++i) out_shape.push_back(logits.size(i));

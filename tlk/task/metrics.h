@@ -6,7 +6,8 @@
 
 namespace tlk::task {
 
-/// The class with the largest logit per voxel: logits [N, C, ...] -> i64 labels [N, ...].
+/// The class with the largest logit per voxel: logits [N, C, ...] on any device -> i64 CPU labels
+/// [N, ...].
 Tensor argmax_channels(const Tensor& logits);
 
 /// Dice of one label between two label maps of one shape (any integer or float dtype):

@@ -71,12 +71,8 @@ int train(const std::vector<std::string>& args) {
         a.positional().empty() ? "" : a.positional()[0]);
   io::Config config = io::Config::from_yaml_file(a.required("config"));
   for (const std::string& assignment : a.all("set")) config.set_override(assignment);
-  if (task::config_task(config) == "classification") {
-    check(!a.has("device") || a.get("device", "cpu") == "cpu",
-          "train --device: classification training runs on the CPU for now (docs/gpu.md)");
-    return train_classifier(config, a);
-  }
   if (a.has("device")) config.set("train.device", a.get("device", "cpu"));
+  if (task::config_task(config) == "classification") return train_classifier(config, a);
   const task::SegmentationTrainConfig train_config = task::SegmentationTrainConfig::from(config);
   if (a.flag("print-config")) {
     fmt::print("{}", train_config.to_yaml());
