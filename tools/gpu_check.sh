@@ -6,10 +6,10 @@
 #   cmake --build build -j2 --target test_cuda unet_step
 #   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
 # There (carrying .devrt, build/tests/test_cuda and build/bench/unet_step):
-#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision]
+#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision|tests]
 # It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
 # against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
-# log under OUTDIR. `quick` skips the PyTorch comparison. `diag` replaces the three-round comparison
+# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone. `diag` replaces the three-round comparison
 # with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
 # every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss. `precision` times
 # TLK's step in f32 (TF32), bf16 and f16 interleaved (two rounds of f32 and bf16, one of f16), with
@@ -25,7 +25,7 @@ if [[ "${1:-}" == "--gather" ]]; then
   ls -1 *.deb
   exit 0
 fi
-[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision]" >&2; exit 2; }
+[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision|tests]" >&2; exit 2; }
 out=$2
 mode=${3:-full}
 mkdir -p "$out" /opt/tlkrt
@@ -54,6 +54,7 @@ status=0
 echo "== CUDA test suite"
 timeout 120 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+[[ "$mode" == tests ]] && exit $status
 
 flags="--batch 2 --patch 128,128,128 --base 32 --max-features 320 --levels 5 --classes 2 --iters 10"
 if [[ "$mode" == precision ]]; then
