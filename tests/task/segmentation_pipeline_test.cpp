@@ -158,6 +158,19 @@ TEST_CASE("train: bad configs are refused with the key named") {
                        doctest::Contains("train.precision must be f32, bf16 or f16, got 'fp8'"), Error);
 }
 
+TEST_CASE("train: the config.yaml a run writes reads back to the same config (empty lists included)") {
+  io::Config c = io::Config::from_yaml_text("data: {train: x}\ntrain: {lr: 0.02}\n", "c.yaml");
+  const task::SegmentationTrainConfig first = task::SegmentationTrainConfig::from(c);
+  CHECK(first.discriminator_widths.empty());  // written as "widths: []"
+  const std::string yaml = first.to_yaml();
+  const task::SegmentationTrainConfig again =
+      task::SegmentationTrainConfig::from(io::Config::from_yaml_text(yaml, "config.yaml"));
+  CHECK(again.to_yaml() == yaml);
+  const io::Config lists = io::Config::from_yaml_text("a: []\nb: [1, 2]\n", "lists.yaml");
+  CHECK(lists.get_ints("a", {7}).empty());
+  CHECK(lists.get_ints("b", {}) == std::vector<std::int64_t>{1, 2});
+}
+
 TEST_CASE("docs/config.md documents every key tlk train reads") {
   std::ifstream in(std::filesystem::path(TLK_GOLDEN_DIR) / ".." / ".." / "docs" / "config.md");
   REQUIRE(in.good());

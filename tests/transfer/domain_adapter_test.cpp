@@ -54,6 +54,16 @@ TEST_CASE("WarmStartSchedule: lo at step 0, the notes' values for TLK's medical 
   CHECK_THROWS_WITH_AS(s.lambda(-1), doctest::Contains("step must be >= 0"), Error);
   CHECK_THROWS_WITH_AS((WarmStartSchedule{1.0, 0.0, 1.0, 0}.lambda(1)), doctest::Contains("max_iters"), Error);
   CHECK_THROWS_WITH_AS(WarmStartSchedule::dann(0), doctest::Contains("total_steps"), Error);
+
+  // A delay of D steps: λ = 0 before step D (even with lo > 0), then the curve on i − D.
+  WarmStartSchedule delayed{10.0, 0.0, 1.0, 100, 30};
+  CHECK(delayed.lambda(0) == 0.0);
+  CHECK(delayed.lambda(29) == 0.0);
+  CHECK(delayed.lambda(30) == doctest::Approx(0.0).epsilon(1e-15));
+  CHECK(delayed.lambda(80) == doctest::Approx(std::tanh(2.5)));
+  CHECK(delayed.lambda(80) == doctest::Approx(WarmStartSchedule{10.0, 0.0, 1.0, 100}.lambda(50)));
+  CHECK_THROWS_WITH_AS((WarmStartSchedule{1.0, 0.0, 1.0, 10, -1}.lambda(0)), doctest::Contains("delay must be >= 0"),
+                       Error);
 }
 
 TEST_CASE("MultiScaleDiscriminator: widths, strides and logits on a small UNet's real encoder skips") {

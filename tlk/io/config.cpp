@@ -64,8 +64,11 @@ double parse_number(const std::string& text, const std::string& source, const st
   return v;
 }
 
+// The comma-separated parts of a flattened list ("1,2,3" or "[1, 2, 3]"); none for an empty list
+// ("" or "[]", what to_yaml writes for an empty one).
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> parts;
+  if (text.find_first_not_of(" []") == std::string::npos) return parts;
   std::size_t start = 0;
   for (;;) {
     const std::size_t comma = text.find(',', start);

@@ -125,8 +125,13 @@ AdaptationDemoResult run_adaptation_demo(const AdaptationDemoOptions& o) {
   adapt.set("train.epochs", std::to_string(o.adapt_epochs));
   // Note [Demo λ schedule]: TLK's medical schedule (α 1, N 1000) keeps λ below 0.05 over a demo's
   // few dozen steps; the demo uses DANN's schedule over its own length (α 10, N = its steps).
-  adapt.set("adapt.grl_alpha", "10");
-  adapt.set("adapt.grl_max_iters", std::to_string(o.adapt_epochs * o.iterations_per_epoch));
+  adapt.set("adapt.grl_alpha", fmt::format("{}", o.grl_alpha));
+  adapt.set("adapt.grl_max_iters", std::to_string(std::max<std::int64_t>(
+                                       1, o.adapt_epochs * o.iterations_per_epoch - o.grl_delay)));
+  adapt.set("adapt.grl_delay", std::to_string(o.grl_delay));
+  adapt.set("adapt.weight", fmt::format("{}", o.adapt_weight));
+  adapt.set("adapt.lr", fmt::format("{}", o.adapt_lr));
+  adapt.set("transfer.pretrained_lr_scale", fmt::format("{}", o.pretrained_lr_scale));
   adapt.set("adapt.widths", "16,32,48");
   adapt.set("output.dir", (out / "runs" / "adapted").string());
   start = std::chrono::steady_clock::now();
@@ -146,6 +151,7 @@ AdaptationDemoResult run_adaptation_demo(const AdaptationDemoOptions& o) {
   control.set("transfer.strategy", "finetune");
   control.set("transfer.pretrained", source_model.string());
   control.set("train.epochs", std::to_string(o.adapt_epochs));
+  control.set("transfer.pretrained_lr_scale", fmt::format("{}", o.pretrained_lr_scale));
   control.set("output.dir", (out / "runs" / "control").string());
   start = std::chrono::steady_clock::now();
   SegmentationTrainer(SegmentationTrainConfig::from(control)).run(false);

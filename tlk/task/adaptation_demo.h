@@ -19,6 +19,13 @@ struct AdaptationDemoOptions {
   std::int64_t base_features = 16, levels = 4;
   std::uint64_t seed = 1;
   bool quiet = false;
+  // The adaptation stage (Note [Demo λ schedule] in adaptation_demo.cpp); the control shares the
+  // learning-rate settings, so the comparison stays fair.
+  double adapt_weight = 1.0;          ///< adapt.weight
+  double adapt_lr = 1e-3;             ///< adapt.lr: the discriminator's Adam
+  double grl_alpha = 10.0;            ///< adapt.grl_alpha (N is the stage's steps)
+  std::int64_t grl_delay = 0;         ///< adapt.grl_delay: discriminator-only steps first
+  double pretrained_lr_scale = 1.0;   ///< transfer.pretrained_lr_scale of the adapt and control stages
 };
 
 /// One row of the demo's result table.

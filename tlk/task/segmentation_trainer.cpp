@@ -174,7 +174,8 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config) : confi
     Generator disc_init(mix_seed(config_.seed, 0xd15c));
     adapter_ = std::make_shared<transfer::DomainAdapter>(
         std::make_shared<transfer::MultiScaleDiscriminator>(net_->config(), disc, disc_init),
-        transfer::WarmStartSchedule{config_.grl_alpha, config_.grl_lo, config_.grl_hi, config_.grl_max_iters});
+        transfer::WarmStartSchedule{config_.grl_alpha, config_.grl_lo, config_.grl_hi, config_.grl_max_iters,
+                                    config_.grl_delay});
   }
   if (transfer::distills(strategy_)) {
     teacher_ = std::dynamic_pointer_cast<nn::UNet>(rebuild_model(load_checkpoint(config_.teacher)));

@@ -15,7 +15,7 @@ std::vector<std::string> SegmentationTrainConfig::known_keys() {
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
           "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
-          "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.widths", "adapt.lr", "distill.teacher",
+          "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.grl_delay", "adapt.widths", "adapt.lr", "distill.teacher",
           "distill.weight", "distill.temperature", "distill.foreground_only", "output.dir", "output.save_every",
           "output.quiet"};
 }
@@ -71,6 +71,8 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.grl_lo = c.get_double("adapt.grl_lo", t.grl_lo);
   t.grl_hi = c.get_double("adapt.grl_hi", t.grl_hi);
   t.grl_max_iters = c.get_int("adapt.grl_max_iters", t.grl_max_iters);
+  t.grl_delay = c.get_int("adapt.grl_delay", t.grl_delay);
+  check(t.grl_delay >= 0, "{}: adapt.grl_delay must be >= 0 steps, got {}", c.source(), t.grl_delay);
   t.discriminator_widths = c.get_ints("adapt.widths", {});
   t.discriminator_lr = c.get_double("adapt.lr", t.discriminator_lr);
   check(t.discriminator_lr > 0, "{}: adapt.lr must be positive, got {}", c.source(), t.discriminator_lr);
@@ -110,12 +112,12 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
       "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
-      "  grl_max_iters: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
+      "  grl_max_iters: {}\n  grl_delay: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
       "  temperature: {}\n  foreground_only: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
       lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, precision, strategy, quoted(pretrained.string()),
-      pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters,
+      pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
       distill_temperature, distill_foreground_only, out_dir.string(), save_every, quiet);
 }

@@ -58,6 +58,7 @@ struct SegmentationTrainConfig {
   double adapt_weight = 1.0;            ///< adapt.weight: weight of the adversarial loss
   double grl_alpha = 1.0, grl_lo = 0.0, grl_hi = 1.0;  ///< adapt.grl_alpha / grl_lo / grl_hi
   std::int64_t grl_max_iters = 1000;    ///< adapt.grl_max_iters: N of the warm-start schedule
+  std::int64_t grl_delay = 0;           ///< adapt.grl_delay: steps with λ = 0 before the schedule starts
   std::vector<std::int64_t> discriminator_widths;    ///< adapt.widths: per-scale widths (default: the discriminator's)
   double discriminator_lr = 1e-3;       ///< adapt.lr: Adam learning rate of the discriminator
   std::filesystem::path teacher;        ///< distill.teacher: teacher checkpoint (distill strategies)

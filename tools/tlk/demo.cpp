@@ -1,6 +1,8 @@
 // `tlk demo`: TLK's AMOS -> KiTS domain-adaptation experiment on generated phantoms.
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "args.h"
 #include "cli.h"
 #include "tlk/task/adaptation_demo.h"
@@ -14,7 +16,8 @@ const char* kHelp = R"(tlk demo - TLK's domain-adaptation experiment, end to end
 Usage:
   tlk demo [--out DIR] [--scale S] [--source-cases N] [--target-cases N] [--test-cases N]
            [--pretrain-epochs N] [--adapt-epochs N] [--oracle-epochs N] [--iterations N]
-           [--base-features N] [--seed N] [--quiet]
+           [--base-features N] [--seed N] [--adapt-weight W] [--adapt-lr LR] [--grl-alpha A]
+           [--grl-delay N] [--pretrained-lr-scale S] [--quiet]
 
 Generates an AMOS-like source domain (abdominal CT phantoms with 15 organs) and a KiTS-like target
 domain (kidneys with tumours, another contrast phase, noise, resolution, spacing and orientation),
@@ -41,6 +44,13 @@ Options:
   --iterations N        iterations per epoch (default 12)
   --base-features N     UNet width (default 16)
   --seed N              seed (default 1)
+  --adapt-weight W      weight of the adversarial loss (default 1)
+  --adapt-lr LR         learning rate of the discriminator's Adam (default 0.001)
+  --grl-alpha A         α of the gradient-reversal warm-up over the adaptation steps (default 10)
+  --grl-delay N         discriminator-only steps (λ = 0) before reversal starts (default 0)
+  --pretrained-lr-scale S
+                        learning-rate multiplier of the copied weights in the adaptation and control
+                        stages (default 1; TLK's medical setting is 0.2)
   --quiet               no progress display
   --help                this text
 
@@ -53,7 +63,8 @@ Examples:
 int demo(const std::vector<std::string>& args) {
   Args a("demo", args,
          {{"out"}, {"scale"}, {"source-cases"}, {"target-cases"}, {"test-cases"}, {"pretrain-epochs"},
-          {"adapt-epochs"}, {"oracle-epochs"}, {"iterations"}, {"base-features"}, {"seed"}, {"quiet", false}});
+          {"adapt-epochs"}, {"oracle-epochs"}, {"iterations"}, {"base-features"}, {"seed"}, {"adapt-weight"},
+          {"adapt-lr"}, {"grl-alpha"}, {"grl-delay"}, {"pretrained-lr-scale"}, {"quiet", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -68,12 +79,24 @@ int demo(const std::vector<std::string>& args) {
   o.target_test_cases = static_cast<int>(a.get_int("test-cases", o.target_test_cases));
   o.pretrain_epochs = a.get_int("pretrain-epochs", o.pretrain_epochs);
   o.adapt_epochs = a.get_int("adapt-epochs", o.adapt_epochs);
+  o.adapt_weight = a.get_double("adapt-weight", o.adapt_weight);
+  o.adapt_lr = a.get_double("adapt-lr", o.adapt_lr);
+  o.grl_alpha = a.get_double("grl-alpha", o.grl_alpha);
+  o.grl_delay = a.get_int("grl-delay", o.grl_delay);
+  o.pretrained_lr_scale = a.get_double("pretrained-lr-scale", o.pretrained_lr_scale);
   o.oracle_epochs = a.get_int("oracle-epochs", o.oracle_epochs);
   o.iterations_per_epoch = a.get_int("iterations", o.iterations_per_epoch);
   o.base_features = a.get_int("base-features", o.base_features);
   o.seed = static_cast<std::uint64_t>(a.get_int("seed", 1));
   o.quiet = a.flag("quiet");
   check(o.scale > 0 && o.scale <= 2, "demo: --scale must be in (0, 2], got {}", o.scale);
+  check(o.adapt_weight >= 0 && std::isfinite(o.adapt_weight), "demo: --adapt-weight must be >= 0, got {}",
+        o.adapt_weight);
+  check(o.adapt_lr > 0 && std::isfinite(o.adapt_lr), "demo: --adapt-lr must be > 0, got {}", o.adapt_lr);
+  check(o.grl_alpha >= 0 && std::isfinite(o.grl_alpha), "demo: --grl-alpha must be >= 0, got {}", o.grl_alpha);
+  check(o.grl_delay >= 0, "demo: --grl-delay must be >= 0 steps, got {}", o.grl_delay);
+  check(o.pretrained_lr_scale > 0 && std::isfinite(o.pretrained_lr_scale),
+        "demo: --pretrained-lr-scale must be > 0, got {}", o.pretrained_lr_scale);
   check(o.source_cases >= 2 && o.target_cases >= 2 && o.target_test_cases >= 1,
         "demo: need at least 2 source and 2 target cases and 1 test case");
   check(o.pretrain_epochs >= 1 && o.adapt_epochs >= 1 && o.oracle_epochs >= 1 && o.iterations_per_epoch >= 1,
