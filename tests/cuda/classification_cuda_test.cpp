@@ -2,8 +2,6 @@
 // there, its first step matches the same step on the CPU, and distillation with DKD (whose loss runs
 // on the CPU, Note [Distillation on the GPU]) from a GPU teacher trains too.
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "compare_to_ref.h"
 #include "cuda_test_util.h"
@@ -35,17 +33,6 @@ io::Config bars_config(const fs::path& dir, const std::string& out, const std::s
   c.set("output.dir", (dir / out).string());
   c.set("train.device", device);
   return c;
-}
-
-std::vector<double> first_step(const fs::path& steps_csv) {
-  std::ifstream in(steps_csv);
-  std::string header, row;
-  std::getline(in, header);
-  std::getline(in, row);
-  std::vector<double> values;
-  std::stringstream cells(row);
-  for (std::string cell; std::getline(cells, cell, ',');) values.push_back(std::stod(cell));
-  return values;
 }
 
 }  // namespace

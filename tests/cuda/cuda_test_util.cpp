@@ -1,5 +1,8 @@
 #include "cuda_test_util.h"
 
+#include <fstream>
+#include <sstream>
+
 namespace tlk::testing {
 
 bool gpu_or_skip() {
@@ -16,5 +19,16 @@ bool gpu_or_skip() {
 Tensor to_gpu(const Tensor& t) { return t.detach().to(Layout::plain).contiguous().to(Device::cuda(0)); }
 
 Tensor to_cpu(const Tensor& t) { return t.detach().to(Device::cpu()).to(Layout::plain).contiguous(); }
+
+std::vector<double> first_step(const std::filesystem::path& steps_csv) {
+  std::ifstream in(steps_csv);
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  std::vector<double> values;
+  std::stringstream cells(row);
+  for (std::string cell; std::getline(cells, cell, ',');) values.push_back(std::stod(cell));
+  return values;
+}
 
 }  // namespace tlk::testing

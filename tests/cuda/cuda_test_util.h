@@ -13,6 +13,8 @@ bool gpu_or_skip();
 Tensor to_gpu(const Tensor& t);
 /// `t` copied to the CPU (plain, contiguous).
 Tensor to_cpu(const Tensor& t);
+/// The first data row of a training log (steps.csv), as numbers (NaN cells included).
+std::vector<double> first_step(const std::filesystem::path& steps_csv);
 
 }  // namespace tlk::testing
 

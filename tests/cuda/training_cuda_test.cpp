@@ -2,8 +2,6 @@
 // unlabelled target trains, checkpoints and resumes there, its first step matches the same step on
 // the CPU, and a GPU prediction of the checkpoint matches the CPU prediction.
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "compare_to_ref.h"
 #include "cuda_test_util.h"
@@ -32,18 +30,6 @@ io::Config adapt_config(const std::filesystem::path& dir, const std::string& out
   c.set("output.dir", (dir / out).string());
   c.set("train.device", device);
   return c;
-}
-
-// The first data row of a steps.csv, as numbers.
-std::vector<double> first_step(const std::filesystem::path& steps_csv) {
-  std::ifstream in(steps_csv);
-  std::string header, row;
-  std::getline(in, header);
-  std::getline(in, row);
-  std::vector<double> values;
-  std::stringstream cells(row);
-  for (std::string cell; std::getline(cells, cell, ',');) values.push_back(std::stod(cell));
-  return values;
 }
 
 }  // namespace
