@@ -135,3 +135,46 @@ TEST_CASE("cuda normalisation rejects what the reference rejects") {
                                              Tensor(), BatchNormOptions{}.with_training(true)),
                   Error);
 }
+
+TEST_CASE("cuda instance_norm_leaky_relu (fused) equals instance_norm then leaky_relu, forward and backward") {
+  TLK_REQUIRE_GPU();
+  Generator gen(107);
+  const double slope = 0.01;
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    const bool half = dtype == DType::bf16;
+    const DType params = half ? DType::f32 : dtype;
+    const double tol = half ? 1.6e-2 : tolerance(dtype);
+    for (const Shape& shape : {Shape{2, 3, 5, 7, 6}, Shape{1, 2, 40, 40, 40}}) {
+      const std::int64_t c = shape[1];
+      const std::string what = label("instance_norm_leaky_relu", shape, dtype);
+      // The inputs as the GPU sees them (rounded to bf16 there) and their exact f64 values.
+      const Tensor x = to_gpu(random(shape, gen, DType::f64, 0.2, 1.0)).to(dtype);
+      const Tensor dy = to_gpu(random(shape, gen, DType::f64)).to(dtype);
+      const Tensor w = to_gpu(random({c}, gen, params, 1.0, 0.5)), b = to_gpu(random({c}, gen, params));
+      const Tensor x64 = testing::to_cpu(x.to(DType::f64)), dy64 = testing::to_cpu(dy.to(DType::f64));
+      const Tensor w64 = testing::to_cpu(w.to(DType::f64)), b64 = testing::to_cpu(b.to(DType::f64));
+
+      const ref::NormForward e = ref::instance_norm_forward(x64, w64, b64, 1e-5);
+      const Tensor ey = ref::unary(e.output, ref::UnaryOp::leaky_relu, slope);
+      const cuda_k::NormForward f = cuda_k::instance_norm_leaky_relu_forward(x, w, b, 1e-5, slope);
+      CHECK(f.output.dtype() == dtype);
+      const double out_err = testing::gpu_rel_error(f.output.to(DType::f64), ey);
+      CHECK_MESSAGE(out_err < tol, what << " output: relative error " << out_err);
+
+      const Tensor g_pre = ref::unary_backward(dy64, e.output, Tensor(), ref::UnaryOp::leaky_relu, slope);
+      const ref::NormGrads eg = ref::instance_norm_backward(g_pre, x64, w64, e.mean, e.inv_std);
+      const cuda_k::NormGrads g =
+          cuda_k::instance_norm_leaky_relu_backward(dy, x, w, f.mean, f.inv_std, f.output, slope);
+      const double dx_err = testing::gpu_rel_error(g.input.to(DType::f64), eg.input);
+      CHECK_MESSAGE(dx_err < tol, what << " grad input: relative error " << dx_err);
+      // Half inputs: the derivative is read from the rounded output, so a value within a rounding of 0
+      // may take the other branch; the parameter gradients are sums over the group and stay close.
+      const double param_tol = half ? 2e-2 : tol;
+      CHECK(testing::gpu_rel_error(g.weight, eg.weight) < param_tol);
+      CHECK(testing::gpu_rel_error(g.bias, eg.bias) < param_tol);
+    }
+  }
+  CHECK_THROWS_WITH_AS(cuda_k::instance_norm_leaky_relu_forward(to_gpu(Tensor::ones({1, 2, 2, 2, 2})), Tensor(),
+                                                                Tensor(), 1e-5, -0.1),
+                       doctest::Contains("negative_slope must be finite and >= 0"), Error);
+}

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "tlk/autograd/ops/activation.h"
+#include "tlk/autograd/ops/norm.h"
 #include "tlk/autograd/ops/view.h"
 #include "tlk/tensor/error.h"
 
@@ -70,8 +71,14 @@ UNetStage::UNetStage(std::int64_t in_channels, std::int64_t out_channels, Int3 k
 }
 
 Tensor UNetStage::forward(const Tensor& input) {
-  Tensor h = ops::leaky_relu(norm1->forward(conv1->forward(input)), negative_slope);
-  return ops::leaky_relu(norm2->forward(conv2->forward(h)), negative_slope);
+  // On a GPU the norm and the activation run as one kernel each way (Note [GPU norm + leaky ReLU]);
+  // the CPU keeps its own dispatch of the two ops.
+  auto norm_act = [&](InstanceNorm3d& norm, const Tensor& x) {
+    return x.device().is_cuda() ? ops::instance_norm_leaky_relu(x, norm.weight, norm.bias, negative_slope, norm.eps)
+                                : ops::leaky_relu(norm.forward(x), negative_slope);
+  };
+  Tensor h = norm_act(*norm1, conv1->forward(input));
+  return norm_act(*norm2, conv2->forward(h));
 }
 
 UNet::UNet(const UNetConfig& config, Generator& gen) : config_(config) {

@@ -7,6 +7,9 @@
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/cpu/batch_norm.h"
 #include "tlk/kernels/cpu/instance_norm.h"
+#ifdef TLK_HAVE_CUDA
+#include "tlk/kernels/cuda/norm.h"
+#endif
 #include "tlk/kernels/ref/norm.h"
 
 namespace tlk::ops {
@@ -48,6 +51,23 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 Tensor instance_norm_leaky_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, double negative_slope,
                                 double eps) {
   namespace cpu = kernels::cpu;
+#ifdef TLK_HAVE_CUDA
+  if (x.defined() && x.device().is_cuda() && negative_slope >= 0.0 && std::isfinite(negative_slope)) {
+    // Note [GPU norm + leaky ReLU] in kernels/cuda/norm_launch.cu: one pass each way.
+    namespace gpu = kernels::cuda;
+    k::NormForward f = gpu::instance_norm_leaky_relu_forward(x, weight, bias, eps, negative_slope);
+    const char* name = "instance_norm_leaky_relu";
+    attach(name, {x, weight, bias}, {f.output},
+           [xs = SavedTensor(x, name), ws = SavedTensor(weight, name), ys = SavedTensor(f.output, name),
+            ms = SavedTensor(f.mean, name), rs = SavedTensor(f.inv_std, name),
+            negative_slope](const Grads& g, const Node& self) {
+             return select(gpu::instance_norm_leaky_relu_backward(g[0], xs.unpack(), ws.unpack(), ms.unpack(),
+                                                                   rs.unpack(), ys.unpack(), negative_slope),
+                           self);
+           });
+    return f.output;
+  }
+#endif
   if (!cpu::instance_norm_supported(x, weight, bias) || !(negative_slope >= 0.0) || !std::isfinite(negative_slope))
     return leaky_relu(instance_norm(x, weight, bias, eps), negative_slope);
   // Note [Instance norm + leaky ReLU fusion] in kernels/cpu/instance_norm.cpp: the backward reads the

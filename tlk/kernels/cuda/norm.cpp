@@ -84,7 +84,7 @@ Tensor scratch(const Tensor& like, std::int64_t n) {
 // the input; else, when defined, they are updated in place from the batch statistics.
 NormForward forward(const char* op, const Tensor& x, const Tensor& w, const Tensor& b, const NormGroups& gr,
                     const Shape& stats_shape, double eps, const Tensor& running_mean, const Tensor& running_var,
-                    double momentum, bool from_running) {
+                    double momentum, bool from_running, const double* leaky_slope = nullptr) {
   check_grid(op, gr);
   NormForward out{empty_like_shape(x, x.shape()), empty_params(x, stats_shape), empty_params(x, stats_shape)};
   Tensor scale_shift = scratch(x, 3 * gr.count);  // {scale, mean, bias} per group
@@ -103,8 +103,9 @@ NormForward forward(const char* op, const Tensor& x, const Tensor& w, const Tens
                                             ptr<P>(running_var), momentum, ptr<double>(partial), stream()),
                    op, "statistics kernel launch");
     }
-    check_status(launch::norm_apply<T>(ptr<T>(x), gr, ptr<double>(scale_shift), ptr<T>(out.output), stream()), op,
-                 "normalisation kernel launch");
+    check_status(
+        launch::norm_apply<T>(ptr<T>(x), gr, ptr<double>(scale_shift), ptr<T>(out.output), stream(), leaky_slope), op,
+        "normalisation kernel launch");
   });
   return out;
 }
@@ -117,7 +118,8 @@ void check_saved_input(const char* op, const Tensor& x, int min_dim, const char*
 }
 
 NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, const Tensor& w_in, const Tensor& mean_in,
-                   const Tensor& inv_std_in, const NormGroups& gr, bool stats_from_input) {
+                   const Tensor& inv_std_in, const NormGroups& gr, bool stats_from_input,
+                   const Tensor& activation_output = Tensor(), double leaky_slope = 0.0) {
   check(grad_in.defined() && mean_in.defined() && inv_std_in.defined(),
         "{}: grad_output, mean and inv_std must be defined", op);
   require_same(grad_in, x_in, op, "grad_output");
@@ -132,6 +134,13 @@ NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, co
   check_grid(op, gr);
   const Tensor g = contiguous(grad_in), x = contiguous(x_in), w = optional_contiguous(w_in);
   const Tensor mean = contiguous(mean_in), inv_std = contiguous(inv_std_in);
+  Tensor act;
+  if (activation_output.defined()) {
+    require_same(activation_output, x_in, op, "output");
+    check(activation_output.shape() == x_in.shape(), "{}: the saved output has shape {}, expected the input's {}", op,
+          activation_output.shape().str(), x_in.shape().str());
+    act = contiguous(activation_output);
+  }
   const Shape channel_shape{gr.channels};
   NormGrads out{empty_like_shape(x, x.shape()), empty_params(x, channel_shape), empty_params(x, channel_shape)};
   Tensor partial = scratch(x, 2 * gr.count * launch::norm_parts(gr)), coef = scratch(x, 5 * gr.count);
@@ -140,7 +149,8 @@ NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, co
     using P = param_t<T>;
     check_status(launch::norm_backward<T, P>(ptr<T>(g), ptr<T>(x), gr, ptr<P>(w), ptr<P>(mean), ptr<P>(inv_std),
                                              stats_from_input, ptr<T>(out.input), ptr<P>(out.weight),
-                                             ptr<P>(out.bias), ptr<double>(partial), ptr<double>(coef), stream()),
+                                             ptr<P>(out.bias), ptr<double>(partial), ptr<double>(coef), stream(),
+                                             act.defined() ? ptr<T>(act) : nullptr, leaky_slope),
                  op, "kernel launch");
   });
   return out;
@@ -161,6 +171,29 @@ NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input,
   const char* op = "instance_norm backward";
   check_saved_input(op, input, 3, "[N, C, D, H, W]");
   return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true);
+}
+
+NormForward instance_norm_leaky_relu_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps,
+                                             double negative_slope) {
+  const char* op = "instance_norm_leaky_relu";
+  check_common(op, input, weight, bias, 3, "[N, C, D, H, W]", eps);
+  check(std::isfinite(negative_slope) && negative_slope >= 0.0, "{}: negative_slope must be finite and >= 0, got {}",
+        op, negative_slope);
+  const Tensor x = contiguous(input);
+  return forward(op, x, optional_contiguous(weight), optional_contiguous(bias), instance_groups(x.shape()),
+                 Shape{x.shape()[0], x.shape()[1]}, eps, Tensor(), Tensor(), 0.0, false, &negative_slope);
+}
+
+NormGrads instance_norm_leaky_relu_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                                            const Tensor& mean, const Tensor& inv_std, const Tensor& output,
+                                            double negative_slope) {
+  const char* op = "instance_norm_leaky_relu backward";
+  check_saved_input(op, input, 3, "[N, C, D, H, W]");
+  check(output.defined(), "{}: the forward's output is needed (the activation's derivative comes from it)", op);
+  check(std::isfinite(negative_slope) && negative_slope >= 0.0, "{}: negative_slope must be finite and >= 0, got {}",
+        op, negative_slope);
+  return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true, output,
+                  negative_slope);
 }
 
 NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,

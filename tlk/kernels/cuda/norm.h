@@ -22,6 +22,15 @@ NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, con
 NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
                                  const Tensor& mean, const Tensor& inv_std);
 
+/// instance_norm_forward, then leaky_relu(·, negative_slope >= 0) in the same pass (Note [GPU norm +
+/// leaky ReLU] in norm_launch.cu); `output` is the activated result.
+NormForward instance_norm_leaky_relu_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps,
+                                             double negative_slope);
+/// The backward of instance_norm_leaky_relu_forward: `grad_output` is the activation's output
+/// gradient and `output` the fused forward's output (the derivative is read from its sign).
+NormGrads instance_norm_leaky_relu_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                                            const Tensor& mean, const Tensor& inv_std, const Tensor& output,
+                                            double negative_slope);
 /// Statistics per channel over N and the spatial axes ([C]); in training the running statistics
 /// (contiguous [C] CUDA tensors of the input's dtype, or both undefined) move towards the batch's,
 /// in evaluation they normalise the input.

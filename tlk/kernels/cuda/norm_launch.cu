@@ -169,25 +169,45 @@ cudaError_t launch_rows(std::int64_t rows, std::int64_t length, const Op& op, cu
   return cudaGetLastError();
 }
 
+// Note [GPU norm + leaky ReLU]: with `activate`, the leaky ReLU is applied as the normalised value
+// is written, and the backward takes the activation's derivative from the sign of that output
+// (slope >= 0 keeps the sign of the pre-activation, and 0 maps to 0, whose derivative is the slope
+// as in the reference), so the pre-activation is never stored: one pass over the volume less each
+// way, as the CPU's Note [Instance norm + leaky ReLU fusion].
+__device__ __forceinline__ double leaky(double v, bool activate, double slope) {
+  return activate && !(v > 0.0) ? v * slope : v;
+}
+
 template <class T>
 struct ApplyOp {
   const T* x;
   T* y;
   const double* scale_shift;
   std::int64_t count;
+  bool activate;
+  double slope;
   __device__ void operator()(std::int64_t row, std::int64_t i) const {
     const std::int64_t g = row % count;
     // Note [Centre before scaling]: (x − μ)·s + b, not x·s + (b − μ·s): the latter cancels two terms
     // of size |μ·s| and keeps their rounding (a group of one voxel would not come out as exactly b).
     const double* m = scale_shift + 3 * g;
-    y[i] = store<T>(static_cast<compute_t<T>>((static_cast<double>(load(x[i])) - m[1]) * m[0] + m[2]));
+    const double v = (static_cast<double>(load(x[i])) - m[1]) * m[0] + m[2];
+    y[i] = store<T>(static_cast<compute_t<T>>(leaky(v, activate, slope)));
   }
 };
+
+// The gradient at the normalisation's output: g, or g times the leaky ReLU's derivative read from
+// the fused output `act` (Note [GPU norm + leaky ReLU]).
+template <class T>
+__device__ __forceinline__ double grad_at(const T* grad, const T* act, double slope, std::int64_t i) {
+  const double g = static_cast<double>(load(grad[i]));
+  return act && !(static_cast<double>(load(act[i])) > 0.0) ? g * slope : g;
+}
 
 // Block b reduces part b % parts of group b / parts of the backward: {Σ g, Σ g·x̂}.
 template <class T, class P>
 __global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Parts p, const P* mean, const P* inv_std,
-                                    double* partial) {
+                                    const T* act, double slope, double* partial) {
   const std::int64_t g = blockIdx.x / p.parts, part = blockIdx.x % p.parts;
   const std::int64_t begin = part * p.part_len;
   const std::int64_t size = gr.segments * gr.length;
@@ -195,7 +215,7 @@ __global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Pa
   const double mu = static_cast<double>(mean[g]), r = static_cast<double>(inv_std[g]);
   double acc[2] = {0.0, 0.0};
   for_group_range(gr, g, begin, end, [&](std::int64_t i) {
-    const double gi = static_cast<double>(load(grad[i]));
+    const double gi = grad_at(grad, act, slope, i);
     acc[0] += gi;
     acc[1] += gi * (static_cast<double>(load(x[i])) - mu) * r;
   });
@@ -249,10 +269,12 @@ struct GradInputOp {
   std::int64_t count;
   double m;
   bool stats_from_input;
+  const T* act;
+  double slope;
   __device__ void operator()(std::int64_t row, std::int64_t i) const {
     const double* c = coef + 5 * (row % count);
     using C = compute_t<T>;
-    const double gi = static_cast<double>(load(grad[i]));
+    const double gi = grad_at(grad, act, slope, i);
     if (stats_from_input) {
       const double xhat = (static_cast<double>(load(x[i])) - c[0]) * c[1];
       dx[i] = store<T>(static_cast<C>(c[2] * (gi - c[3] / m - xhat * (c[4] / m))));
@@ -294,34 +316,36 @@ cudaError_t norm_stats_from_running(const P* running_mean, const P* running_var,
 }
 
 template <class T>
-cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale_shift, T* y, cudaStream_t stream) {
-  return launch_rows(groups.count * groups.segments, groups.length, ApplyOp<T>{x, y, scale_shift, groups.count},
-                     stream);
+cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale_shift, T* y, cudaStream_t stream,
+                       const double* leaky_slope) {
+  const ApplyOp<T> op{x, y, scale_shift, groups.count, leaky_slope != nullptr, leaky_slope ? *leaky_slope : 0.0};
+  return launch_rows(groups.count * groups.segments, groups.length, op, stream);
 }
 
 template <class T, class P>
 cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const P* weight, const P* mean,
                           const P* inv_std, bool stats_from_input, T* grad_input, P* grad_weight, P* grad_bias,
-                          double* partial, double* coef, cudaStream_t stream) {
+                          double* partial, double* coef, cudaStream_t stream, const T* activation_output,
+                          double leaky_slope) {
   const Parts p = parts_of(groups);
   grad_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(
-      grad, x, groups, p, mean, inv_std, partial);
+      grad, x, groups, p, mean, inv_std, activation_output, leaky_slope, partial);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   grad_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(groups, p, partial, weight, mean, inv_std, coef);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   channel_grads_kernel<<<small_grid(groups.channels), 256, 0, stream>>>(groups, coef, grad_weight, grad_bias);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  const GradInputOp<T> op{
-      grad, x, grad_input, coef, groups.count, static_cast<double>(groups.size()), stats_from_input};
+  const GradInputOp<T> op{grad,        x, grad_input, coef, groups.count, static_cast<double>(groups.size()),
+                          stats_from_input, activation_output, leaky_slope};
   return launch_rows(groups.count * groups.segments, groups.length, op, stream);
 }
 
 #define TLK_NORM_INSTANTIATE(T, P)                                                                             \
   template cudaError_t norm_stats<T, P>(const T*, const NormGroups&, double, const P*, const P*, P*, P*, double*, P*, \
                                         P*, double, double*, cudaStream_t);                                          \
-  template cudaError_t norm_apply<T>(const T*, const NormGroups&, const double*, T*, cudaStream_t);                  \
+  template cudaError_t norm_apply<T>(const T*, const NormGroups&, const double*, T*, cudaStream_t, const double*);   \
   template cudaError_t norm_backward<T, P>(const T*, const T*, const NormGroups&, const P*, const P*, const P*, bool,  \
-                                           T*, P*, P*, double*, double*, cudaStream_t);
+                                           T*, P*, P*, double*, double*, cudaStream_t, const T*, double);
 TLK_NORM_INSTANTIATE(float, float)
 TLK_NORM_INSTANTIATE(double, double)
 TLK_NORM_INSTANTIATE(Bf16Bits, float)

@@ -46,17 +46,22 @@ cudaError_t norm_stats_from_running(const P* running_mean, const P* running_var,
                                     const P* weight, const P* bias, P* mean, P* inv_std, double* scale_shift,
                                     cudaStream_t stream);
 
-/// y = (x − mean) · scale + bias (in double) with group r % count's map for row r.
+/// y = (x − mean) · scale + bias (in double) with group r % count's map for row r; when `leaky_slope`
+/// is given, y = leaky_relu(that, *leaky_slope) (Note [GPU norm + leaky ReLU] in norm_launch.cu).
 template <class T>
-cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale_shift, T* y, cudaStream_t stream);
+cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale_shift, T* y, cudaStream_t stream,
+                       const double* leaky_slope = nullptr);
 
 /// The backward (the reference's Note [Normalisation backward]): dx, and dweight / dbias ([channels],
 /// each the in-order sum over the channel's groups). `mean` and `inv_std` are the saved statistics
 /// ([count]); `weight` may be null (γ = 1). `stats_from_input` is false for batch norm in evaluation
-/// (dx = γσ⁻¹g). `partial` is scratch as for norm_stats; `coef` scratch of 5 * count doubles.
+/// (dx = γσ⁻¹g). `partial` is scratch as for norm_stats; `coef` scratch of 5 * count doubles. With
+/// `activation_output` (the fused forward's output), `grad` is the gradient of the leaky ReLU's
+/// output and its derivative is applied first.
 template <class T, class P>
 cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, const P* weight, const P* mean,
                           const P* inv_std, bool stats_from_input, T* grad_input, P* grad_weight, P* grad_bias,
-                          double* partial, double* coef, cudaStream_t stream);
+                          double* partial, double* coef, cudaStream_t stream, const T* activation_output = nullptr,
+                          double leaky_slope = 0.0);
 
 }  // namespace tlk::kernels::cuda::launch
