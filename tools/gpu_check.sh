@@ -6,10 +6,10 @@
 #   cmake --build build -j2 --target test_cuda unet_step
 #   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
 # There (carrying .devrt, build/tests/test_cuda and build/bench/unet_step):
-#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision|tests]
+#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision|tests|check]
 # It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
 # against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
-# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone. `diag` replaces the three-round comparison
+# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone, `check` adds one f32 and one bf16 step timing. `diag` replaces the three-round comparison
 # with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
 # every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss. `precision` times
 # TLK's step in f32 (TF32), bf16 and f16 interleaved (two rounds of f32 and bf16, one of f16), with
@@ -25,7 +25,7 @@ if [[ "${1:-}" == "--gather" ]]; then
   ls -1 *.deb
   exit 0
 fi
-[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision|tests]" >&2; exit 2; }
+[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision|tests|check]" >&2; exit 2; }
 out=$2
 mode=${3:-full}
 mkdir -p "$out" /opt/tlkrt
@@ -57,6 +57,13 @@ timeout 120 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
 [[ "$mode" == tests ]] && exit $status
 
 flags="--batch 2 --patch 128,128,128 --base 32 --max-features 320 --levels 5 --classes 2 --iters 10"
+if [[ "$mode" == check ]]; then  # the test suite, then one f32 and one bf16 step timing
+  for p in f32 bf16; do
+    timeout 60 build/bench/unet_step --device cuda --precision $p $flags 2>&1 | tail -1 | sed "s/^/$p /" \
+      | tee -a "$out/precision.log" || status=1
+  done
+  exit $status
+fi
 if [[ "$mode" == precision ]]; then
   echo "== bench/unet_step: f32 (TF32), bf16 and f16 interleaved"
   for p in f32 bf16 f16 f32 bf16; do
