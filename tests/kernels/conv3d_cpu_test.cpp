@@ -61,6 +61,17 @@ TEST_CASE("cpu conv3d forward, backward-data, backward-weights and bias match th
   }
 }
 
+TEST_CASE("without a oneDNN JIT, TLK's backward-weights kernel serves the UNet layers it beats GEMM on") {
+  // Note [Backward-weights choice]: the UNet of bench/ops (batch 2, 64^3, base 32) layer by layer.
+  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 1, 64, 64, 64}, {2, 32, 64, 64, 64}));  // stem
+  CHECK(cpu::own_backward_weights_preferred({2, 32, 64, 64, 64}, {2, 32, 64, 64, 64}));        // L0
+  CHECK(cpu::own_backward_weights_preferred({2, 32, 64, 64, 64}, {2, 64, 32, 32, 32}));        // L0 down
+  CHECK(cpu::own_backward_weights_preferred({2, 64, 32, 32, 32}, {2, 64, 32, 32, 32}));        // L1
+  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 64, 32, 32, 32}, {2, 128, 16, 16, 16}));  // L1 down
+  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 256, 8, 8, 8}, {2, 256, 8, 8, 8}));       // L3
+  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 32, 64, 64}, {2, 32, 64, 64}));           // not 3D
+}
+
 TEST_CASE("TLK's AVX2 backward-weights kernel reads 8- and 16-channel blocks alike") {
   if (!cpu::conv3d_backward_weights_has_avx2()) {
     MESSAGE("skipped: this CPU lacks AVX2/FMA");

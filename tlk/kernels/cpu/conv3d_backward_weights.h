@@ -6,7 +6,8 @@ namespace tlk::kernels::cpu {
 
 /// Gradient of conv3d w.r.t. its weight, plain [Co, Ci, kD, kH, kW], by the fastest implementation
 /// this CPU has: oneDNN's JIT primitive where oneDNN has one for the shape (AVX-512 machines), else
-/// TLK's own AVX2 kernel (conv3d_backward_weights_avx2), else oneDNN's plain-layout GEMM path.
+/// TLK's own AVX2 kernel (conv3d_backward_weights_avx2) on the shapes where it beats oneDNN's
+/// plain-layout GEMM path (own_backward_weights_preferred), else that GEMM path.
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt);
 
@@ -27,5 +28,11 @@ Tensor conv3d_backward_weights_avx2(const Tensor& grad_output, const Tensor& inp
 
 /// Whether this CPU can run TLK's AVX2 kernel.
 bool conv3d_backward_weights_has_avx2();
+
+/// Whether TLK's AVX2 kernel is expected to beat oneDNN's GEMM path for a convolution with input
+/// [N, Ci, ...] and output gradient [N, Co, D, H, W] (Note [Backward-weights choice]): at least one
+/// full channel block of input (Ci >= 8) and at least 32^3 output voxels per sample. The choice
+/// depends on the shapes only, so a run (and its resume) always takes the same path.
+bool own_backward_weights_preferred(const Shape& input, const Shape& grad_output);
 
 }  // namespace tlk::kernels::cpu
