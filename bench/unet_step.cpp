@@ -157,8 +157,7 @@ int run(int argc, char** argv) {
         check(v == "engine" || v == "legacy", "unet_step: --conv-api must be engine or legacy, got '{}'", v);
         conv_engine = v == "engine";
       } else if (a == "--precision") {
-        check(v == "f32" || v == "bf16" || v == "f16", "unet_step: --precision must be f32, bf16 or f16, got '{}'", v);
-        precision = v == "f32" ? DType::f32 : (v == "bf16" ? DType::bf16 : DType::f16);
+        precision = autograd::parse_precision(v, "unet_step: --precision");
       } else if (a == "--conv-search") {
         check(v == "heuristic" || v == "exhaustive", "unet_step: --conv-search must be heuristic or exhaustive, got '{}'",
               v);

@@ -18,6 +18,13 @@ AutocastGuard::~AutocastGuard() { t_autocast = previous_; }
 
 DType autocast_dtype() { return t_autocast; }
 
+DType parse_precision(const std::string& text, const std::string& what) {
+  if (text == "f32") return DType::f32;
+  if (text == "bf16") return DType::bf16;
+  if (text == "f16") return DType::f16;
+  fail("{} must be f32, bf16 or f16, got '{}'", what, text);
+}
+
 bool autocast_lowers(std::initializer_list<const Tensor*> ts) {
   if (t_autocast == DType::f32) return false;
   for (const Tensor* t : ts)

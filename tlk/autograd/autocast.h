@@ -10,6 +10,8 @@
 // arithmetic) keeps the dtype it is given: a bf16 activation stays bf16 through instance norm
 // (whose weight, bias and statistics stay f32) and leaky ReLU to the next convolution. CPU tensors are
 // never cast: 16-bit tensors exist on the GPU only.
+#include <string>
+
 #include "tlk/tensor/dtype.h"
 #include "tlk/tensor/tensor.h"
 
@@ -30,6 +32,10 @@ class AutocastGuard {
 
 /// The dtype autocast lowers to on this thread, or f32 when it is off.
 DType autocast_dtype();
+
+/// A training precision by name: "f32", "bf16" or "f16"; anything else is a tlk::Error
+/// "`what` must be f32, bf16 or f16, got '<text>'". Example: `parse_precision(v, "unet_step: --precision")`
+DType parse_precision(const std::string& text, const std::string& what);
 
 /// Whether autocast would lower any of `ts`: it is on and one of them is a defined f32 CUDA tensor.
 bool autocast_lowers(std::initializer_list<const Tensor*> ts);

@@ -219,9 +219,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   const nn::PolySchedule schedule(config_.lr, config_.epochs, config_.poly_exponent);
   // Mixed precision (train.precision): autocast around the forward and the losses, f32 master
   // weights; f16 adds dynamic loss scaling over every trained parameter (Note [Loss scaling]).
-  const DType precision = config_.precision == "bf16"  ? DType::bf16
-                          : config_.precision == "f16" ? DType::f16
-                                                       : DType::f32;
+  const DType precision = config_.precision;
   nn::GradScaler scaler;
   std::vector<Tensor> trained = net_->parameters();
   if (adapter_)

@@ -1,5 +1,6 @@
 #include "tlk/task/train_config.h"
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/tensor/device.h"
 
 #include <fmt/format.h>
@@ -55,12 +56,11 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
   t.device = c.get_string("train.device", t.device);
   const Device device = parse_device(t.device, "train.device");
-  t.precision = c.get_string("train.precision", t.precision);
-  check(t.precision == "f32" || t.precision == "bf16" || t.precision == "f16",
-        "{}: train.precision must be f32, bf16 or f16, got '{}'", c.source(), t.precision);
-  check(t.precision == "f32" || device.is_cuda(),
+  t.precision = autograd::parse_precision(c.get_string("train.precision", "f32"),
+                                          fmt::format("{}: train.precision", c.source()));
+  check(t.precision == DType::f32 || device.is_cuda(),
         "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}",
-        c.source(), t.precision, t.device);
+        c.source(), dtype_name(t.precision), t.device);
   t.strategy = c.get_string("transfer.strategy", t.strategy);
   t.pretrained = c.get_string("transfer.pretrained", "");
   t.pretrained_lr_scale = c.get_double("transfer.pretrained_lr_scale", t.pretrained_lr_scale);
@@ -116,7 +116,7 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "  temperature: {}\n  foreground_only: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
-      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, precision, strategy, quoted(pretrained.string()),
+      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
       distill_temperature, distill_foreground_only, out_dir.string(), save_every, quiet);

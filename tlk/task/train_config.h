@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tlk/io/config.h"
+#include "tlk/tensor/dtype.h"
 
 namespace tlk::task {
 
@@ -48,7 +49,7 @@ struct SegmentationTrainConfig {
   std::string device = "cpu";                ///< train.device: cpu, cuda or cuda:N
   /// train.precision: f32, or bf16 / f16 mixed precision on a GPU (Note [Autocast]; f16 with dynamic
   /// loss scaling, Note [Loss scaling]); f32 master weights either way.
-  std::string precision = "f32";
+  DType precision = DType::f32;
   // transfer.*, adapt.*, distill.* (docs/config.md "Transfer")
   std::string strategy = "supervised";  ///< transfer.strategy: supervised, finetune, adapt, finetune+adapt, distill, distill+adapt
   std::filesystem::path pretrained;     ///< transfer.pretrained: checkpoint to start from (finetune strategies)
