@@ -16,7 +16,8 @@ cd "$root"
 jobs=${TLK_JOBS:-$(nproc)}
 
 # ---- Debian packages --------------------------------------------------------------------------------
-packages=(g++ cmake make libdnnl-dev libhdf5-dev libfmt-dev doctest-dev zlib1g-dev libyaml-cpp-dev nlohmann-json3-dev)
+packages=(g++ cmake make libdnnl-dev libhdf5-dev libfmt-dev doctest-dev zlib1g-dev libyaml-cpp-dev nlohmann-json3-dev
+          openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

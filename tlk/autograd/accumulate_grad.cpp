@@ -28,6 +28,12 @@ std::vector<Tensor> AccumulateGrad::apply(const std::vector<Tensor>& grad_output
   // shared with another leaf's gradient or with the caller's backward() argument. Later gradients are
   // added out of place, so a gradient someone holds from an earlier backward never changes under them.
   meta.grad = accumulate_gradient(meta.grad, grad, true);
+  // The engine runs each node once per pass with its summed input, so this is the leaf's last
+  // gradient of the pass.
+  if (!meta.post_accumulate_hooks.empty()) {
+    const Tensor leaf(leaf_);
+    for (auto& hook : meta.post_accumulate_hooks) hook(leaf);
+  }
   return {};
 }
 

@@ -76,6 +76,7 @@ struct AutogradMeta {
   int output_nr = 0;                 ///< which output of grad_fn
   std::weak_ptr<Node> accumulator;   ///< leaves: the AccumulateGrad node, made on demand
   std::vector<GradHook> leaf_hooks;  ///< leaves: hooks run before accumulation
+  std::vector<PostAccumulateHook> post_accumulate_hooks;  ///< leaves: hooks run after accumulation
   bool retains_grad = false;         ///< non-leaves: retain_grad() was called
 };
 

@@ -63,6 +63,12 @@ void Tensor::register_hook(GradHook hook) const {
     meta.leaf_hooks.push_back(std::move(hook));
 }
 
+void Tensor::register_post_accumulate_grad_hook(PostAccumulateHook hook) const {
+  check(requires_grad() && is_leaf(), "register_post_accumulate_grad_hook: tensor of shape {} is not a leaf that "
+        "requires grad", shape().str());
+  meta_of(*this).post_accumulate_hooks.push_back(std::move(hook));
+}
+
 void Tensor::retain_grad() const {
   if (is_leaf()) return;
   auto& meta = meta_of(*this);

@@ -8,10 +8,12 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "tlk/autograd/autocast.h"
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/data/preprocessed_case.h"
+#include "tlk/dist/gradient_reducer.h"
 #include "tlk/io/progress_bar.h"
 #include "tlk/nn/adam.h"
 #include "tlk/nn/deep_supervision_loss.h"
@@ -66,6 +68,19 @@ void split_cases(std::vector<std::filesystem::path> files, double val_fraction, 
   std::sort(val.begin(), val.end());
 }
 
+/// A module's parameters and buffers (what every rank must hold alike).
+std::vector<Tensor> state_tensors(const nn::Module& module) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : module.state_dict()) out.push_back(t);
+  return out;
+}
+
+std::vector<Tensor> buffer_tensors(const nn::Module& module) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : module.named_buffers()) out.push_back(t);
+  return out;
+}
+
 std::vector<std::string> ids_of(const std::vector<std::filesystem::path>& files) {
   std::vector<std::string> ids;
   for (const auto& f : files) ids.push_back(f.stem().string());
@@ -85,11 +100,13 @@ std::vector<data::SampleSource> load_sample_sources(const std::vector<std::files
 }
 
 PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
-                           std::uint64_t stream)
+                           std::uint64_t stream, int rank, int ranks)
     : cases_(std::move(cases)),
       patch_(config.patch),
       load_extent_(config.patch),
       batch_(config.batch),
+      first_slot_(rank * config.batch),
+      global_batch_(ranks * config.batch),
       oversample_(config.oversample_foreground),
       augment_(augment),
       seed_(mix_seed(config.seed, stream)) {
@@ -102,15 +119,17 @@ PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const Segmenta
 }
 
 data::Batch PatchBatches::make(std::int64_t index) const {
-  Generator gen(mix_seed(seed_, static_cast<std::uint64_t>(index)));
+  const std::uint64_t batch_seed = mix_seed(seed_, static_cast<std::uint64_t>(index));
   const std::int64_t C = cases_[0].image.size(0);
   const std::int64_t voxels = patch_[0] * patch_[1] * patch_[2];
   data::Batch batch;
   batch.image = Tensor::empty({batch_, C, patch_[0], patch_[1], patch_[2]});
   batch.labels = Tensor::empty({batch_, patch_[0], patch_[1], patch_[2]}, TensorOptions{}.with(DType::u8));
   for (std::int64_t slot = 0; slot < batch_; ++slot) {
+    const std::int64_t global_slot = first_slot_ + slot;  // Note [Batch slots]
+    Generator gen(mix_seed(batch_seed, static_cast<std::uint64_t>(global_slot)));
     const data::SampleSource& source = cases_[gen.below(cases_.size())];
-    const bool force = data::slot_forces_foreground(slot, batch_, oversample_, gen);
+    const bool force = data::slot_forces_foreground(global_slot, global_batch_, oversample_, gen);
     const data::PatchChoice choice = data::choose_patch(source, load_extent_, force, gen);
     Tensor image, labels;
     data::extract_patch(source, choice, load_extent_, image, labels);
@@ -125,8 +144,12 @@ data::Batch PatchBatches::make(std::int64_t index) const {
   return batch;
 }
 
-SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config) : config_(std::move(config)) {
-  if (config_.threads > 0) omp_set_num_threads(config_.threads);
+SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::ProcessGroup* group)
+    : config_(std::move(config)), group_(group) {
+  if (config_.threads > 0)
+    omp_set_num_threads(config_.threads);
+  else if (group_)  // ranks on one machine share its cores
+    omp_set_num_threads(std::max(1, omp_get_num_procs() / group_->local_size()));
   plan_ = data::PreprocessingPlan::load(config_.train_dir);
   std::vector<std::filesystem::path> train_files, val_files;
   const auto files = data::preprocessed_case_files(config_.train_dir);
@@ -224,6 +247,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   std::vector<Tensor> trained = net_->parameters();
   if (adapter_)
     for (const Tensor& p : adapter_->parameters()) trained.push_back(p);
+  const int rank = group_ ? group_->rank() : 0, ranks = group_ ? group_->size() : 1;
+  const bool writes = rank == 0;  // rank 0 alone writes checkpoints, logs and progress
   std::int64_t start_epoch = 0, iteration = 0;
   double ema = std::nan(""), best_ema = -1.0;
   if (resume) {
@@ -246,12 +271,27 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     if (precision == DType::f16 && c.metadata.count("train.loss_scale"))
       scaler.load(std::stod(c.metadata.at("train.loss_scale")), std::stoll(c.metadata.at("train.loss_scale_growth")));
   }
-  {
-    std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (group_) {
+    // Every rank starts from rank 0's model (its initialisation, fine-tune or resumed checkpoint), and
+    // every trained parameter is averaged, the discriminator's included.
+    dist::broadcast_tensors(*group_, state_tensors(*net_), 0, "model");
+    if (adapter_) dist::broadcast_tensors(*group_, state_tensors(*adapter_), 0, "domain discriminator");
+    std::vector<Tensor> reduced;
+    for (const Tensor& p : trained)
+      if (p.requires_grad()) reduced.push_back(p);
+    reducer = std::make_unique<dist::GradientReducer>(
+        *group_, reduced, dist::GradientReducerOptions{static_cast<std::int64_t>(config_.bucket_mb * (1 << 20))});
   }
-  TrainingLog log(config_.out_dir, resume), step_log(config_.out_dir, resume, "steps");
+  if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
+  std::optional<TrainingLog> log, step_log;
+  if (writes) {
+    log.emplace(config_.out_dir, resume);
+    step_log.emplace(config_.out_dir, resume, "steps");
+  }
 
   auto save = [&](const fs::path& path, std::int64_t epochs_done) {
+    if (!writes) return;
     Checkpoint c;
     c.model = net_->state_dict();
     c.optimizer = optimizer.state();
@@ -307,7 +347,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   transfer::TransferrableModel model(strategy_, task, adapter_,
                                      {.task = 1.0, .distill = config_.distill_weight, .adversarial = config_.adapt_weight});
 
-  PatchBatches train_batches(train_cases_, config_, config_.augment, 1);
+  PatchBatches train_batches(train_cases_, config_, config_.augment, 1, rank, ranks);
   data::BackgroundLoader loader([&](std::int64_t i) { return train_batches.make(i); },
                                 {.threads = config_.loader_threads, .prefetch = 4, .first_index = iteration});
   std::unique_ptr<PatchBatches> target_batches;
@@ -315,14 +355,14 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   if (adapter_) {
     SegmentationTrainConfig target_config = config_;
     target_config.oversample_foreground = 0.0;  // no labels: patches anywhere
-    target_batches = std::make_unique<PatchBatches>(target_cases_, target_config, config_.augment, 3);
+    target_batches = std::make_unique<PatchBatches>(target_cases_, target_config, config_.augment, 3, rank, ranks);
     target_loader = std::make_unique<data::BackgroundLoader>(
         [&](std::int64_t i) { return target_batches->make(i); },
         data::BackgroundLoader::Options{.threads = std::max(1, config_.loader_threads / 2), .prefetch = 4,
                                         .first_index = iteration});
   }
   std::unique_ptr<PatchBatches> val_batches;
-  if (!val_cases_.empty()) val_batches = std::make_unique<PatchBatches>(val_cases_, config_, false, 2);
+  if (!val_cases_.empty()) val_batches = std::make_unique<PatchBatches>(val_cases_, config_, false, 2, rank, ranks);
   const std::int64_t K = plan_.num_classes();
 
   std::vector<EpochResult> results;
@@ -335,7 +375,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     net_->train();
     double loss_sum = 0.0, task_sum = 0.0, distill_sum = 0.0, adversarial_sum = 0.0, accuracy_sum = 0.0, wait = 0.0;
     io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), config_.iterations_per_epoch,
-                        config_.quiet);
+                        config_.quiet || !writes);
     for (std::int64_t it = 0; it < config_.iterations_per_epoch; ++it, ++iteration) {
       data::Batch batch = loader.next();
       wait += loader.last_wait_seconds();
@@ -351,16 +391,24 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
         return model.losses(batch.image.to(device_), batch.labels.to(device_),
                             target_images.defined() ? target_images.to(device_) : target_images, iteration);
       }();
-      const double value = l.total.item();
+      if (precision == DType::f16)
+        scaler.scale(l.total).backward();
+      else
+        l.total.backward();
+      if (reducer) reducer->finish_backward();
+      // The loss terms as the mean over the ranks, so that every rank logs and checks the same values.
+      std::vector<double> terms{l.total.item(), l.task, l.distill, l.adversarial, l.domain_accuracy};
+      if (group_) {
+        terms = group_->all_reduce_sum(terms, "loss terms");
+        for (double& t : terms) t /= ranks;
+      }
+      const double value = terms[0];
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
       bool finite_grads = true;
       if (precision == DType::f16) {
-        scaler.scale(l.total).backward();
         finite_grads = scaler.unscale(trained);  // a step with inf/NaN gradients is skipped
         scaler.update(!finite_grads);
-      } else {
-        l.total.backward();
       }
       if (finite_grads) {
         if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
@@ -368,21 +416,21 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
         if (discriminator_optimizer) discriminator_optimizer->step();
       }
       loss_sum += value;
-      task_sum += l.task;
-      distill_sum += l.distill;
-      adversarial_sum += l.adversarial;
-      accuracy_sum += l.domain_accuracy;
+      task_sum += terms[1];
+      distill_sum += terms[2];
+      adversarial_sum += terms[3];
+      accuracy_sum += terms[4];
       r.lambda = l.lambda;
       LogRow row{
           {"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
-          {"loss", value}, {"task_loss", l.task}, {"distill_loss", l.distill},
-          {"adversarial_loss", l.adversarial}, {"lambda", l.lambda}, {"domain_accuracy", l.domain_accuracy},
+          {"loss", value}, {"task_loss", terms[1]}, {"distill_loss", terms[2]},
+          {"adversarial_loss", terms[3]}, {"lambda", l.lambda}, {"domain_accuracy", terms[4]},
           {"lr", r.lr}, {"data_wait_seconds", loader.last_wait_seconds()}};
       if (precision == DType::f16) {  // the scale after this step's update; skipped steps show as a drop
         row.emplace_back("loss_scale", scaler.current_scale());
         row.emplace_back("step_skipped", finite_grads ? 0.0 : 1.0);
       }
-      step_log.write(row);
+      if (step_log) step_log->write(row);
       const double n = static_cast<double>(it + 1);
       bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}", loss_sum / n,
                                             adversarial_sum / n, l.lambda, accuracy_sum / n)
@@ -422,6 +470,17 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
           }
         }
       }
+      if (group_) {  // each rank validated its slots of every batch (Note [Batch slots])
+        std::vector<double> counts{val_sum};
+        for (const auto* v : {&tp, &fp, &fn}) counts.insert(counts.end(), v->begin(), v->end());
+        counts = group_->all_reduce_sum(counts, "validation counts");
+        val_sum = counts[0] / ranks;
+        for (std::int64_t k = 0; k < K; ++k) {
+          tp[k] = counts[1 + k];
+          fp[k] = counts[1 + K + k];
+          fn[k] = counts[1 + 2 * K + k];
+        }
+      }
       r.val_loss = val_sum / static_cast<double>(config_.val_iterations);
       for (std::int64_t k = 1; k < K; ++k) {
         const double denominator = 2 * tp[k] + fp[k] + fn[k];
@@ -440,12 +499,15 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                {"val_loss", r.val_loss}, {"mean_dice", r.mean_dice}, {"ema_dice", r.ema_dice}};
     for (std::int64_t k = 1; k < K; ++k) row.emplace_back(fmt::format("dice_{}", k), r.dice[k - 1]);
     row.insert(row.end(), {{"lr", r.lr}, {"seconds", r.seconds}, {"data_wait_seconds", r.data_wait_seconds}});
-    log.write(row);
-    if (!config_.quiet)
+    if (log) log->write(row);
+    if (!config_.quiet && writes)
       fmt::print(stderr, "epoch {}/{}: train_loss {:.4f}  val_loss {:.4f}  dice {:.4f} (ema {:.4f})  lr {:.5f}  {:.1f} s "
                  "(data wait {:.1f} s)\n", epoch + 1, config_.epochs, r.train_loss, r.val_loss, r.mean_dice, r.ema_dice,
                  r.lr, r.seconds, r.data_wait_seconds);
 
+    // Batch-norm running statistics differ per rank (each saw its own batches): the checkpoint
+    // holds their mean. Instance norm, the UNet's default, keeps none.
+    if (group_) dist::average_tensors(*group_, buffer_tensors(*net_), "batch-norm statistics");
     const bool improved = ema > best_ema;
     if (improved) best_ema = ema;
     save(latest, epoch + 1);

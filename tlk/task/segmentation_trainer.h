@@ -8,6 +8,7 @@
 #include "tlk/data/background_loader.h"
 #include "tlk/data/patch_sampler.h"
 #include "tlk/data/preprocessing_plan.h"
+#include "tlk/dist/process_group.h"
 #include "tlk/nn/registry.h"
 #include "tlk/nn/unet.h"
 #include "tlk/task/train_config.h"
@@ -31,19 +32,25 @@ struct EpochResult {
 };
 
 /// Labelled cases in memory and batches drawn from them the nnUNet way: a random case per slot,
-/// foreground oversampling, an enlarged patch augmented down to the patch size. Batch i depends
-/// only on the seed and i, so a resumed run sees the same batches as an uninterrupted one.
+/// foreground oversampling, an enlarged patch augmented down to the patch size.
+///
+/// Note [Batch slots]: batch i of a run on R ranks is one global batch of R·data.batch slots; rank r
+/// makes slots [r·B, (r+1)·B). Slot s of batch i draws from its own generator, seeded from the run
+/// seed, the stream, i and s, and foreground oversampling looks at the global slot. So the patches
+/// depend only on the seed, i and the global batch size: a resumed run sees the same batches as an
+/// uninterrupted one, and 2 ranks with batch 1 see exactly the patches of 1 rank with batch 2.
 class PatchBatches {
  public:
+  /// `rank` of `ranks`: which slots of each global batch this process makes (Note [Batch slots]).
   PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
-               std::uint64_t stream);
+               std::uint64_t stream, int rank = 0, int ranks = 1);
   data::Batch make(std::int64_t index) const;
   std::size_t size() const { return cases_.size(); }
 
  private:
   std::vector<data::SampleSource> cases_;
   std::array<std::int64_t, 3> patch_, load_extent_;
-  std::int64_t batch_;
+  std::int64_t batch_, first_slot_, global_batch_;
   double oversample_;
   bool augment_;
   data::AugmentOptions augment_options_;
@@ -69,7 +76,11 @@ class PatchBatches {
 /// ```
 class SegmentationTrainer {
  public:
-  explicit SegmentationTrainer(SegmentationTrainConfig config);
+  /// With `group` (data-parallel training, one process per rank; docs/distributed.md): the ranks
+  /// start from rank 0's model, each makes its slots of every batch (Note [Batch slots]),
+  /// gradients are averaged in buckets during backward, validation is split and summed, and rank 0
+  /// alone writes checkpoints, logs and progress output.
+  explicit SegmentationTrainer(SegmentationTrainConfig config, dist::ProcessGroup* group = nullptr);
   /// Trains for the configured epochs (continuing from output.dir/latest.h5 when `resume`).
   /// Returns every epoch run now.
   std::vector<EpochResult> run(bool resume);
@@ -95,6 +106,7 @@ class SegmentationTrainer {
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::shared_ptr<nn::UNet> teacher_;
   Device device_ = Device::cpu();  ///< train.device: the networks live there; batches are copied over
+  dist::ProcessGroup* group_ = nullptr;  ///< data-parallel ranks, or nullptr for one process
 };
 
 /// Loads the preprocessed cases `files` as sample sources: with labels (required), or with

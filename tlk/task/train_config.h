@@ -70,6 +70,9 @@ struct SegmentationTrainConfig {
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 50;               ///< output.save_every: also keep epoch_N.h5 every N epochs
   bool quiet = false;                         ///< output.quiet: no progress bar
+  // distributed.* (used by `tlk train --distributed`; docs/distributed.md)
+  double bucket_mb = 25.0;          ///< distributed.bucket_mb: gradient all-reduce bucket size
+  double timeout_seconds = 600.0;   ///< distributed.timeout_s: a collective waiting longer fails the job
 
   /// Reads a config (after its --set overrides); an unknown key is a tlk::Error naming it.
   static SegmentationTrainConfig from(const io::Config& config);

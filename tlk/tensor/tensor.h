@@ -48,6 +48,9 @@ struct TensorImpl {
 /// A gradient hook: receives the gradient flowing into a tensor and returns it, possibly changed
 /// (return an undefined Tensor to keep the gradient as it is).
 using GradHook = std::function<class Tensor(const class Tensor&)>;
+/// A hook run on a leaf after its gradient was accumulated; it receives the leaf itself (read
+/// `leaf.grad()`), once per backward pass, when no more gradient will reach the leaf in that pass.
+using PostAccumulateHook = std::function<void(const class Tensor&)>;
 
 /// An n-dimensional array (up to 6-D; TLK's networks use N, C, D, H, W) of one dtype on one device,
 /// with reference semantics: copying a Tensor shares its data, as in PyTorch.
@@ -156,6 +159,9 @@ class Tensor {
   Tensor detach() const;
   /// Adds a hook called with this tensor's gradient during backward.
   void register_hook(GradHook hook) const;
+  /// Adds a hook run after this leaf's gradient was accumulated in a backward pass (as PyTorch's
+  /// register_post_accumulate_grad_hook); data-parallel training starts gradient all-reduces from it.
+  void register_post_accumulate_grad_hook(PostAccumulateHook hook) const;
   /// Keeps the gradient of a non-leaf tensor in grad() after backward.
   void retain_grad() const;
 

@@ -3,6 +3,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "tlk/dist/process_group.h"
 #include "tlk/io/config.h"
 #include "tlk/task/classification_trainer.h"
 #include "tlk/task/segmentation_trainer.h"
@@ -14,6 +15,7 @@ const char* kHelp = R"(tlk train - train a segmentation UNet on a preprocessed d
 
 Usage:
   tlk train --config FILE.yaml [--set key=value ...] [--device cpu|cuda[:N]] [--resume] [--print-config]
+  mpirun -np N [--hostfile H] tlk train --config FILE.yaml --distributed [...]
 
 Trains nnUNet-style: deep supervision, Dice + cross entropy, SGD with Nesterov momentum 0.99 and a
 poly learning rate, nnUNet's augmentation, batches prepared on background threads, validation
@@ -31,6 +33,10 @@ Options:
   --device D        shorthand for --set train.device=D (cpu, cuda or cuda:N)
   --resume          continue from output.dir/latest.h5 (same batches and losses as a run never stopped)
   --print-config    print every key with the value it would use, and exit
+  --distributed     data-parallel training over the ranks of an MPI job (start it with mpirun): each
+                    rank trains on data.batch patches of every step and gradients are averaged, so
+                    N ranks train like one process with batch N x data.batch; rank 0 writes the
+                    outputs (docs/distributed.md)
   --help            this text
 
 Examples:
@@ -38,6 +44,8 @@ Examples:
   tlk train --config train.yaml --set train.epochs=10 --set data.batch=2 --set output.dir=runs/try
   tlk train --config train.yaml --resume
   tlk train --config train.yaml --device cuda
+  mpirun -np 2 tlk train --config train.yaml --distributed
+  mpirun -np 8 --hostfile hosts tlk train --config train.yaml --distributed --set distributed.timeout_s=120
 )";
 
 int train_classifier(const io::Config& config, const Args& a) {
@@ -62,7 +70,8 @@ int train_classifier(const io::Config& config, const Args& a) {
 }  // namespace
 
 int train(const std::vector<std::string>& args) {
-  Args a("train", args, {{"config"}, {"set", true, true}, {"device"}, {"resume", false}, {"print-config", false}});
+  Args a("train", args, {{"config"}, {"set", true, true}, {"device"}, {"resume", false}, {"print-config", false},
+                          {"distributed", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -72,20 +81,32 @@ int train(const std::vector<std::string>& args) {
   io::Config config = io::Config::from_yaml_file(a.required("config"));
   for (const std::string& assignment : a.all("set")) config.set_override(assignment);
   if (a.has("device")) config.set("train.device", a.get("device", "cpu"));
-  if (task::config_task(config) == "classification") return train_classifier(config, a);
+  if (task::config_task(config) == "classification") {
+    check(!a.flag("distributed"), "train --distributed: data-parallel training covers segmentation configs; "
+          "classification configs (task: classification) train in one process");
+    return train_classifier(config, a);
+  }
   const task::SegmentationTrainConfig train_config = task::SegmentationTrainConfig::from(config);
   if (a.flag("print-config")) {
     fmt::print("{}", train_config.to_yaml());
     return 0;
   }
-  task::SegmentationTrainer trainer(train_config);
+  dist::ProcessGroup* group = nullptr;
+  if (a.flag("distributed"))
+    group = &dist::ProcessGroup::init_world({.timeout_seconds = train_config.timeout_seconds});
+  task::SegmentationTrainer trainer(train_config, group);
   const auto results = trainer.run(a.flag("resume"));
-  if (!results.empty())
-    fmt::print("trained {} epoch(s); last validation Dice {:.4f}; checkpoints in {}\n", results.size(),
-               results.back().mean_dice, train_config.out_dir.string());
-  else
+  const int ranks = group ? group->size() : 1;
+  const bool rank0 = !group || group->rank() == 0;
+  if (group) dist::ProcessGroup::finalize_world();
+  if (!rank0) return 0;
+  if (results.empty())
     fmt::print("nothing to train: {} already finished its {} epochs\n", train_config.out_dir.string(),
                train_config.epochs);
+  else
+    fmt::print("trained {} epoch(s){}; last validation Dice {:.4f}; checkpoints in {}\n", results.size(),
+               ranks > 1 ? fmt::format(" on {} ranks", ranks) : "", results.back().mean_dice,
+               train_config.out_dir.string());
   return 0;
 }
 

@@ -1,0 +1,185 @@
+#include "tlk/dist/gradient_reducer.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "tlk/autograd/grad_mode.h"
+#include "tlk/tensor/error.h"
+
+namespace tlk::dist {
+
+namespace {
+
+/// `t` as a plain contiguous CPU tensor of dtype `as` (shares t's storage where it already is one).
+Tensor host_view(const Tensor& t, DType as) {
+  return t.detach().to(Device::cpu()).to(Layout::plain).to(as).contiguous();
+}
+
+/// A plain contiguous CPU copy of `t` in dtype `as`, with storage of its own.
+Tensor host_copy(const Tensor& t, DType as) { return host_view(t, as).clone(); }
+
+/// Writes `values` (a CPU tensor of t's shape) into `t` in place, whatever t's device and layout.
+void assign(const Tensor& t, const Tensor& values) {
+  NoGradGuard no_grad;
+  Tensor target = t;
+  target.copy_(values.to(t.dtype()));
+}
+
+}  // namespace
+
+struct GradientReducer::State {
+  struct Slot {
+    std::size_t bucket = 0;
+    std::int64_t offset = 0, numel = 0;
+    bool ready = false;  ///< its gradient of this pass is in the bucket
+  };
+  struct Bucket {
+    Tensor buffer;                     ///< f32, the bucket's gradients back to back
+    std::vector<std::size_t> params;   ///< indices into `parameters`
+    std::size_t pending = 0;           ///< parameters whose gradient has not arrived this pass
+    std::shared_ptr<Work> work;        ///< set once its all-reduce started
+  };
+
+  ProcessGroup* group = nullptr;
+  std::vector<Tensor> parameters;
+  std::vector<Slot> slots;
+  std::vector<Bucket> buckets;
+  std::size_t next_to_start = 0;  ///< buckets start in index order on every rank
+  std::size_t started_during_backward = 0;
+
+  void start(std::size_t b) {
+    buckets[b].work = group->all_reduce_sum_async(buckets[b].buffer, fmt::format("gradient bucket {} of {} ({} "
+                                                  "parameters)", b + 1, buckets.size(), buckets[b].params.size()));
+  }
+
+  void on_gradient(std::size_t index) {
+    Slot& slot = slots[index];
+    Bucket& bucket = buckets[slot.bucket];
+    check(!bucket.work, "distributed: parameter {} (shape {}) got a gradient after its bucket was sent; call "
+          "GradientReducer::finish_backward() after every backward pass", index, parameters[index].shape().str());
+    const Tensor grad = host_view(parameters[index].grad(), DType::f32);
+    std::memcpy(bucket.buffer.data<float>() + slot.offset, grad.data<float>(),
+                sizeof(float) * static_cast<std::size_t>(slot.numel));
+    if (!slot.ready) {
+      slot.ready = true;
+      --bucket.pending;
+    }
+    while (next_to_start < buckets.size() && buckets[next_to_start].pending == 0) {
+      start(next_to_start++);
+      ++started_during_backward;
+    }
+  }
+};
+
+GradientReducer::GradientReducer(ProcessGroup& group, std::vector<Tensor> parameters,
+                                 const GradientReducerOptions& options)
+    : state_(std::make_shared<State>()) {
+  check(options.bucket_bytes > 0, "distributed: the bucket size must be positive, got {} bytes", options.bucket_bytes);
+  State& s = *state_;
+  s.group = &group;
+  s.parameters = std::move(parameters);
+  s.slots.resize(s.parameters.size());
+  // Reverse order: backward produces the last layers' gradients first (Note [Gradient buckets]).
+  std::vector<std::int64_t> sizes;
+  for (std::size_t k = s.parameters.size(); k-- > 0;) {
+    const Tensor& p = s.parameters[k];
+    check(p.requires_grad() && p.is_leaf(), "distributed: parameter {} (shape {}) is not a leaf that requires grad",
+          k, p.shape().str());
+    check(is_floating(p.dtype()), "distributed: parameter {} has dtype {}; gradients need a floating dtype", k,
+          dtype_name(p.dtype()));
+    if (s.buckets.empty() || (sizes.back() > 0 && (sizes.back() + p.numel()) * 4 > options.bucket_bytes)) {
+      s.buckets.emplace_back();
+      sizes.push_back(0);
+    }
+    s.slots[k] = {s.buckets.size() - 1, sizes.back(), p.numel(), false};
+    s.buckets.back().params.push_back(k);
+    sizes.back() += p.numel();
+  }
+  for (std::size_t b = 0; b < s.buckets.size(); ++b) {
+    s.buckets[b].buffer = Tensor::zeros({sizes[b]});
+    s.buckets[b].pending = s.buckets[b].params.size();
+  }
+  std::weak_ptr<State> weak = state_;
+  for (std::size_t k = 0; k < s.parameters.size(); ++k)
+    s.parameters[k].register_post_accumulate_grad_hook([weak, k](const Tensor&) {
+      if (auto state = weak.lock()) state->on_gradient(k);
+    });
+}
+
+GradientReducer::~GradientReducer() {
+  // Hooks hold only a weak reference; a bucket still in flight must finish before its buffer goes.
+  for (auto& bucket : state_->buckets)
+    if (bucket.work) try {
+        bucket.work->wait();
+      } catch (const Error&) {
+      }
+}
+
+void GradientReducer::finish_backward() {
+  State& s = *state_;
+  const int ranks = s.group->size();
+  // How many ranks produced each parameter's gradient (one small all-reduce), so that a parameter
+  // no rank reached keeps an undefined gradient.
+  std::vector<double> contributed(s.parameters.size());
+  for (std::size_t k = 0; k < s.parameters.size(); ++k) contributed[k] = s.slots[k].ready ? 1.0 : 0.0;
+  for (std::size_t b = s.next_to_start; b < s.buckets.size(); ++b) {
+    for (std::size_t k : s.buckets[b].params)
+      if (!s.slots[k].ready)
+        std::memset(s.buckets[b].buffer.data<float>() + s.slots[k].offset, 0,
+                    sizeof(float) * static_cast<std::size_t>(s.slots[k].numel));
+    s.start(b);
+  }
+  s.next_to_start = s.buckets.size();
+  if (ranks > 1) contributed = s.group->all_reduce_sum(contributed, "gradient counts");
+  for (auto& bucket : s.buckets) {
+    bucket.work->wait();
+    bucket.work.reset();
+    bucket.pending = bucket.params.size();
+    for (std::size_t k : bucket.params) {
+      State::Slot& slot = s.slots[k];
+      slot.ready = false;
+      const Tensor& p = s.parameters[k];
+      if (contributed[k] == 0.0) continue;
+      Tensor mean = Tensor::empty(p.shape());
+      const float* from = bucket.buffer.data<float>() + slot.offset;
+      float* to = mean.data<float>();
+      const float scale = 1.0f / static_cast<float>(ranks);
+      for (std::int64_t i = 0; i < slot.numel; ++i) to[i] = from[i] * scale;
+      p.set_grad(mean.to(p.dtype()).to(p.device()));
+    }
+  }
+  s.next_to_start = 0;
+  s.started_during_backward = 0;
+}
+
+std::size_t GradientReducer::num_buckets() const { return state_->buckets.size(); }
+
+std::size_t GradientReducer::buckets_started_during_backward() const { return state_->started_during_backward; }
+
+void broadcast_tensors(ProcessGroup& group, const std::vector<Tensor>& tensors, int root, const std::string& what) {
+  if (group.size() == 1) return;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    // f32 travels as is; every other dtype (f64, integer counters) as f64, exact for them.
+    Tensor host = host_copy(t, t.dtype() == DType::f32 ? DType::f32 : DType::f64);
+    group.broadcast(host, root, fmt::format("{} tensor {} of {} (shape {})", what, i + 1, tensors.size(),
+                                            t.shape().str()));
+    if (group.rank() != root) assign(t, host);
+  }
+}
+
+void average_tensors(ProcessGroup& group, const std::vector<Tensor>& tensors, const std::string& what) {
+  if (group.size() == 1) return;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    if (!is_floating(t.dtype())) continue;
+    Tensor host = host_copy(t, DType::f64);
+    group.all_reduce_sum(host, fmt::format("{} tensor {} of {}", what, i + 1, tensors.size()));
+    double* v = host.data<double>();
+    for (std::int64_t j = 0; j < host.numel(); ++j) v[j] /= group.size();
+    assign(t, host);
+  }
+}
+
+}  // namespace tlk::dist
