@@ -93,6 +93,21 @@ TEST_CASE("hooks see and may replace gradients; retain_grad keeps non-leaf gradi
   CHECK(x.grad().to_doubles() == std::vector<double>{180, 360});  // 3 * (6, 12), times 10 by the hook
 }
 
+TEST_CASE("a post-accumulate hook runs once per pass, after every use of the leaf was summed") {
+  Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}).set_requires_grad();
+  std::vector<std::vector<double>> seen;
+  x.register_post_accumulate_grad_hook([&](const Tensor& leaf) { seen.push_back(leaf.grad().to_doubles()); });
+  ops::sum(x * 3.0 + x * x).backward();  // x reached along two paths: one call with 3 + 2x
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == std::vector<double>{5, 7});
+  ops::sum(x).backward();  // a second pass without zeroing: the hook sees the accumulated gradient
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1] == std::vector<double>{6, 8});
+  Tensor h = x * 2.0;
+  CHECK_THROWS_WITH_AS(h.register_post_accumulate_grad_hook([](const Tensor&) {}),
+                       doctest::Contains("not a leaf that requires grad"), Error);
+}
+
 TEST_CASE("a hook that returns a gradient of the wrong shape is an error") {
   Tensor x = Tensor::from_vector(std::vector<double>{1, 2}, {2}).set_requires_grad();
   Tensor h = x * 3.0;

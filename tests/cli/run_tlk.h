@@ -22,12 +22,13 @@ struct TlkRun {
   std::string err;  ///< stderr (errors, progress)
 };
 
-/// Runs `tlk <args>` through the shell and captures stdout and stderr apart; a crash (killed by a
-/// signal) fails the test instead of reading as an exit status.
-inline TlkRun run_tlk(const std::string& args) {
+/// Runs `<prefix> tlk <args>` through the shell (the prefix: environment settings or a launcher
+/// such as mpirun) and captures stdout and stderr apart; a crash (killed by a signal) fails the test
+/// instead of reading as an exit status.
+inline TlkRun run_tlk_with_prefix(const std::string& prefix, const std::string& args) {
   const std::filesystem::path err_file =
       std::filesystem::temp_directory_path() / ("tlk_test_stderr_" + std::to_string(getpid()) + ".txt");
-  const std::string cmd = std::string(TLK_CLI_PATH) + " " + args + " 2>" + err_file.string();
+  const std::string cmd = prefix + std::string(TLK_CLI_PATH) + " " + args + " 2>" + err_file.string();
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   REQUIRE(pipe);
   std::string out;
@@ -40,6 +41,9 @@ inline TlkRun run_tlk(const std::string& args) {
   std::filesystem::remove(err_file);
   return {WEXITSTATUS(status), out, err.str()};
 }
+
+/// Runs `tlk <args>`; see run_tlk_with_prefix.
+inline TlkRun run_tlk(const std::string& args) { return run_tlk_with_prefix("", args); }
 
 /// Lines in `s` (newline characters).
 inline int count_lines(const std::string& s) {

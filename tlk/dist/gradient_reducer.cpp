@@ -32,12 +32,14 @@ struct GradientReducer::State {
   struct Slot {
     std::size_t bucket = 0;
     std::int64_t offset = 0, numel = 0;
-    bool ready = false;  ///< its gradient of this pass is in the bucket
+    bool expected = true;  ///< had a gradient on this rank in the last pass (Note [Unused parameters])
+    bool ready = false;    ///< its gradient of this pass is in the bucket
+    Tensor late;           ///< its gradient of this pass, when it came after the bucket was sent
   };
   struct Bucket {
     Tensor buffer;                     ///< f32, the bucket's gradients back to back
     std::vector<std::size_t> params;   ///< indices into `parameters`
-    std::size_t pending = 0;           ///< parameters whose gradient has not arrived this pass
+    std::size_t pending = 0;           ///< expected gradients that have not arrived this pass
     std::shared_ptr<Work> work;        ///< set once its all-reduce started
   };
 
@@ -46,29 +48,54 @@ struct GradientReducer::State {
   std::vector<Slot> slots;
   std::vector<Bucket> buckets;
   std::size_t next_to_start = 0;  ///< buckets start in index order on every rank
-  std::size_t started_during_backward = 0;
+  std::size_t started_during_backward = 0, started_during_last_backward = 0;
 
+  /// Zeroes the slots whose gradient has not arrived and starts the bucket's all-reduce.
   void start(std::size_t b) {
-    buckets[b].work = group->all_reduce_sum_async(buckets[b].buffer, fmt::format("gradient bucket {} of {} ({} "
-                                                  "parameters)", b + 1, buckets.size(), buckets[b].params.size()));
+    Bucket& bucket = buckets[b];
+    for (std::size_t k : bucket.params)
+      if (!slots[k].ready)
+        std::memset(bucket.buffer.data<float>() + slots[k].offset, 0,
+                    sizeof(float) * static_cast<std::size_t>(slots[k].numel));
+    bucket.work = group->all_reduce_sum_async(
+        bucket.buffer, fmt::format("gradient bucket {} of {} ({} parameters)", b + 1, buckets.size(),
+                                   bucket.params.size()));
   }
 
   void on_gradient(std::size_t index) {
     Slot& slot = slots[index];
     Bucket& bucket = buckets[slot.bucket];
-    check(!bucket.work, "distributed: parameter {} (shape {}) got a gradient after its bucket was sent; call "
-          "GradientReducer::finish_backward() after every backward pass", index, parameters[index].shape().str());
+    if (bucket.work) {  // Note [Unused parameters]: the bucket left without it
+      slot.late = host_copy(parameters[index].grad(), DType::f32);
+      return;
+    }
     const Tensor grad = host_view(parameters[index].grad(), DType::f32);
     std::memcpy(bucket.buffer.data<float>() + slot.offset, grad.data<float>(),
                 sizeof(float) * static_cast<std::size_t>(slot.numel));
     if (!slot.ready) {
       slot.ready = true;
-      --bucket.pending;
+      if (slot.expected) --bucket.pending;
     }
     while (next_to_start < buckets.size() && buckets[next_to_start].pending == 0) {
       start(next_to_start++);
       ++started_during_backward;
     }
+  }
+
+  /// Ready for the next pass: each bucket waits for the gradients this rank produced in this one.
+  void reset() {
+    for (auto& bucket : buckets) {
+      bucket.work.reset();
+      bucket.pending = 0;
+      for (std::size_t k : bucket.params) {
+        Slot& slot = slots[k];
+        slot.expected = slot.ready || slot.late.defined();
+        slot.ready = false;
+        slot.late = Tensor();
+        bucket.pending += slot.expected;
+      }
+    }
+    next_to_start = 0;
   }
 };
 
@@ -92,7 +119,7 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<Tensor> parame
       s.buckets.emplace_back();
       sizes.push_back(0);
     }
-    s.slots[k] = {s.buckets.size() - 1, sizes.back(), p.numel(), false};
+    s.slots[k] = {s.buckets.size() - 1, sizes.back(), p.numel(), true, false, Tensor()};
     s.buckets.back().params.push_back(k);
     sizes.back() += p.numel();
   }
@@ -119,43 +146,61 @@ GradientReducer::~GradientReducer() {
 void GradientReducer::finish_backward() {
   State& s = *state_;
   const int ranks = s.group->size();
-  // How many ranks produced each parameter's gradient (one small all-reduce), so that a parameter
-  // no rank reached keeps an undefined gradient.
-  std::vector<double> contributed(s.parameters.size());
-  for (std::size_t k = 0; k < s.parameters.size(); ++k) contributed[k] = s.slots[k].ready ? 1.0 : 0.0;
-  for (std::size_t b = s.next_to_start; b < s.buckets.size(); ++b) {
-    for (std::size_t k : s.buckets[b].params)
-      if (!s.slots[k].ready)
-        std::memset(s.buckets[b].buffer.data<float>() + s.slots[k].offset, 0,
-                    sizeof(float) * static_cast<std::size_t>(s.slots[k].numel));
-    s.start(b);
-  }
+  const std::size_t n = s.parameters.size();
+  for (std::size_t b = s.next_to_start; b < s.buckets.size(); ++b) s.start(b);
   s.next_to_start = s.buckets.size();
-  if (ranks > 1) contributed = s.group->all_reduce_sum(contributed, "gradient counts");
-  for (auto& bucket : s.buckets) {
-    bucket.work->wait();
-    bucket.work.reset();
-    bucket.pending = bucket.params.size();
-    for (std::size_t k : bucket.params) {
-      State::Slot& slot = s.slots[k];
-      slot.ready = false;
-      const Tensor& p = s.parameters[k];
-      if (contributed[k] == 0.0) continue;
-      Tensor mean = Tensor::empty(p.shape());
-      const float* from = bucket.buffer.data<float>() + slot.offset;
-      float* to = mean.data<float>();
-      const float scale = 1.0f / static_cast<float>(ranks);
-      for (std::int64_t i = 0; i < slot.numel; ++i) to[i] = from[i] * scale;
-      p.set_grad(mean.to(p.dtype()).to(p.device()));
-    }
+  // Per parameter, over the ranks: how many put its gradient in the bucket, and how many had it late.
+  std::vector<double> counts(2 * n);
+  for (std::size_t k = 0; k < n; ++k) {
+    counts[k] = s.slots[k].ready ? 1.0 : 0.0;
+    counts[n + k] = s.slots[k].late.defined() ? 1.0 : 0.0;
   }
-  s.next_to_start = 0;
+  counts = s.group->all_reduce_sum(counts, "gradient counts");
+  // Late gradients of any rank travel in one more all-reduce, the same on every rank.
+  std::vector<std::size_t> late;
+  std::int64_t late_numel = 0;
+  for (std::size_t k = 0; k < n; ++k)
+    if (counts[n + k] > 0) late.push_back(k), late_numel += s.slots[k].numel;
+  Tensor late_sum;
+  if (!late.empty()) {
+    late_sum = Tensor::zeros({late_numel});
+    std::int64_t offset = 0;
+    for (std::size_t k : late) {
+      if (s.slots[k].late.defined())
+        std::memcpy(late_sum.data<float>() + offset, s.slots[k].late.data<float>(),
+                    sizeof(float) * static_cast<std::size_t>(s.slots[k].numel));
+      offset += s.slots[k].numel;
+    }
+    s.group->all_reduce_sum(late_sum, fmt::format("{} late gradients", late.size()));
+  }
+  const float scale = 1.0f / static_cast<float>(ranks);
+  std::int64_t late_offset = 0;
+  std::size_t late_index = 0;
+  for (auto& bucket : s.buckets) bucket.work->wait();
+  for (std::size_t k = 0; k < n; ++k) {
+    const State::Slot& slot = s.slots[k];
+    const float* late_values = nullptr;
+    if (late_index < late.size() && late[late_index] == k) {
+      late_values = late_sum.data<float>() + late_offset;
+      late_offset += slot.numel;
+      ++late_index;
+    }
+    if (counts[k] + counts[n + k] == 0) continue;  // no rank reached it: the gradient stays undefined
+    const Tensor& p = s.parameters[k];
+    Tensor mean = Tensor::empty(p.shape());
+    const float* from = s.buckets[slot.bucket].buffer.data<float>() + slot.offset;
+    float* to = mean.data<float>();
+    for (std::int64_t i = 0; i < slot.numel; ++i) to[i] = (from[i] + (late_values ? late_values[i] : 0.0f)) * scale;
+    p.set_grad(mean.to(p.dtype()).to(p.device()));
+  }
+  s.reset();
+  s.started_during_last_backward = s.started_during_backward;
   s.started_during_backward = 0;
 }
 
 std::size_t GradientReducer::num_buckets() const { return state_->buckets.size(); }
 
-std::size_t GradientReducer::buckets_started_during_backward() const { return state_->started_during_backward; }
+std::size_t GradientReducer::buckets_started_during_backward() const { return state_->started_during_last_backward; }
 
 void broadcast_tensors(ProcessGroup& group, const std::vector<Tensor>& tensors, int root, const std::string& what) {
   if (group.size() == 1) return;

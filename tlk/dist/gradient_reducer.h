@@ -27,8 +27,15 @@ struct GradientReducerOptions {
 /// group's communication thread, while backward goes on with earlier layers. Buckets start in index
 /// order on every rank (MPI matches collectives by order), so a bucket that fills early waits for
 /// its predecessors. finish_backward() starts what is left, waits, and writes the means back.
-/// A parameter that got no gradient on some rank counts as zero there; one that got none on any
-/// rank keeps an undefined gradient, so the optimizer skips it as it would on one process.
+///
+/// Note [Unused parameters]: a parameter may get no gradient in a pass (the UNet's lowest deep-
+/// supervision head has weight 0; a frozen branch). A bucket waits only for the parameters that had
+/// a gradient on this rank in the previous pass, so such a parameter does not hold its bucket (and
+/// every later one) back until finish_backward(); the first pass learns the set. A gradient that
+/// arrives after its bucket left is kept and all-reduced in one extra call that every rank makes
+/// (they learn of it from a small all-reduce of per-parameter counts). A parameter that got no
+/// gradient on some rank counts as zero there; one that got none on any rank keeps an undefined
+/// gradient, so the optimizer skips it as it would on one process.
 ///
 /// Example:
 /// ```
@@ -50,7 +57,8 @@ class GradientReducer {
   void finish_backward();
 
   std::size_t num_buckets() const;
-  /// Buckets whose all-reduce started during the last backward pass, before finish_backward().
+  /// Buckets whose all-reduce started during the last completed pass's backward, before
+  /// finish_backward() (the overlap of communication with backward).
   std::size_t buckets_started_during_backward() const;
 
  private:

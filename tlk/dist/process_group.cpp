@@ -103,8 +103,7 @@ struct ProcessGroup::Impl {
         failed_before = failure;
       }
       if (!failed_before.empty()) {
-        task.work->finish(fmt::format("distributed {}: not run, an earlier collective failed: {}", task.what,
-                                      failed_before));
+        task.work->finish(failed_before);  // the first failure is the one worth reporting
         continue;
       }
       std::string error = run(task);
@@ -134,7 +133,7 @@ struct ProcessGroup::Impl {
       const auto now = std::chrono::steady_clock::now();
       if (now > deadline)
         return fmt::format("distributed {}: rank {} of {} waited {:.0f} s for the other ranks (distributed.timeout_s); "
-                           "a rank stopped, died or fell far behind", task.what, rank, size, timeout_seconds);
+                           "a rank stopped, died or fell far behind (raise the timeout if ranks are only slow)", task.what, rank, size, timeout_seconds);
       if (polls > 64) {
         pause = std::min(std::chrono::microseconds(1000), pause + std::chrono::microseconds(20));
         std::this_thread::sleep_for(pause);
@@ -171,6 +170,7 @@ ProcessGroup::ProcessGroup(int rank, int size, const ProcessGroupOptions& option
   MPI_Comm node = MPI_COMM_NULL;
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
   MPI_Comm_size(node, &local_size_);
+  MPI_Comm_rank(node, &local_rank_);
   MPI_Comm_free(&node);
   impl_->thread = std::thread([impl = impl_.get()] { impl->loop(); });
 }

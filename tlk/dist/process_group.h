@@ -61,6 +61,8 @@ class ProcessGroup {
   int size() const { return size_; }
   /// How many ranks of the job run on this machine (to share its cores among them).
   int local_size() const { return local_size_; }
+  /// This rank's index among the ranks on its machine (which GPU it takes: one rank per GPU).
+  int local_rank() const { return local_rank_; }
   const ProcessGroupOptions& options() const { return options_; }
 
   /// Sums a contiguous CPU f32 or f64 tensor over the ranks, in place, without blocking: the tensor
@@ -78,7 +80,7 @@ class ProcessGroup {
  private:
   struct Impl;
   ProcessGroup(int rank, int size, const ProcessGroupOptions& options);
-  int rank_ = 0, size_ = 1, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1, local_rank_ = 0;
   ProcessGroupOptions options_;
   std::unique_ptr<Impl> impl_;
 };

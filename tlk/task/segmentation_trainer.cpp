@@ -210,6 +210,8 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
   }
   device_ = parse_device(config_.device, "train.device");
+  // One rank per GPU: a plain "cuda" means the GPU of this rank's index on its machine.
+  if (group_ && device_.is_cuda() && config_.device == "cuda") device_ = Device::cuda(group_->local_rank());
   if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
   net_->to(device_);
   if (adapter_) adapter_->to(device_);
