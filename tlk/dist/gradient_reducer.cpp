@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/arith.h"
+#include "tlk/dist/nccl_communicator.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::dist {
@@ -44,6 +46,10 @@ struct GradientReducer::State {
   };
 
   ProcessGroup* group = nullptr;
+  /// Note [Gradient buckets on the GPU]: with CUDA parameters the buckets live on their GPU and
+  /// NCCL averages them there; otherwise they live in host memory and MPI sums them.
+  std::unique_ptr<NcclCommunicator> nccl;
+  Device device = Device::cpu();
   std::vector<Tensor> parameters;
   std::vector<Slot> slots;
   std::vector<Bucket> buckets;
@@ -54,12 +60,16 @@ struct GradientReducer::State {
   void start(std::size_t b) {
     Bucket& bucket = buckets[b];
     for (std::size_t k : bucket.params)
-      if (!slots[k].ready)
-        std::memset(bucket.buffer.data<float>() + slots[k].offset, 0,
-                    sizeof(float) * static_cast<std::size_t>(slots[k].numel));
-    bucket.work = group->all_reduce_sum_async(
-        bucket.buffer, fmt::format("gradient bucket {} of {} ({} parameters)", b + 1, buckets.size(),
-                                   bucket.params.size()));
+      if (!slots[k].ready) slice(k).zero_();
+    std::string what = fmt::format("gradient bucket {} of {} ({} parameters)", b + 1, buckets.size(),
+                                   bucket.params.size());
+    bucket.work = nccl ? nccl->all_reduce_mean_async(bucket.buffer, std::move(what))
+                       : group->all_reduce_sum_async(bucket.buffer, std::move(what));
+  }
+
+  /// Parameter k's place in its bucket, as a flat tensor.
+  Tensor slice(std::size_t k) const {
+    return buckets[slots[k].bucket].buffer.narrow(0, slots[k].offset, slots[k].numel);
   }
 
   void on_gradient(std::size_t index) {
@@ -69,9 +79,15 @@ struct GradientReducer::State {
       slot.late = host_copy(parameters[index].grad(), DType::f32);
       return;
     }
-    const Tensor grad = host_view(parameters[index].grad(), DType::f32);
-    std::memcpy(bucket.buffer.data<float>() + slot.offset, grad.data<float>(),
-                sizeof(float) * static_cast<std::size_t>(slot.numel));
+    if (nccl) {
+      NoGradGuard no_grad;
+      const Tensor grad = parameters[index].grad().detach().to(Layout::plain).to(DType::f32).contiguous();
+      slice(index).copy_(grad.reshape({slot.numel}));
+    } else {
+      const Tensor grad = host_view(parameters[index].grad(), DType::f32);
+      std::memcpy(bucket.buffer.data<float>() + slot.offset, grad.data<float>(),
+                  sizeof(float) * static_cast<std::size_t>(slot.numel));
+    }
     if (!slot.ready) {
       slot.ready = true;
       if (slot.expected) --bucket.pending;
@@ -123,8 +139,13 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<Tensor> parame
     s.buckets.back().params.push_back(k);
     sizes.back() += p.numel();
   }
+  s.device = s.parameters.empty() ? Device::cpu() : s.parameters.front().device();
+  for (const Tensor& p : s.parameters)
+    check(p.device() == s.device, "distributed: the parameters live on {} and {}; data-parallel training keeps a "
+          "model on one device per rank", s.device.str(), p.device().str());
+  if (s.device.is_cuda()) s.nccl = std::make_unique<NcclCommunicator>(group, s.device.index);
   for (std::size_t b = 0; b < s.buckets.size(); ++b) {
-    s.buckets[b].buffer = Tensor::zeros({sizes[b]});
+    s.buckets[b].buffer = Tensor::zeros({sizes[b]}, TensorOptions{}.with(s.device));
     s.buckets[b].pending = s.buckets[b].params.size();
   }
   std::weak_ptr<State> weak = state_;
@@ -177,20 +198,29 @@ void GradientReducer::finish_backward() {
   std::int64_t late_offset = 0;
   std::size_t late_index = 0;
   for (auto& bucket : s.buckets) bucket.work->wait();
+  NoGradGuard no_grad;
   for (std::size_t k = 0; k < n; ++k) {
     const State::Slot& slot = s.slots[k];
-    const float* late_values = nullptr;
+    Tensor late_values;  // the late gradients' sum over the ranks, on the host
     if (late_index < late.size() && late[late_index] == k) {
-      late_values = late_sum.data<float>() + late_offset;
+      late_values = late_sum.narrow(0, late_offset, slot.numel);
       late_offset += slot.numel;
       ++late_index;
     }
     if (counts[k] + counts[n + k] == 0) continue;  // no rank reached it: the gradient stays undefined
     const Tensor& p = s.parameters[k];
-    Tensor mean = Tensor::empty(p.shape());
-    const float* from = s.buckets[slot.bucket].buffer.data<float>() + slot.offset;
-    float* to = mean.data<float>();
-    for (std::int64_t i = 0; i < slot.numel; ++i) to[i] = (from[i] + (late_values ? late_values[i] : 0.0f)) * scale;
+    Tensor mean;
+    if (s.nccl) {  // NCCL averaged the bucket already
+      mean = s.slice(k).reshape(p.shape()).clone();
+      if (late_values.defined())
+        mean = ops::add(mean, ops::mul(late_values.reshape(p.shape()).to(s.device), static_cast<double>(scale)));
+    } else {
+      mean = Tensor::empty(p.shape());
+      const float* from = s.buckets[slot.bucket].buffer.data<float>() + slot.offset;
+      const float* extra = late_values.defined() ? late_values.data<float>() : nullptr;
+      float* to = mean.data<float>();
+      for (std::int64_t i = 0; i < slot.numel; ++i) to[i] = (from[i] + (extra ? extra[i] : 0.0f)) * scale;
+    }
     p.set_grad(mean.to(p.dtype()).to(p.device()));
   }
   s.reset();

@@ -248,6 +248,15 @@ void ProcessGroup::broadcast(Tensor& t, int root, const std::string& what) {
        })->wait();
 }
 
+void ProcessGroup::broadcast_bytes(std::vector<std::uint8_t>& bytes, int root, const std::string& what) {
+  check(bytes.size() < INT_MAX, "distributed broadcast of {}: {} bytes exceed MPI's count limit", what, bytes.size());
+  std::uint8_t* data = bytes.data();
+  const int count = static_cast<int>(bytes.size());
+  impl_->submit("broadcast of " + what, [data, count, root](MPI_Comm comm, MPI_Request* request) {
+         return MPI_Ibcast(data, count, MPI_BYTE, root, comm, request);
+       })->wait();
+}
+
 void ProcessGroup::barrier(const std::string& what) {
   impl_->submit("barrier at " + what, [](MPI_Comm comm, MPI_Request* request) {
          return MPI_Ibarrier(comm, request);

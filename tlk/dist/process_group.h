@@ -74,6 +74,9 @@ class ProcessGroup {
   std::vector<double> all_reduce_sum(const std::vector<double>& values, const std::string& what);
   /// Copies rank `root`'s tensor into every rank's `t` (CPU, contiguous, same shape and dtype).
   void broadcast(Tensor& t, int root, const std::string& what);
+  /// Copies rank `root`'s bytes into every rank's `bytes` (resized to the root's size first by the
+  /// caller: every rank passes the same size).
+  void broadcast_bytes(std::vector<std::uint8_t>& bytes, int root, const std::string& what);
   /// Returns when every rank reached it.
   void barrier(const std::string& what);
 
