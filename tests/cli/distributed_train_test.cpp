@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -49,6 +50,19 @@ int csv_rows(const std::filesystem::path& file) {
   int rows = -1;  // the header
   while (std::getline(in, line)) ++rows;
   return rows;
+}
+
+/// The last row of a CSV log, by column name.
+std::map<std::string, double> last_row(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string header, line, last;
+  std::getline(in, header);
+  while (std::getline(in, line)) last = line;
+  std::map<std::string, double> row;
+  std::istringstream names(header), values(last);
+  std::string name, value;
+  while (std::getline(names, name, ',') && std::getline(values, value, ',')) row[name] = std::stod(value);
+  return row;
 }
 
 void check_same_tensors(const std::vector<nn::NamedTensor>& a, const std::vector<nn::NamedTensor>& b,
@@ -144,6 +158,12 @@ TEST_CASE("tlk train --distributed: 2 ranks with batch 1 train the model of 1 pr
     CHECK(two.out.find("on 2 ranks") != std::string::npos);
     CHECK(csv_rows(dir / (strategy + "_two") / "log.csv") == 2);
     CHECK(csv_rows(dir / (strategy + "_two") / "steps.csv") == 6);
+    // The validation split over the ranks and summed gives the one-process loss and pseudo Dice.
+    const auto log_one = last_row(dir / (strategy + "_one") / "log.csv");
+    const auto log_two = last_row(dir / (strategy + "_two") / "log.csv");
+    CHECK(log_two.at("train_loss") == doctest::Approx(log_one.at("train_loss")).epsilon(1e-5));
+    CHECK(log_two.at("val_loss") == doctest::Approx(log_one.at("val_loss")).epsilon(1e-4));
+    CHECK(log_two.at("mean_dice") == doctest::Approx(log_one.at("mean_dice")).epsilon(1e-2));
     const task::Checkpoint a = task::load_checkpoint(dir / (strategy + "_one") / "final.h5");
     const task::Checkpoint b = task::load_checkpoint(dir / (strategy + "_two") / "final.h5");
     check_same_tensors(a.model, b.model, 1e-4);

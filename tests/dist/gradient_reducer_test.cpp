@@ -8,6 +8,8 @@
 #include "tlk/nn/deep_supervision_loss.h"
 #include "tlk/nn/sgd.h"
 #include "tlk/nn/unet.h"
+#include "tlk/transfer/multiscale_discriminator.h"
+#include "tlk/transfer/transferrable_model.h"
 
 using namespace tlk;
 using namespace tlk::ops;
@@ -101,6 +103,74 @@ TEST_CASE("dist: N ranks with batch 1 give the gradients and SGD trajectory of o
   for (std::size_t k = 0; k < a.size(); ++k) {
     INFO("parameter " << a[k].first << " after 4 SGD steps");
     CHECK(max_abs_diff(a[k].second, b[k].second) <= 1e-5);
+  }
+}
+
+namespace {
+
+/// A UNet with TLK's multi-scale domain discriminator (DANN through gradient reversal), as the
+/// segmentation trainer's adapt strategy builds it.
+struct Dann {
+  nn::UNet net = tiny_unet();
+  std::shared_ptr<transfer::DomainAdapter> adapter;
+  std::unique_ptr<transfer::TransferrableModel> model;
+
+  Dann() {
+    transfer::MultiScaleDiscriminatorOptions options;
+    options.widths = {4, 8};
+    Generator init(9);
+    adapter = std::make_shared<transfer::DomainAdapter>(
+        std::make_shared<transfer::MultiScaleDiscriminator>(net.config(), options, init),
+        transfer::WarmStartSchedule{.alpha = 10, .max_iters = 4});
+    transfer::BackboneTask task;
+    task.forward = [this](const Tensor& images) {
+      transfer::BackboneOutput out;
+      out.logits = net.forward(images);
+      out.features = net.encoder_features();
+      return out;
+    };
+    task.task_loss = [this](const transfer::BackboneOutput& out, const Tensor& labels) {
+      return nn::deep_supervision_loss(out.logits, labels, net.deep_supervision_weights());
+    };
+    model = std::make_unique<transfer::TransferrableModel>(transfer::Strategy::adapt, task, adapter,
+                                                           transfer::LossWeights{.task = 1.0, .adversarial = 1.0});
+  }
+
+  std::vector<nn::NamedTensor> parameters() const {
+    auto out = net.named_parameters();
+    for (auto& named : adapter->named_parameters("adapter.")) out.push_back(named);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("dist: DANN on N ranks with batch 1 gives the UNet's and the discriminator's gradients of batch N") {
+  const int ranks = group().size(), rank = group().rank();
+  Dann single, replica;
+  std::vector<Tensor> trained;
+  for (const auto& [name, t] : replica.parameters()) trained.push_back(t);
+  dist::GradientReducer reducer(group(), trained, {.bucket_bytes = 8192});
+  for (std::int64_t step = 0; step < 3; ++step) {
+    Tensor images, labels, target, unused;
+    global_batch(step, ranks, images, labels);
+    global_batch(50 + step, ranks, target, unused);
+    for (const auto& [name, t] : single.parameters()) t.set_grad(Tensor());
+    for (const auto& [name, t] : replica.parameters()) t.set_grad(Tensor());
+    single.model->losses(images, labels, target, step).total.backward();
+    replica.model
+        ->losses(images.narrow(0, rank, 1).contiguous(), labels.narrow(0, rank, 1).contiguous(),
+                 target.narrow(0, rank, 1).contiguous(), step)
+        .total.backward();
+    reducer.finish_backward();
+    const auto a = single.parameters(), b = replica.parameters();
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      INFO("step " << step << ", gradient of " << a[k].first);
+      REQUIRE(a[k].second.grad().defined() == b[k].second.grad().defined());
+      if (!a[k].second.grad().defined()) continue;
+      const double size = max_abs_diff(a[k].second.grad(), Tensor::zeros(a[k].second.shape()));
+      CHECK(max_abs_diff(a[k].second.grad(), b[k].second.grad()) <= 2e-5 * size + 1e-6);
+    }
   }
 }
 
