@@ -35,6 +35,21 @@ void global_batch(std::int64_t step, std::int64_t n, Tensor& images, Tensor& lab
   for (std::int64_t i = 0; i < labels.numel(); ++i) labels.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(gen.below(3));
 }
 
+/// The gradients of one process with the global batch (`a`) against the reduced ones (`b`).
+void check_same_gradients(const std::vector<nn::NamedTensor>& a, const std::vector<nn::NamedTensor>& b,
+                          std::int64_t step) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    INFO("step " << step << ", gradient of " << a[k].first);
+    REQUIRE(a[k].second.grad().defined() == b[k].second.grad().defined());
+    if (!a[k].second.grad().defined()) continue;
+    // Relative to the gradient's size, with a floor for the biases before a norm, whose exact
+    // gradient is 0 and whose computed one is float noise.
+    const double size = max_abs_diff(a[k].second.grad(), Tensor::zeros(a[k].second.shape()));
+    CHECK(max_abs_diff(a[k].second.grad(), b[k].second.grad()) <= 2e-5 * size + 1e-6);
+  }
+}
+
 Tensor training_loss(nn::UNet& net, const Tensor& images, const Tensor& labels) {
   return nn::deep_supervision_loss(net.forward(images), labels, net.deep_supervision_weights());
 }
@@ -86,16 +101,7 @@ TEST_CASE("dist: N ranks with batch 1 give the gradients and SGD trajectory of o
     // From the second pass on, most buckets leave while backward runs (Note [Unused parameters]:
     // the lowest deep-supervision head never gets a gradient and no longer holds its bucket).
     if (step > 0) CHECK(reducer.buckets_started_during_backward() > reducer.num_buckets() / 2);
-    const auto a = single.named_parameters(), b = replica.named_parameters();
-    for (std::size_t k = 0; k < a.size(); ++k) {
-      INFO("step " << step << ", gradient of " << a[k].first);
-      REQUIRE(a[k].second.grad().defined() == b[k].second.grad().defined());
-      if (!a[k].second.grad().defined()) continue;
-      // Relative to the gradient's size, with a floor for the biases before a norm, whose exact
-      // gradient is 0 and whose computed one is float noise.
-      const double size = max_abs_diff(a[k].second.grad(), Tensor::zeros(a[k].second.shape()));
-      CHECK(max_abs_diff(a[k].second.grad(), b[k].second.grad()) <= 2e-5 * size + 1e-6);
-    }
+    check_same_gradients(single.named_parameters(), replica.named_parameters(), step);
     single_sgd.step();
     replica_sgd.step();
   }
@@ -163,14 +169,7 @@ TEST_CASE("dist: DANN on N ranks with batch 1 gives the UNet's and the discrimin
                  target.narrow(0, rank, 1).contiguous(), step)
         .total.backward();
     reducer.finish_backward();
-    const auto a = single.parameters(), b = replica.parameters();
-    for (std::size_t k = 0; k < a.size(); ++k) {
-      INFO("step " << step << ", gradient of " << a[k].first);
-      REQUIRE(a[k].second.grad().defined() == b[k].second.grad().defined());
-      if (!a[k].second.grad().defined()) continue;
-      const double size = max_abs_diff(a[k].second.grad(), Tensor::zeros(a[k].second.shape()));
-      CHECK(max_abs_diff(a[k].second.grad(), b[k].second.grad()) <= 2e-5 * size + 1e-6);
-    }
+    check_same_gradients(single.parameters(), replica.parameters(), step);
   }
 }
 

@@ -106,3 +106,40 @@ TEST_CASE("transfer: distill runs a frozen teacher and logs the distillation ter
   for (std::size_t i = 0; i < before.model.size(); ++i)
     CHECK(max_abs_diff(before.model[i].second, after.model[i].second) == 0);
 }
+
+TEST_CASE("transfer: distill.features adds hints or attention transfer on the encoder skips") {
+  const auto dir = make_adaptation_domains("transfer_distill_features");
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(tiny_config(dir / "source", dir / "teacher"))).run(false);
+  auto student_config = [&](const std::string& features, const std::string& out) {
+    io::Config c = tiny_config(dir / "source", dir / out);
+    c.set("transfer.strategy", "distill");
+    c.set("distill.teacher", (dir / "teacher" / "final.h5").string());
+    c.set("distill.features", features);
+    c.set("model.base_features", "2");  // narrower skips than the teacher's: the hints need regressors
+    return c;
+  };
+  const auto plain = task::SegmentationTrainer(task::SegmentationTrainConfig::from(student_config("none", "kd")))
+                         .run(false);
+  for (const std::string features : {"hint", "attention"}) {
+    INFO("distill.features " << features);
+    io::Config c = student_config(features, features);
+    const auto results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(false);
+    // Same seed, same batches, same first step: the feature term adds to the voxel KD term.
+    CHECK(std::isfinite(results[0].distill_loss));
+    CHECK(results[0].distill_loss > plain[0].distill_loss);
+    const task::Checkpoint ckpt = task::load_checkpoint(dir / features / "final.h5");
+    bool has_regressor = false;
+    for (const auto& [name, t] : ckpt.auxiliary) has_regressor |= name == "features.hint_0.conv.weight";
+    CHECK(has_regressor == (features == "hint"));
+    c.set("train.epochs", "2");  // resuming restores the regressors
+    CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(c)).run(true).size() == 1);
+  }
+  io::Config wrong = tiny_config(dir / "source", dir / "x");
+  wrong.set("distill.features", "hint");
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(wrong), doctest::Contains("needs a distill strategy"), Error);
+  wrong.set("transfer.strategy", "distill");
+  wrong.set("distill.teacher", "t.h5");
+  wrong.set("distill.features", "hints");
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(wrong), doctest::Contains("not one of none, hint, attention"),
+                       Error);
+}

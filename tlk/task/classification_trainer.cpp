@@ -18,6 +18,7 @@
 #include "tlk/nn/sgd.h"
 #include "tlk/task/checkpoint.h"
 #include "tlk/task/metrics.h"
+#include "tlk/task/mix_seed.h"
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/device.h"
@@ -29,14 +30,6 @@
 namespace tlk::task {
 
 namespace {
-
-/// A well-mixed 64-bit seed from a run seed and a stream number (splitmix64's finaliser).
-std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 /// FNV-1a over bytes, chained from `h`.
 std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = 0xcbf29ce484222325ull) {

@@ -12,6 +12,7 @@
 
 #include "tlk/autograd/autocast.h"
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/arith.h"
 #include "tlk/data/preprocessed_case.h"
 #include "tlk/dist/gradient_reducer.h"
 #include "tlk/io/progress_bar.h"
@@ -23,6 +24,7 @@
 #include "tlk/nn/sgd.h"
 #include "tlk/task/checkpoint.h"
 #include "tlk/task/metrics.h"
+#include "tlk/task/mix_seed.h"
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/error.h"
 #include "tlk/transfer/distillation_losses.h"
@@ -32,15 +34,6 @@
 namespace tlk::task {
 
 namespace {
-
-/// A well-mixed 64-bit seed from a run seed and a stream/batch number (splitmix64's finaliser), so
-/// neighbouring batch indices get unrelated generators.
-std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 double nanmean(const std::vector<double>& v) {
   double sum = 0.0;
@@ -97,51 +90,6 @@ std::vector<data::SampleSource> load_sample_sources(const std::vector<std::files
     out.push_back({std::move(c.image), std::move(c.labels), std::move(c.class_locations)});
   }
   return out;
-}
-
-PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
-                           std::uint64_t stream, int rank, int ranks)
-    : cases_(std::move(cases)),
-      patch_(config.patch),
-      load_extent_(config.patch),
-      batch_(config.batch),
-      first_slot_(rank * config.batch),
-      global_batch_(ranks * config.batch),
-      oversample_(config.oversample_foreground),
-      augment_(augment),
-      seed_(mix_seed(config.seed, stream)) {
-  check(!cases_.empty(), "training: no cases to draw batches from");
-  if (augment_) {
-    augment_options_ = data::uses_dummy_2d(patch_) ? data::dummy_2d_augment_options() : data::AugmentOptions{};
-    augment_options_.num_threads = 1;
-    load_extent_ = data::enlarged_patch_size(patch_, augment_options_);
-  }
-}
-
-data::Batch PatchBatches::make(std::int64_t index) const {
-  const std::uint64_t batch_seed = mix_seed(seed_, static_cast<std::uint64_t>(index));
-  const std::int64_t C = cases_[0].image.size(0);
-  const std::int64_t voxels = patch_[0] * patch_[1] * patch_[2];
-  data::Batch batch;
-  batch.image = Tensor::empty({batch_, C, patch_[0], patch_[1], patch_[2]});
-  batch.labels = Tensor::empty({batch_, patch_[0], patch_[1], patch_[2]}, TensorOptions{}.with(DType::u8));
-  for (std::int64_t slot = 0; slot < batch_; ++slot) {
-    const std::int64_t global_slot = first_slot_ + slot;  // Note [Batch slots]
-    Generator gen(mix_seed(batch_seed, static_cast<std::uint64_t>(global_slot)));
-    const data::SampleSource& source = cases_[gen.below(cases_.size())];
-    const bool force = data::slot_forces_foreground(global_slot, global_batch_, oversample_, gen);
-    const data::PatchChoice choice = data::choose_patch(source, load_extent_, force, gen);
-    Tensor image, labels;
-    data::extract_patch(source, choice, load_extent_, image, labels);
-    if (augment_) {
-      data::AugmentedPatch p = data::augment_patch(image, labels, patch_, augment_options_, gen);
-      image = p.image.contiguous();
-      labels = p.labels.contiguous();
-    }
-    std::memcpy(batch.image.data<float>() + slot * C * voxels, image.data<float>(), sizeof(float) * C * voxels);
-    std::memcpy(batch.labels.data<std::uint8_t>() + slot * voxels, labels.data<std::uint8_t>(), voxels);
-  }
-  return batch;
 }
 
 SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::ProcessGroup* group)
@@ -208,6 +156,15 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
     teacher_->set_deep_supervision(false);
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+    const auto features = transfer::parse_skip_feature_loss(config_.distill_features, "distill.features");
+    if (features != transfer::SkipFeatureLoss::none) {
+      std::vector<std::int64_t> student_channels, teacher_channels;
+      for (int s = 0; s < net_->config().levels(); ++s) student_channels.push_back(net_->config().features(s));
+      for (int s = 0; s < teacher_->config().levels(); ++s) teacher_channels.push_back(teacher_->config().features(s));
+      Generator regressor_init(mix_seed(config_.seed, 0xfea7));
+      skip_distillation_ = std::make_shared<transfer::SkipDistillation>(features, student_channels, teacher_channels,
+                                                                         regressor_init);
+    }
   }
   device_ = parse_device(config_.device, "train.device");
   // One rank per GPU: a plain "cuda" means the GPU of this rank's index on its machine.
@@ -215,6 +172,7 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
   if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
   net_->to(device_);
   if (adapter_) adapter_->to(device_);
+  if (skip_distillation_) skip_distillation_->to(device_);
   if (teacher_) teacher_->to(device_);
   std::array<std::int64_t, 3> total_stride{1, 1, 1};
   for (const auto& s : net_->config().strides)
@@ -237,6 +195,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   std::vector<nn::ParamGroup> groups = transfer::finetunes(strategy_)
                                            ? transfer::finetune_param_groups(*net_, finetune_report_, finetune_options_)
                                            : nn::single_group(*net_);
+  if (skip_distillation_ && !skip_distillation_->parameters().empty())  // the hint regressors train with the student
+    groups.push_back(nn::ParamGroup{skip_distillation_->parameters(), 1.0, -1, "hint_regressors"});
   nn::Sgd optimizer(groups, nn::SgdOptions{config_.lr, config_.momentum, true, config_.weight_decay});
   std::unique_ptr<nn::Adam> discriminator_optimizer;
   if (adapter_)
@@ -247,8 +207,10 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   const DType precision = config_.precision;
   nn::GradScaler scaler;
   std::vector<Tensor> trained = net_->parameters();
-  if (adapter_)
-    for (const Tensor& p : adapter_->parameters()) trained.push_back(p);
+  for (const nn::Module* extra : {static_cast<const nn::Module*>(adapter_.get()),
+                                  static_cast<const nn::Module*>(skip_distillation_.get())})
+    if (extra)
+      for (const Tensor& p : extra->parameters()) trained.push_back(p);
   const int rank = group_ ? group_->rank() : 0, ranks = group_ ? group_->size() : 1;
   const bool writes = rank == 0;  // rank 0 alone writes checkpoints, logs and progress
   std::int64_t start_epoch = 0, iteration = 0;
@@ -258,14 +220,18 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     const Checkpoint c = load_checkpoint(latest);
     net_->load_state_dict(c.model);
     optimizer.load_state(c.optimizer);
+    // Note [Auxiliary state]: the discriminator's weights under "adapter.", its optimizer's under
+    // "adam.", the hint regressors under "features.".
+    std::vector<nn::NamedTensor> weights, adam, features;
+    for (const auto& [name, t] : c.auxiliary) {
+      auto& into = name.rfind("adam.", 0) == 0 ? adam : name.rfind("features.", 0) == 0 ? features : weights;
+      into.emplace_back(name.substr(name.find('.') + 1), t);
+    }
     if (adapter_) {
-      // Note [Auxiliary state]: the discriminator's weights under "adapter.", its optimizer's under "adam.".
-      std::vector<nn::NamedTensor> weights, adam;
-      for (const auto& [name, t] : c.auxiliary)
-        (name.rfind("adam.", 0) == 0 ? adam : weights).emplace_back(name.substr(name.find('.') + 1), t);
       adapter_->load_state_dict(weights);
       discriminator_optimizer->load_state(adam);
     }
+    if (skip_distillation_) skip_distillation_->load_state_dict(features);
     start_epoch = c.epoch;
     iteration = c.iteration;
     ema = std::stod(c.metadata.at("train.ema_dice"));
@@ -279,6 +245,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     // every trained parameter is averaged, the discriminator's included.
     dist::broadcast_tensors(*group_, state_tensors(*net_), 0, "model");
     if (adapter_) dist::broadcast_tensors(*group_, state_tensors(*adapter_), 0, "domain discriminator");
+    if (skip_distillation_) dist::broadcast_tensors(*group_, state_tensors(*skip_distillation_), 0, "hint regressors");
     std::vector<Tensor> reduced;
     for (const Tensor& p : trained)
       if (p.requires_grad()) reduced.push_back(p);
@@ -301,6 +268,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       for (const auto& [name, t] : adapter_->state_dict()) c.auxiliary.emplace_back("adapter." + name, t);
       for (const auto& [name, t] : discriminator_optimizer->state()) c.auxiliary.emplace_back("adam." + name, t);
     }
+    if (skip_distillation_)
+      for (const auto& [name, t] : skip_distillation_->state_dict()) c.auxiliary.emplace_back("features." + name, t);
     c.epoch = epochs_done;
     c.iteration = iteration;
     c.schedule_step = epochs_done;
@@ -329,21 +298,28 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   task.task_loss = [&](const transfer::BackboneOutput& out, const Tensor& labels) {
     return nn::deep_supervision_loss(out.logits, labels, ds_weights);
   };
+  std::vector<Tensor> teacher_skips;  // the teacher's encoder skips of the batch it saw last
   if (teacher_) {
     task.teacher = [&](const Tensor& images) {
       NoGradGuard no_grad;
-      return teacher_->forward(images)[0];
+      Tensor logits = teacher_->forward(images)[0];
+      if (skip_distillation_) teacher_skips = teacher_->encoder_features();
+      return logits;
     };
     const transfer::VoxelKdOptions kd{.temperature = config_.distill_temperature,
                                       .region = config_.distill_foreground_only
                                                     ? transfer::KdRegion::teacher_or_label_foreground
                                                     : transfer::KdRegion::all};
-    task.distill_loss = [kd](const transfer::BackboneOutput& student, const Tensor& teacher_logits,
-                             const Tensor& labels) {
+    task.distill_loss = [kd, &teacher_skips, this](const transfer::BackboneOutput& student,
+                                                   const Tensor& teacher_logits, const Tensor& labels) {
       transfer::VoxelKdOptions o = kd;
       if (!labels.defined() && o.region == transfer::KdRegion::teacher_or_label_foreground)
         o.region = transfer::KdRegion::teacher_foreground;  // a target batch has no labels
-      return transfer::voxel_kd_loss(student.logits[0], teacher_logits, o, labels);
+      Tensor loss = transfer::voxel_kd_loss(student.logits[0], teacher_logits, o, labels);
+      if (skip_distillation_)  // TransferrableModel runs the teacher on the same batch just before
+        loss = ops::add(loss, ops::mul(skip_distillation_->loss(student.features, teacher_skips),
+                                       config_.distill_feature_weight));
+      return loss;
     };
   }
   transfer::TransferrableModel model(strategy_, task, adapter_,

@@ -4,16 +4,16 @@
 #include <string>
 #include <vector>
 
-#include "tlk/data/augment.h"
 #include "tlk/data/background_loader.h"
-#include "tlk/data/patch_sampler.h"
 #include "tlk/data/preprocessing_plan.h"
 #include "tlk/dist/process_group.h"
 #include "tlk/nn/registry.h"
 #include "tlk/nn/unet.h"
+#include "tlk/task/patch_batches.h"
 #include "tlk/task/train_config.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
 #include "tlk/transfer/finetuner.h"
+#include "tlk/transfer/skip_distillation.h"
 #include "tlk/transfer/transferrable_model.h"
 
 namespace tlk::task {
@@ -31,37 +31,12 @@ struct EpochResult {
   double lr = 0.0, seconds = 0.0, data_wait_seconds = 0.0;
 };
 
-/// Labelled cases in memory and batches drawn from them the nnUNet way: a random case per slot,
-/// foreground oversampling, an enlarged patch augmented down to the patch size.
-///
-/// Note [Batch slots]: batch i of a run on R ranks is one global batch of R·data.batch slots; rank r
-/// makes slots [r·B, (r+1)·B). Slot s of batch i draws from its own generator, seeded from the run
-/// seed, the stream, i and s, and foreground oversampling looks at the global slot. So the patches
-/// depend only on the seed, i and the global batch size: a resumed run sees the same batches as an
-/// uninterrupted one, and 2 ranks with batch 1 see exactly the patches of 1 rank with batch 2.
-class PatchBatches {
- public:
-  /// `rank` of `ranks`: which slots of each global batch this process makes (Note [Batch slots]).
-  PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
-               std::uint64_t stream, int rank = 0, int ranks = 1);
-  data::Batch make(std::int64_t index) const;
-  std::size_t size() const { return cases_.size(); }
-
- private:
-  std::vector<data::SampleSource> cases_;
-  std::array<std::int64_t, 3> patch_, load_extent_;
-  std::int64_t batch_, first_slot_, global_batch_;
-  double oversample_;
-  bool augment_;
-  data::AugmentOptions augment_options_;
-  std::uint64_t seed_;
-};
-
 /// nnUNet-style training of a UNet on a folder written by `tlk preprocess`, with TLK's transfer
 /// strategies (transfer.strategy): supervised, finetune (from transfer.pretrained), adapt (a
 /// multi-scale domain discriminator on the encoder skips, fed by unlabelled data.target batches
 /// whose labels are never read), distill (voxel-wise KD from distill.teacher) and their
-/// combinations. Deep supervision, Dice + CE, SGD-Nesterov with a per-epoch poly learning rate and gradient clipping,
+/// combinations; distill.features adds FitNets hints or attention transfer on every encoder skip.
+/// Deep supervision, Dice + CE, SGD-Nesterov with a per-epoch poly learning rate and gradient clipping,
 /// batches from background threads, pseudo-Dice validation every epoch, checkpoints `latest.h5`
 /// (every epoch), `best.h5` (best moving-average Dice), `epoch_N.h5` (every output.save_every epochs)
 /// and `final.h5`, an epoch log (log.csv and log.jsonl), a step log with every loss term, λ and the
@@ -105,6 +80,7 @@ class SegmentationTrainer {
   std::vector<data::SampleSource> target_cases_;  ///< images only (adapt strategies)
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::shared_ptr<nn::UNet> teacher_;
+  std::shared_ptr<transfer::SkipDistillation> skip_distillation_;  ///< distill.features (hint regressors)
   Device device_ = Device::cpu();  ///< train.device: the networks live there; batches are copied over
   dist::ProcessGroup* group_ = nullptr;  ///< data-parallel ranks, or nullptr for one process
 };

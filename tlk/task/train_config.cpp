@@ -2,6 +2,7 @@
 
 #include "tlk/autograd/autocast.h"
 #include "tlk/tensor/device.h"
+#include "tlk/transfer/skip_distillation.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -17,7 +18,8 @@ std::vector<std::string> SegmentationTrainConfig::known_keys() {
           "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
           "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.grl_delay", "adapt.widths", "adapt.lr", "distill.teacher",
-          "distill.weight", "distill.temperature", "distill.foreground_only", "output.dir", "output.save_every",
+          "distill.weight", "distill.temperature", "distill.foreground_only", "distill.features", "distill.feature_weight",
+          "output.dir", "output.save_every",
           "output.quiet", "distributed.bucket_mb", "distributed.timeout_s"};
 }
 
@@ -80,6 +82,11 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.distill_weight = c.get_double("distill.weight", t.distill_weight);
   t.distill_temperature = c.get_double("distill.temperature", t.distill_temperature);
   t.distill_foreground_only = c.get_bool("distill.foreground_only", t.distill_foreground_only);
+  t.distill_features = c.get_string("distill.features", t.distill_features);
+  transfer::parse_skip_feature_loss(t.distill_features, fmt::format("{}: distill.features", c.source()));
+  t.distill_feature_weight = c.get_double("distill.feature_weight", t.distill_feature_weight);
+  check(t.distill_feature_weight >= 0, "{}: distill.feature_weight must be >= 0, got {}", c.source(),
+        t.distill_feature_weight);
   const bool adapts = t.strategy == "adapt" || t.strategy == "finetune+adapt" || t.strategy == "distill+adapt";
   const bool finetunes = t.strategy == "finetune" || t.strategy == "finetune+adapt";
   const bool distills = t.strategy == "distill" || t.strategy == "distill+adapt";
@@ -89,6 +96,8 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
         "cases; their labels are never read)", c.source(), t.strategy);
   check(!finetunes || !t.pretrained.empty(), "{}: transfer.strategy {} needs transfer.pretrained (a checkpoint)",
         c.source(), t.strategy);
+  check(distills || t.distill_features == "none", "{}: distill.features {} needs a distill strategy (distill or "
+        "distill+adapt), got transfer.strategy {}", c.source(), t.distill_features, t.strategy);
   check(!distills || !t.teacher.empty(), "{}: transfer.strategy {} needs distill.teacher (a checkpoint)", c.source(),
         t.strategy);
   t.out_dir = c.get_string("output.dir", t.out_dir.string());
@@ -117,14 +126,14 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
       "  grl_max_iters: {}\n  grl_delay: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
-      "  temperature: {}\n  foreground_only: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n"
+      "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n"
       "distributed:\n  bucket_mb: {}\n  timeout_s: {}\n",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
       lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
-      distill_temperature, distill_foreground_only, out_dir.string(), save_every, quiet, bucket_mb,
+      distill_temperature, distill_foreground_only, distill_features, distill_feature_weight, out_dir.string(), save_every, quiet, bucket_mb,
       timeout_seconds);
 }
 

@@ -66,6 +66,8 @@ struct SegmentationTrainConfig {
   double distill_weight = 1.0;          ///< distill.weight
   double distill_temperature = 1.0;     ///< distill.temperature (T² scaling applied)
   bool distill_foreground_only = false; ///< distill.foreground_only: KD only where teacher or label is foreground
+  std::string distill_features = "none"; ///< distill.features: none, hint or attention, on every encoder skip
+  double distill_feature_weight = 1.0;   ///< distill.feature_weight: weight of the feature term (added to KD)
   // output.*
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 50;               ///< output.save_every: also keep epoch_N.h5 every N epochs

@@ -1,0 +1,39 @@
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "tlk/data/augment.h"
+#include "tlk/data/background_loader.h"
+#include "tlk/data/patch_sampler.h"
+#include "tlk/task/train_config.h"
+
+namespace tlk::task {
+
+/// Labelled cases in memory and batches drawn from them the nnUNet way: a random case per slot,
+/// foreground oversampling, an enlarged patch augmented down to the patch size.
+///
+/// Note [Batch slots]: batch i of a run on R ranks is one global batch of R·data.batch slots; rank r
+/// makes slots [r·B, (r+1)·B). Slot s of batch i draws from its own generator, seeded from the run
+/// seed, the stream, i and s, and foreground oversampling looks at the global slot. So the patches
+/// depend only on the seed, i and the global batch size: a resumed run sees the same batches as an
+/// uninterrupted one, and 2 ranks with batch 1 see exactly the patches of 1 rank with batch 2.
+class PatchBatches {
+ public:
+  /// `rank` of `ranks`: which slots of each global batch this process makes (Note [Batch slots]).
+  PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
+               std::uint64_t stream, int rank = 0, int ranks = 1);
+  data::Batch make(std::int64_t index) const;
+  std::size_t size() const { return cases_.size(); }
+
+ private:
+  std::vector<data::SampleSource> cases_;
+  std::array<std::int64_t, 3> patch_, load_extent_;
+  std::int64_t batch_, first_slot_, global_batch_;
+  double oversample_;
+  bool augment_;
+  data::AugmentOptions augment_options_;
+  std::uint64_t seed_;
+};
+
+}  // namespace tlk::task
