@@ -21,7 +21,9 @@ cd "$root"
 if [[ "${1:-}" == "--gather" ]]; then
   grep -qx '/.devrt/' .git/info/exclude 2>/dev/null || echo '/.devrt/' >> .git/info/exclude
   mkdir -p .devrt && cd .devrt
-  apt-get download libdnnl2 libhdf5-103-1 libsz2 libaec0 libfmt9 libyaml-cpp0.7 libgomp1 2>&1 | grep -v '^Get' || true
+  # Open MPI's runtime: libtlk links libmpi (tlk/dist), so every TLK binary needs it to load.
+  apt-get download libdnnl2 libhdf5-103-1 libsz2 libaec0 libfmt9 libyaml-cpp0.7 libgomp1 libopenmpi3 libhwloc15 \
+    libevent-core-2.1-7 libevent-pthreads-2.1-7 libudev1 2>&1 | grep -v '^Get' || true
   ls -1 *.deb
   exit 0
 fi
@@ -34,7 +36,7 @@ for f in .devrt/*.deb; do dpkg -x "$f" /opt/tlkrt; done
 libs=/opt/tlkrt/usr/lib/x86_64-linux-gnu
 for d in $(python3 - <<'PY'
 import importlib, os
-for name in ["nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13"]:
+for name in ["nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13", "nvidia.nccl"]:
     try:
         m = importlib.import_module(name)
         for p in m.__path__:
@@ -47,7 +49,7 @@ PY
 export LD_LIBRARY_PATH="$libs:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" | tee "$out/env.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee -a "$out/env.txt"
-ldd build/tests/test_cuda | grep -E "not found|cudnn|cublas|dnnl" | tee -a "$out/env.txt"
+ldd build/tests/test_cuda | grep -E "not found|cudnn|cublas|dnnl|mpi" | tee -a "$out/env.txt"
 
 export TLK_GOLDEN_DIR="$root/tests/goldens"
 status=0
