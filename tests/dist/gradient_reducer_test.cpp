@@ -77,6 +77,10 @@ TEST_CASE("dist: collectives sum, broadcast and keep their order on every rank")
   CHECK(b.data<float>()[2] == 42.0f);
   CHECK(group().all_reduce_sum({1.0, double(rank)}, "counts") == std::vector<double>{double(ranks), ranks * (ranks - 1) / 2.0});
   group().barrier("the collective test");
+  group().check_same("the same text", "a test text");
+  if (ranks > 1)
+    CHECK_THROWS_WITH_AS(group().check_same(rank == 0 ? "a config" : "another config", "the config"),
+                         doctest::Contains("the config differs between the ranks (1 of 2 differ from rank 0's"), Error);
   // Bad input is refused before anything is sent.
   Tensor ints = Tensor::zeros({2}, TensorOptions{}.with(DType::i64));
   CHECK_THROWS_WITH_AS(group().all_reduce_sum(ints, "an integer tensor"), doctest::Contains("expected f32 or f64"), Error);

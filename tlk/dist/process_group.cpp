@@ -257,6 +257,21 @@ void ProcessGroup::broadcast_bytes(std::vector<std::uint8_t>& bytes, int root, c
        })->wait();
 }
 
+void ProcessGroup::check_same(const std::string& text, const std::string& what) {
+  // FNV-1a, as two 32-bit halves (exact in doubles) so that the broadcast carries it unchanged.
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
+  Tensor mine = Tensor::empty({2}, TensorOptions{}.with(DType::f64));
+  mine.data<double>()[0] = static_cast<double>(h >> 32);
+  mine.data<double>()[1] = static_cast<double>(h & 0xffffffffull);
+  Tensor root = mine.clone();
+  broadcast(root, 0, what + " fingerprint");
+  const bool differs = root.data<double>()[0] != mine.data<double>()[0] || root.data<double>()[1] != mine.data<double>()[1];
+  const double differing = all_reduce_sum({differs ? 1.0 : 0.0}, what + " check")[0];
+  check(differing == 0, "distributed: {} differs between the ranks ({} of {} differ from rank 0's{}); every rank must "
+        "run the same config on the same data", what, differing, size_, differs ? ", this one included" : "");
+}
+
 void ProcessGroup::barrier(const std::string& what) {
   impl_->submit("barrier at " + what, [](MPI_Comm comm, MPI_Request* request) {
          return MPI_Ibarrier(comm, request);

@@ -77,6 +77,9 @@ class ProcessGroup {
   /// Copies rank `root`'s bytes into every rank's `bytes` (resized to the root's size first by the
   /// caller: every rank passes the same size).
   void broadcast_bytes(std::vector<std::uint8_t>& bytes, int root, const std::string& what);
+  /// Checks that every rank holds the same `text` (a config, a list of case files): on a mismatch every
+  /// rank throws tlk::Error naming `what` and how many ranks differ from rank 0.
+  void check_same(const std::string& text, const std::string& what);
   /// Returns when every rank reached it.
   void barrier(const std::string& what);
 

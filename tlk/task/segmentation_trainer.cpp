@@ -241,6 +241,10 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   }
   std::unique_ptr<dist::GradientReducer> reducer;
   if (group_) {
+    std::string inputs = config_.to_yaml();
+    for (const auto* ids : {&train_ids_, &val_ids_})
+      for (const std::string& id : *ids) inputs += id + "\n";
+    group_->check_same(inputs + std::to_string(target_cases_.size()), "the training config or case list");
     // Every rank starts from rank 0's model (its initialisation, fine-tune or resumed checkpoint), and
     // every trained parameter is averaged, the discriminator's included.
     dist::broadcast_tensors(*group_, state_tensors(*net_), 0, "model");
