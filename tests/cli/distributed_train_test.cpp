@@ -172,6 +172,38 @@ TEST_CASE("tlk train --distributed: 2 ranks with batch 1 train the model of 1 pr
   }
 }
 
+TEST_CASE("tlk train --distributed: classification (LeNet, DANN) on 2 ranks trains the model of 1 process") {
+  const auto dir = fresh_temp_dir("cli_distributed_classification");
+  const std::string train = write_bars(dir, "train", 64, 2, 1), target = write_bars(dir, "target", 64, 2, 2, 40);
+  const std::string test = write_bars(dir, "test", 33, 2, 3);  // an odd count: the ranks score 16 and 17
+  std::ofstream(dir / "digits.yaml") << "task: classification\n"
+                                         "model: {name: lenet, conv1_channels: 4, conv2_channels: 8, hidden: 16}\n"
+                                         "train: {epochs: 2, lr: 0.05, schedule: constant, seed: 3, threads: 1}\n"
+                                         "output: {quiet: true}\n";
+  for (const std::string strategy : {"supervised", "adapt"}) {
+    INFO("strategy " << strategy);
+    // DANN's discriminator without batch norm: batch statistics are per rank, as in PyTorch's DDP.
+    const std::string args = fmt::format(
+        "train --config {} --set data.train={} --set data.test={} --set transfer.strategy={} --set data.target={} "
+        "--set adapt.regularizer=none --set adapt.hidden=16",
+        (dir / "digits.yaml").string(), train, test, strategy, target);
+    const TlkRun one = run_tlk(args + " --set data.batch=16 --set output.dir=" + (dir / (strategy + "_one")).string());
+    REQUIRE_MESSAGE(one.status == 0, one.err);
+    const TlkRun two = run_tlk_with_prefix(mpirun(2), args + " --distributed --set data.batch=8 --set output.dir=" +
+                                                          (dir / (strategy + "_two")).string());
+    REQUIRE_MESSAGE(two.status == 0, two.err);
+    CHECK(count_lines(two.out) == 1);
+    const auto log_one = last_row(dir / (strategy + "_one") / "log.csv");
+    const auto log_two = last_row(dir / (strategy + "_two") / "log.csv");
+    CHECK(log_two.at("train_loss") == doctest::Approx(log_one.at("train_loss")).epsilon(1e-5));
+    CHECK(log_two.at("test_accuracy") == doctest::Approx(log_one.at("test_accuracy")));
+    const task::Checkpoint a = task::load_checkpoint(dir / (strategy + "_one") / "final.h5");
+    const task::Checkpoint b = task::load_checkpoint(dir / (strategy + "_two") / "final.h5");
+    check_same_tensors(a.model, b.model, 1e-4);
+    check_same_tensors(a.auxiliary, b.auxiliary, 1e-4);
+  }
+}
+
 TEST_CASE("tlk train --distributed: a run resumes with another number of ranks") {
   const auto dir = make_adaptation_domains("cli_distributed_resume");
   const TlkRun first = run_tlk_with_prefix(mpirun(2), train_args(dir, "run", 1, 1, "--distributed"));

@@ -40,7 +40,7 @@ std::string config_task(const io::Config& config) {
 }
 
 std::vector<std::string> ClassificationTrainConfig::known_keys() {
-  return {"task", "data.train", "data.val", "data.val_fraction", "data.train_limit", "data.target", "data.test",
+  std::vector<std::string> keys{"task", "data.train", "data.val", "data.val_fraction", "data.train_limit", "data.target", "data.test",
           "data.size", "data.fit", "data.grey_to_rgb", "data.mean", "data.std", "data.batch", "model.name",
           "train.epochs", "train.iterations_per_epoch", "train.optimizer", "train.lr", "train.momentum",
           "train.nesterov", "train.weight_decay", "train.schedule", "train.step_epochs", "train.gamma",
@@ -51,6 +51,8 @@ std::vector<std::string> ClassificationTrainConfig::known_keys() {
           "distill.teacher", "distill.loss", "distill.alpha", "distill.temperature", "distill.dkd_alpha",
           "distill.dkd_beta", "distill.dkd_warmup", "distill.cache", "output.dir", "output.save_every",
           "output.quiet"};
+  for (const std::string& key : DistributedOptions::keys()) keys.push_back(key);
+  return keys;
 }
 
 ClassificationTrainConfig ClassificationTrainConfig::from(const io::Config& c) {
@@ -153,6 +155,7 @@ ClassificationTrainConfig ClassificationTrainConfig::from(const io::Config& c) {
   t.out_dir = c.get_string("output.dir", t.out_dir.string());
   t.save_every = c.get_int("output.save_every", t.save_every);
   t.quiet = c.get_bool("output.quiet", t.quiet);
+  t.distributed = DistributedOptions::from(c);
 
   const bool adapts = t.strategy == "adapt" || t.strategy == "finetune+adapt" || t.strategy == "distill+adapt";
   const bool finetunes = t.strategy == "finetune" || t.strategy == "finetune+adapt";
@@ -197,7 +200,7 @@ std::string ClassificationTrainConfig::to_yaml() const {
       quoted(teacher.string()), distill_loss, distill_alpha, distill_temperature, dkd_alpha, dkd_beta, dkd_warmup,
       quoted(distill_cache.string()));
   out += fmt::format("output:\n  dir: {}\n  save_every: {}\n  quiet: {}\n", quoted(out_dir.string()), save_every, quiet);
-  return out;
+  return out + distributed.to_yaml();
 }
 
 }  // namespace tlk::task

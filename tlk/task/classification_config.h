@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tlk/task/distributed_options.h"
 #include "tlk/io/config.h"
 
 namespace tlk::task {
@@ -86,6 +87,7 @@ struct ClassificationTrainConfig {
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 0;                ///< output.save_every: also keep epoch_N.h5 every N epochs (0: never)
   bool quiet = false;                         ///< output.quiet
+  DistributedOptions distributed;             ///< distributed.*: `tlk train --distributed`
 
   /// Reads a config (after its --set overrides); its `task` key, when present, must be
   /// `classification`. An unknown key is a tlk::Error naming it and the nearest known key, and so

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/losses.h"
@@ -211,8 +212,9 @@ double classification_accuracy(nn::Module& net, const Tensor& images, const Tens
 
 ClassificationTrainer::~ClassificationTrainer() = default;
 
-ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config) : config_(std::move(config)) {
-  if (config_.threads > 0) omp_set_num_threads(config_.threads);
+ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, dist::ProcessGroup* group)
+    : config_(std::move(config)), parallel_(group) {
+  if (const int threads = parallel_.threads(config_.threads); threads > 0) omp_set_num_threads(threads);
   load_options_.spatial_size = config_.size;
   load_options_.fit = config_.fit == "pad" ? data::SpatialFit::pad : data::SpatialFit::resize;
   load_options_.grey_to_rgb = config_.grey_to_rgb;
@@ -271,9 +273,15 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config) :
     finetune_options_ =
         transfer::FinetuneOptions::from_config(config_.freeze, config_.skip, config_.pretrained_lr_scale);
     finetune_report_ = finetune_from_checkpoint(*net_, config_.pretrained, finetune_options_);
-    if (!config_.quiet) fmt::print(stderr, "{}\n", finetune_report_.str());
+    if (!config_.quiet && parallel_.writes()) fmt::print(stderr, "{}\n", finetune_report_.str());
   }
-  const std::int64_t batches_per_pass = std::max<std::int64_t>(1, train_.size() / std::min(config_.batch, train_.size()));
+  // One step takes a global batch of ranks x data.batch images (one process: data.batch).
+  const std::int64_t global_batch = config_.batch * parallel_.ranks();
+  check(!parallel_.distributed() || global_batch <= train_.size(), "train --distributed: {} ranks x data.batch {} "
+        "exceed the {} training images", parallel_.ranks(), config_.batch, train_.size());
+  check(!parallel_.distributed() || config_.distill_cache.empty(), "train --distributed: distill.cache is not "
+        "supported yet (every rank would write the cache file); leave it empty");
+  const std::int64_t batches_per_pass = std::max<std::int64_t>(1, train_.size() / std::min(global_batch, train_.size()));
   steps_per_epoch_ = config_.iterations_per_epoch > 0 ? config_.iterations_per_epoch : batches_per_pass;
 
   if (transfer::adapts(strategy_)) {
@@ -331,7 +339,7 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config) :
   }
   // train.device: the data stays on the CPU and each batch is copied over (as the segmentation
   // trainer does); the networks move once.
-  device_ = parse_device(config_.device, "train.device");
+  device_ = parallel_.device(parse_device(config_.device, "train.device"), config_.device);  // one rank per GPU
   if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
   net_->to(device_);
   if (adapter_) adapter_->to(device_);
@@ -382,6 +390,17 @@ void ClassificationTrainer::precompute_teacher_outputs() {
   distiller_->cache()->flush();
 }
 
+double ClassificationTrainer::accuracy(const Tensor& images, const Tensor& labels) {
+  const std::int64_t n = images.size(0);
+  if (!parallel_.distributed()) return classification_accuracy(*net_, images, labels);
+  const std::int64_t first = n * parallel_.rank() / parallel_.ranks(), end = n * (parallel_.rank() + 1) / parallel_.ranks();
+  const double right = end > first ? classification_accuracy(*net_, images.narrow(0, first, end - first),
+                                                             labels.narrow(0, first, end - first)) *
+                                         static_cast<double>(end - first)
+                                   : 0.0;
+  return parallel_.sum({right}, "evaluation counts")[0] / static_cast<double>(n);
+}
+
 std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -415,10 +434,21 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     iteration = c.iteration;
     best = std::stod(c.metadata.at("train.best_accuracy"));
   }
-  { std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml(); }
-  TrainingLog log(config_.out_dir, resume), step_log(config_.out_dir, resume, "steps");
+  std::vector<Tensor> trained = net_->parameters();
+  if (adapter_)
+    for (const Tensor& p : adapter_->parameters()) trained.push_back(p);
+  parallel_.start(config_.to_yaml() + std::to_string(train_.size()), {net_.get(), adapter_.get()}, trained,
+                  config_.distributed.bucket_mb);
+  const bool writes = parallel_.writes();  // rank 0 alone writes checkpoints, logs and progress
+  if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
+  std::optional<TrainingLog> log, step_log;
+  if (writes) {
+    log.emplace(config_.out_dir, resume);
+    step_log.emplace(config_.out_dir, resume, "steps");
+  }
 
   auto save = [&](const fs::path& path, std::int64_t epochs_done) {
+    if (!writes) return;
     Checkpoint c;
     c.model = net_->state_dict();
     c.optimizer = optimizer->state();
@@ -477,9 +507,18 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
   transfer::TransferrableModel model(strategy_, task, adapter_,
                                      {.task = alpha, .distill = 1.0 - alpha, .adversarial = config_.adapt_weight});
 
-  BatchCycle source_cycle(train_.size(), config_.batch, config_.seed, 1);
+  // Each step's global batch; this rank takes its share (the same images as one process with batch
+  // ranks x data.batch).
+  const std::int64_t global_batch = config_.batch * parallel_.ranks();
+  BatchCycle source_cycle(train_.size(), global_batch, config_.seed, 1);
   std::unique_ptr<BatchCycle> target_cycle;
-  if (adapter_) target_cycle = std::make_unique<BatchCycle>(target_.size(0), config_.batch, config_.seed, 2);
+  if (adapter_) target_cycle = std::make_unique<BatchCycle>(target_.size(0), global_batch, config_.seed, 2);
+  auto share = [&](const std::vector<std::int64_t>& indices) {
+    if (!parallel_.distributed()) return indices;
+    const std::size_t per_rank = indices.size() / static_cast<std::size_t>(parallel_.ranks());
+    const auto first = indices.begin() + static_cast<std::ptrdiff_t>(per_rank * static_cast<std::size_t>(parallel_.rank()));
+    return std::vector<std::int64_t>(first, first + static_cast<std::ptrdiff_t>(per_rank));
+  };
   const bool has_val = val_.images.defined(), has_test = test_.images.defined();
 
   std::vector<ClassificationEpoch> results;
@@ -490,42 +529,44 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     net_->train();
     if (adapter_) adapter_->train();
     double loss_sum = 0, task_sum = 0, distill_sum = 0, adversarial_sum = 0, domain_sum = 0, right_sum = 0;
-    io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), steps_per_epoch_, config_.quiet);
+    io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), steps_per_epoch_,
+                        config_.quiet || !writes);
     for (std::int64_t it = 0; it < steps_per_epoch_; ++it, ++iteration) {
-      source_idx = source_cycle.indices(iteration);
+      source_idx = share(source_cycle.indices(iteration));
       source_x = as_volumes(gather_rows(train_.images, source_idx)).to(device_);
       const Tensor source_y = gather_rows(train_.labels, source_idx).to(device_);
       if (target_cycle) {
-        target_idx = target_cycle->indices(iteration);
+        target_idx = share(target_cycle->indices(iteration));
         target_x = as_volumes(gather_rows(target_, target_idx)).to(device_);
       }
       r.lr = schedule->lr(iteration);
       optimizer->set_lr(r.lr);
       optimizer->zero_grad();
       const transfer::TransferLosses l = model.losses(source_x, source_y, target_x, iteration);
-      const double value = l.total.item();
+      l.total.backward();
+      parallel_.after_backward();
+      // The step's terms as the mean over the ranks, so that every rank logs and checks the same values.
+      const std::vector<double> terms = parallel_.mean(
+          {l.total.item(), l.task, l.distill, l.adversarial, l.domain_accuracy, fraction_correct(source_logits, source_y)},
+          "loss terms");
+      const double value = terms[0];
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
-      l.total.backward();
-      if (config_.grad_clip > 0) {
-        std::vector<Tensor> params = net_->parameters();
-        if (adapter_)
-          for (const Tensor& p : adapter_->parameters()) params.push_back(p);
-        nn::clip_grad_norm(params, config_.grad_clip);
-      }
+      if (config_.grad_clip > 0) nn::clip_grad_norm(trained, config_.grad_clip);
       optimizer->step();
-      const double batch_accuracy = fraction_correct(source_logits, source_y);
+      const double batch_accuracy = terms[5];
       loss_sum += value;
-      task_sum += l.task;
-      distill_sum += l.distill;
-      adversarial_sum += l.adversarial;
-      domain_sum += l.domain_accuracy;
+      task_sum += terms[1];
+      distill_sum += terms[2];
+      adversarial_sum += terms[3];
+      domain_sum += terms[4];
       right_sum += batch_accuracy;
       r.lambda = l.lambda;
-      step_log.write({{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
-                      {"loss", value}, {"task_loss", l.task}, {"distill_loss", l.distill},
-                      {"adversarial_loss", l.adversarial}, {"lambda", l.lambda}, {"domain_accuracy", l.domain_accuracy},
-                      {"batch_accuracy", batch_accuracy}, {"lr", r.lr}});
+      if (step_log)
+        step_log->write({{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
+                         {"loss", value}, {"task_loss", terms[1]}, {"distill_loss", terms[2]},
+                         {"adversarial_loss", terms[3]}, {"lambda", l.lambda}, {"domain_accuracy", terms[4]},
+                         {"batch_accuracy", batch_accuracy}, {"lr", r.lr}});
       const double n = static_cast<double>(it + 1);
       bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  acc {:.3f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}",
                                             loss_sum / n, right_sum / n, adversarial_sum / n, l.lambda, domain_sum / n)
@@ -540,15 +581,17 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     r.adversarial_loss = adversarial_sum / steps;
     r.domain_accuracy = domain_sum / steps;
     r.train_accuracy = right_sum / steps;
-    r.val_accuracy = has_val ? classification_accuracy(*net_, val_.images, val_.labels) : std::nan("");
-    r.test_accuracy = has_test ? classification_accuracy(*net_, test_.images, test_.labels) : std::nan("");
+    parallel_.average_buffers({net_.get(), adapter_.get()});  // batch-norm statistics: the ranks' mean
+    r.val_accuracy = has_val ? accuracy(val_.images, val_.labels) : std::nan("");
+    r.test_accuracy = has_test ? accuracy(test_.images, test_.labels) : std::nan("");
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    log.write({{"epoch", static_cast<double>(epoch + 1)}, {"iteration", static_cast<double>(iteration)},
-               {"train_loss", r.train_loss}, {"task_loss", r.task_loss}, {"distill_loss", r.distill_loss},
-               {"adversarial_loss", r.adversarial_loss}, {"lambda", r.lambda}, {"domain_accuracy", r.domain_accuracy},
-               {"train_accuracy", r.train_accuracy}, {"val_accuracy", r.val_accuracy},
-               {"test_accuracy", r.test_accuracy}, {"lr", r.lr}, {"seconds", r.seconds}});
-    if (!config_.quiet)
+    if (log)
+      log->write({{"epoch", static_cast<double>(epoch + 1)}, {"iteration", static_cast<double>(iteration)},
+                  {"train_loss", r.train_loss}, {"task_loss", r.task_loss}, {"distill_loss", r.distill_loss},
+                  {"adversarial_loss", r.adversarial_loss}, {"lambda", r.lambda}, {"domain_accuracy", r.domain_accuracy},
+                  {"train_accuracy", r.train_accuracy}, {"val_accuracy", r.val_accuracy},
+                  {"test_accuracy", r.test_accuracy}, {"lr", r.lr}, {"seconds", r.seconds}});
+    if (!config_.quiet && writes)
       fmt::print(stderr, "epoch {}/{}: loss {:.4f}  train acc {:.4f}  val acc {:.4f}  test acc {:.4f}  lr {:.5f}  {:.1f} s\n",
                  epoch + 1, config_.epochs, r.train_loss, r.train_accuracy, r.val_accuracy, r.test_accuracy, r.lr,
                  r.seconds);

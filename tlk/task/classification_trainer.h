@@ -9,6 +9,7 @@
 #include "tlk/nn/classifier.h"
 #include "tlk/nn/registry.h"
 #include "tlk/task/classification_config.h"
+#include "tlk/task/data_parallel.h"
 #include "tlk/transfer/distiller.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
 #include "tlk/transfer/finetuner.h"
@@ -72,7 +73,10 @@ double classification_accuracy(nn::Module& net, const Tensor& images, const Tens
 class ClassificationTrainer {
  public:
   /// Loads the data and builds the network, adapter and teacher; errors name the key or file at fault.
-  explicit ClassificationTrainer(ClassificationTrainConfig config);
+  /// With `group` (`tlk train --distributed`): data-parallel training as the segmentation trainer
+  /// does it (docs/distributed.md): each step's global batch of ranks x data.batch images is split
+  /// over the ranks, gradients are averaged, evaluation is split and summed, rank 0 writes.
+  explicit ClassificationTrainer(ClassificationTrainConfig config, dist::ProcessGroup* group = nullptr);
   ~ClassificationTrainer();
   /// Trains for the configured epochs (continuing from output.dir/latest.h5 when `resume`); returns
   /// every epoch run now.
@@ -100,7 +104,11 @@ class ClassificationTrainer {
   Tensor teacher_logits_for(const Tensor& images);
   void precompute_teacher_outputs();
 
+  /// The accuracy of the network on (images, labels), each rank scoring its share of the rows.
+  double accuracy(const Tensor& images, const Tensor& labels);
+
   ClassificationTrainConfig config_;
+  DataParallel parallel_;  ///< this process's part in a data-parallel job (a no-op alone)
   data::ClassificationLoadOptions load_options_;
   data::ClassificationDataset train_, val_, test_;
   Tensor target_;

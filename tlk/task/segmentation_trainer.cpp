@@ -14,7 +14,6 @@
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/data/preprocessed_case.h"
-#include "tlk/dist/gradient_reducer.h"
 #include "tlk/io/progress_bar.h"
 #include "tlk/nn/adam.h"
 #include "tlk/nn/deep_supervision_loss.h"
@@ -61,19 +60,6 @@ void split_cases(std::vector<std::filesystem::path> files, double val_fraction, 
   std::sort(val.begin(), val.end());
 }
 
-/// A module's parameters and buffers (what every rank must hold alike).
-std::vector<Tensor> state_tensors(const nn::Module& module) {
-  std::vector<Tensor> out;
-  for (const auto& [name, t] : module.state_dict()) out.push_back(t);
-  return out;
-}
-
-std::vector<Tensor> buffer_tensors(const nn::Module& module) {
-  std::vector<Tensor> out;
-  for (const auto& [name, t] : module.named_buffers()) out.push_back(t);
-  return out;
-}
-
 std::vector<std::string> ids_of(const std::vector<std::filesystem::path>& files) {
   std::vector<std::string> ids;
   for (const auto& f : files) ids.push_back(f.stem().string());
@@ -93,11 +79,8 @@ std::vector<data::SampleSource> load_sample_sources(const std::vector<std::files
 }
 
 SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::ProcessGroup* group)
-    : config_(std::move(config)), group_(group) {
-  if (config_.threads > 0)
-    omp_set_num_threads(config_.threads);
-  else if (group_)  // ranks on one machine share its cores
-    omp_set_num_threads(std::max(1, omp_get_num_procs() / group_->local_size()));
+    : config_(std::move(config)), parallel_(group) {
+  if (const int threads = parallel_.threads(config_.threads); threads > 0) omp_set_num_threads(threads);
   plan_ = data::PreprocessingPlan::load(config_.train_dir);
   std::vector<std::filesystem::path> train_files, val_files;
   const auto files = data::preprocessed_case_files(config_.train_dir);
@@ -167,8 +150,7 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
     }
   }
   device_ = parse_device(config_.device, "train.device");
-  // One rank per GPU: a plain "cuda" means the GPU of this rank's index on its machine.
-  if (group_ && device_.is_cuda() && config_.device == "cuda") device_ = Device::cuda(group_->local_rank());
+  device_ = parallel_.device(device_, config_.device);  // one rank per GPU
   if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
   net_->to(device_);
   if (adapter_) adapter_->to(device_);
@@ -211,8 +193,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                                   static_cast<const nn::Module*>(skip_distillation_.get())})
     if (extra)
       for (const Tensor& p : extra->parameters()) trained.push_back(p);
-  const int rank = group_ ? group_->rank() : 0, ranks = group_ ? group_->size() : 1;
-  const bool writes = rank == 0;  // rank 0 alone writes checkpoints, logs and progress
+  const int rank = parallel_.rank(), ranks = parallel_.ranks();
+  const bool writes = parallel_.writes();
   std::int64_t start_epoch = 0, iteration = 0;
   double ema = std::nan(""), best_ema = -1.0;
   if (resume) {
@@ -239,23 +221,12 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     if (precision == DType::f16 && c.metadata.count("train.loss_scale"))
       scaler.load(std::stod(c.metadata.at("train.loss_scale")), std::stoll(c.metadata.at("train.loss_scale_growth")));
   }
-  std::unique_ptr<dist::GradientReducer> reducer;
-  if (group_) {
-    std::string inputs = config_.to_yaml();
-    for (const auto* ids : {&train_ids_, &val_ids_})
-      for (const std::string& id : *ids) inputs += id + "\n";
-    group_->check_same(inputs + std::to_string(target_cases_.size()), "the training config or case list");
-    // Every rank starts from rank 0's model (its initialisation, fine-tune or resumed checkpoint), and
-    // every trained parameter is averaged, the discriminator's included.
-    dist::broadcast_tensors(*group_, state_tensors(*net_), 0, "model");
-    if (adapter_) dist::broadcast_tensors(*group_, state_tensors(*adapter_), 0, "domain discriminator");
-    if (skip_distillation_) dist::broadcast_tensors(*group_, state_tensors(*skip_distillation_), 0, "hint regressors");
-    std::vector<Tensor> reduced;
-    for (const Tensor& p : trained)
-      if (p.requires_grad()) reduced.push_back(p);
-    reducer = std::make_unique<dist::GradientReducer>(
-        *group_, reduced, dist::GradientReducerOptions{static_cast<std::int64_t>(config_.bucket_mb * (1 << 20))});
-  }
+  // Data-parallel: the ranks agree on the inputs and start from rank 0's model, discriminator and
+  // regressors, and every trained parameter's gradient is averaged, the discriminator's included.
+  std::string inputs = config_.to_yaml() + std::to_string(target_cases_.size());
+  for (const auto* ids : {&train_ids_, &val_ids_})
+    for (const std::string& id : *ids) inputs += "\n" + id;
+  parallel_.start(inputs, {net_.get(), adapter_.get(), skip_distillation_.get()}, trained, config_.distributed.bucket_mb);
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   std::optional<TrainingLog> log, step_log;
   if (writes) {
@@ -377,13 +348,10 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
         scaler.scale(l.total).backward();
       else
         l.total.backward();
-      if (reducer) reducer->finish_backward();
+      parallel_.after_backward();
       // The loss terms as the mean over the ranks, so that every rank logs and checks the same values.
-      std::vector<double> terms{l.total.item(), l.task, l.distill, l.adversarial, l.domain_accuracy};
-      if (group_) {
-        terms = group_->all_reduce_sum(terms, "loss terms");
-        for (double& t : terms) t /= ranks;
-      }
+      const std::vector<double> terms =
+          parallel_.mean({l.total.item(), l.task, l.distill, l.adversarial, l.domain_accuracy}, "loss terms");
       const double value = terms[0];
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
@@ -426,6 +394,9 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     r.adversarial_loss = adversarial_sum / steps;
     r.domain_accuracy = accuracy_sum / steps;
     r.data_wait_seconds = wait;
+    // Batch-norm running statistics differ per rank (each saw its own batches): validation and the
+    // checkpoint use their mean. Instance norm, the UNet's default, keeps none.
+    parallel_.average_buffers({net_.get()});
     // Validation: nnUNet's pseudo Dice, one global Dice per class over all validation patches.
     r.val_loss = std::nan("");
     r.dice.assign(static_cast<std::size_t>(K - 1), std::nan(""));
@@ -452,10 +423,10 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
           }
         }
       }
-      if (group_) {  // each rank validated its slots of every batch (Note [Batch slots])
+      if (parallel_.distributed()) {  // each rank validated its slots of every batch (Note [Batch slots])
         std::vector<double> counts{val_sum};
         for (const auto* v : {&tp, &fp, &fn}) counts.insert(counts.end(), v->begin(), v->end());
-        counts = group_->all_reduce_sum(counts, "validation counts");
+        counts = parallel_.sum(counts, "validation counts");
         val_sum = counts[0] / ranks;
         for (std::int64_t k = 0; k < K; ++k) {
           tp[k] = counts[1 + k];
@@ -487,9 +458,6 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                  "(data wait {:.1f} s)\n", epoch + 1, config_.epochs, r.train_loss, r.val_loss, r.mean_dice, r.ema_dice,
                  r.lr, r.seconds, r.data_wait_seconds);
 
-    // Batch-norm running statistics differ per rank (each saw its own batches): the checkpoint
-    // holds their mean. Instance norm, the UNet's default, keeps none.
-    if (group_) dist::average_tensors(*group_, buffer_tensors(*net_), "batch-norm statistics");
     const bool improved = ema > best_ema;
     if (improved) best_ema = ema;
     save(latest, epoch + 1);

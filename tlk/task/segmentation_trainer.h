@@ -9,6 +9,7 @@
 #include "tlk/dist/process_group.h"
 #include "tlk/nn/registry.h"
 #include "tlk/nn/unet.h"
+#include "tlk/task/data_parallel.h"
 #include "tlk/task/patch_batches.h"
 #include "tlk/task/train_config.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
@@ -82,7 +83,7 @@ class SegmentationTrainer {
   std::shared_ptr<nn::UNet> teacher_;
   std::shared_ptr<transfer::SkipDistillation> skip_distillation_;  ///< distill.features (hint regressors)
   Device device_ = Device::cpu();  ///< train.device: the networks live there; batches are copied over
-  dist::ProcessGroup* group_ = nullptr;  ///< data-parallel ranks, or nullptr for one process
+  DataParallel parallel_;  ///< this process's part in a data-parallel job (a no-op alone)
 };
 
 /// Loads the preprocessed cases `files` as sample sources: with labels (required), or with

@@ -12,15 +12,16 @@
 namespace tlk::task {
 
 std::vector<std::string> SegmentationTrainConfig::known_keys() {
-  return {"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
+  std::vector<std::string> keys{"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
           "data.loader_threads", "data.augment", "data.target", "model.name", "train.epochs", "train.iterations_per_epoch",
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
           "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
           "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.grl_delay", "adapt.widths", "adapt.lr", "distill.teacher",
           "distill.weight", "distill.temperature", "distill.foreground_only", "distill.features", "distill.feature_weight",
-          "output.dir", "output.save_every",
-          "output.quiet", "distributed.bucket_mb", "distributed.timeout_s"};
+          "output.dir", "output.save_every", "output.quiet"};
+  for (const std::string& key : DistributedOptions::keys()) keys.push_back(key);
+  return keys;
 }
 
 SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
@@ -103,10 +104,7 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.out_dir = c.get_string("output.dir", t.out_dir.string());
   t.save_every = c.get_int("output.save_every", t.save_every);
   t.quiet = c.get_bool("output.quiet", t.quiet);
-  t.bucket_mb = c.get_double("distributed.bucket_mb", t.bucket_mb);
-  check(t.bucket_mb > 0, "{}: distributed.bucket_mb must be positive, got {}", c.source(), t.bucket_mb);
-  t.timeout_seconds = c.get_double("distributed.timeout_s", t.timeout_seconds);
-  check(t.timeout_seconds > 0, "{}: distributed.timeout_s must be positive, got {}", c.source(), t.timeout_seconds);
+  t.distributed = DistributedOptions::from(c);
   c.check_all_read(known_keys());
   return t;
 }
@@ -126,15 +124,14 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
       "  grl_max_iters: {}\n  grl_delay: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
-      "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n"
-      "distributed:\n  bucket_mb: {}\n  timeout_s: {}\n",
+      "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n{}",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
       lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
-      distill_temperature, distill_foreground_only, distill_features, distill_feature_weight, out_dir.string(), save_every, quiet, bucket_mb,
-      timeout_seconds);
+      distill_temperature, distill_foreground_only, distill_features, distill_feature_weight, out_dir.string(), save_every, quiet,
+      distributed.to_yaml());
 }
 
 }  // namespace tlk::task

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tlk/task/distributed_options.h"
 #include "tlk/io/config.h"
 #include "tlk/tensor/dtype.h"
 
@@ -72,9 +73,7 @@ struct SegmentationTrainConfig {
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 50;               ///< output.save_every: also keep epoch_N.h5 every N epochs
   bool quiet = false;                         ///< output.quiet: no progress bar
-  // distributed.* (used by `tlk train --distributed`; docs/distributed.md)
-  double bucket_mb = 25.0;          ///< distributed.bucket_mb: gradient all-reduce bucket size
-  double timeout_seconds = 600.0;   ///< distributed.timeout_s: a collective waiting longer fails the job
+  DistributedOptions distributed;   ///< distributed.*: `tlk train --distributed` (docs/distributed.md)
 
   /// Reads a config (after its --set overrides); an unknown key is a tlk::Error naming it.
   static SegmentationTrainConfig from(const io::Config& config);

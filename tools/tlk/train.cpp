@@ -54,8 +54,14 @@ int train_classifier(const io::Config& config, const Args& a) {
     fmt::print("{}", train_config.to_yaml());
     return 0;
   }
-  task::ClassificationTrainer trainer(train_config);
+  dist::ProcessGroup* group = nullptr;
+  if (a.flag("distributed"))
+    group = &dist::ProcessGroup::init_world({.timeout_seconds = train_config.distributed.timeout_seconds});
+  task::ClassificationTrainer trainer(train_config, group);
   const auto results = trainer.run(a.flag("resume"));
+  const bool rank0 = !group || group->rank() == 0;
+  if (group) dist::ProcessGroup::finalize_world();
+  if (!rank0) return 0;
   if (results.empty()) {
     fmt::print("nothing to train: {} already finished its {} epochs\n", train_config.out_dir.string(),
                train_config.epochs);
@@ -81,11 +87,7 @@ int train(const std::vector<std::string>& args) {
   io::Config config = io::Config::from_yaml_file(a.required("config"));
   for (const std::string& assignment : a.all("set")) config.set_override(assignment);
   if (a.has("device")) config.set("train.device", a.get("device", "cpu"));
-  if (task::config_task(config) == "classification") {
-    check(!a.flag("distributed"), "train --distributed: data-parallel training covers segmentation configs; "
-          "classification configs (task: classification) train in one process");
-    return train_classifier(config, a);
-  }
+  if (task::config_task(config) == "classification") return train_classifier(config, a);
   const task::SegmentationTrainConfig train_config = task::SegmentationTrainConfig::from(config);
   if (a.flag("print-config")) {
     fmt::print("{}", train_config.to_yaml());
@@ -93,7 +95,7 @@ int train(const std::vector<std::string>& args) {
   }
   dist::ProcessGroup* group = nullptr;
   if (a.flag("distributed"))
-    group = &dist::ProcessGroup::init_world({.timeout_seconds = train_config.timeout_seconds});
+    group = &dist::ProcessGroup::init_world({.timeout_seconds = train_config.distributed.timeout_seconds});
   task::SegmentationTrainer trainer(train_config, group);
   const auto results = trainer.run(a.flag("resume"));
   const int ranks = group ? group->size() : 1;

@@ -1,0 +1,63 @@
+#include "tlk/task/data_parallel.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+namespace tlk::task {
+
+namespace {
+
+std::vector<Tensor> tensors_of(const std::vector<nn::NamedTensor>& named) {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : named) out.push_back(t);
+  return out;
+}
+
+}  // namespace
+
+int DataParallel::threads(int threads) const {
+  if (threads > 0 || !group_) return threads;
+  return std::max(1, omp_get_num_procs() / group_->local_size());
+}
+
+Device DataParallel::device(const Device& configured, const std::string& text) const {
+  return group_ && configured.is_cuda() && text == "cuda" ? Device::cuda(group_->local_rank()) : configured;
+}
+
+void DataParallel::start(const std::string& inputs, const std::vector<const nn::Module*>& modules,
+                         const std::vector<Tensor>& trained, double bucket_mb) {
+  if (!group_) return;
+  group_->check_same(inputs, "the training config or case list");
+  // Every rank starts from rank 0's state (its initialisation, fine-tune or resumed checkpoint).
+  for (const nn::Module* m : modules)
+    if (m) dist::broadcast_tensors(*group_, tensors_of(m->state_dict()), 0, "model state");
+  std::vector<Tensor> reduced;
+  for (const Tensor& p : trained)
+    if (p.requires_grad()) reduced.push_back(p);
+  reducer_ = std::make_unique<dist::GradientReducer>(
+      *group_, reduced, dist::GradientReducerOptions{static_cast<std::int64_t>(bucket_mb * (1 << 20))});
+}
+
+void DataParallel::after_backward() {
+  if (reducer_) reducer_->finish_backward();
+}
+
+std::vector<double> DataParallel::mean(std::vector<double> values, const std::string& what) const {
+  if (!group_) return values;
+  values = group_->all_reduce_sum(values, what);
+  for (double& v : values) v /= group_->size();
+  return values;
+}
+
+std::vector<double> DataParallel::sum(std::vector<double> values, const std::string& what) const {
+  return group_ ? group_->all_reduce_sum(values, what) : values;
+}
+
+void DataParallel::average_buffers(const std::vector<const nn::Module*>& modules) const {
+  if (!group_) return;
+  for (const nn::Module* m : modules)
+    if (m) dist::average_tensors(*group_, tensors_of(m->named_buffers()), "batch-norm statistics");
+}
+
+}  // namespace tlk::task
