@@ -9,6 +9,7 @@
 #include "tlk/nn/classifier.h"
 #include "tlk/nn/registry.h"
 #include "tlk/task/classification_config.h"
+#include "tlk/task/classification_data.h"
 #include "tlk/task/data_parallel.h"
 #include "tlk/transfer/distiller.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
@@ -31,21 +32,6 @@ struct ClassificationEpoch {
   double lr = 0.0, seconds = 0.0;
 };
 
-/// The images of `path` (file.h5 or file.h5:split, layouts as data::load_classification_dataset)
-/// prepared as `options` say, f32 [N, C, H, W] or [N, C, D, H, W]. Labels are neither read nor kept:
-/// the file may have none (an unlabelled domain-adaptation target).
-/// Example: `Tensor t = task::load_unlabelled_images("usps.h5:train", {.spatial_size = {28, 28}});`
-Tensor load_unlabelled_images(const std::string& path, const data::ClassificationLoadOptions& options);
-
-/// Images [N, C, H, W] as the one-slice volumes [N, C, 1, H, W] that TLK's networks take; 5-D
-/// input is returned as is.
-/// Example: `Tensor logits = net.forward(task::as_volumes(batch.images));`
-Tensor as_volumes(const Tensor& images);
-
-/// Top-1 accuracy of `net` (its logits [N, K]) on labelled images, in batches of `batch`, without
-/// a graph and in evaluation mode (the module's training mode is restored afterwards).
-/// Example: `double acc = task::classification_accuracy(*net, test.images, test.labels);`
-double classification_accuracy(nn::Module& net, const Tensor& images, const Tensor& labels, std::int64_t batch = 500);
 
 /// Training of an nn::Classifier (lenet, resnet3d-small or a registered one) with TLK's transfer
 /// strategies, through transfer::TransferrableModel: supervised; finetune (transfer.pretrained: name-
