@@ -214,20 +214,23 @@ Tensor fit_images(const Tensor& images_in, const std::vector<std::int64_t>& spat
   return fit == SpatialFit::resize ? resize_images(images, to, antialias) : pad_or_crop_images(images, to);
 }
 
-ClassificationDataset load_classification_dataset(const std::string& path, const ClassificationLoadOptions& options) {
-  // "file.h5:group" when path itself is no file.
-  std::filesystem::path file = path;
-  std::string group = options.split;
-  if (!std::filesystem::exists(file)) {
+SplitPath split_path(const std::string& path, const std::string& split) {
+  SplitPath out{path, split};
+  if (!std::filesystem::exists(out.file)) {  // "file.h5:group" when path itself is no file
     const auto colon = path.rfind(':');
     check(colon != std::string::npos && std::filesystem::exists(path.substr(0, colon)), "{}: no such file", path);
-    file = path.substr(0, colon);
+    out.file = path.substr(0, colon);
     const std::string named = path.substr(colon + 1);
-    check(group.empty() || group == named, "{}: the path names split '{}' but the options say '{}'", path, named,
-          group);
-    group = named;
+    check(split.empty() || split == named, "{}: the path names split '{}' but the options say '{}'", path, named,
+          split);
+    out.group = named;
   }
-  while (!group.empty() && group.front() == '/') group.erase(group.begin());
+  while (!out.group.empty() && out.group.front() == '/') out.group.erase(out.group.begin());
+  return out;
+}
+
+ClassificationDataset load_classification_dataset(const std::string& path, const ClassificationLoadOptions& options) {
+  const auto [file, group] = split_path(path, options.split);
   const io::Hdf5File f = io::Hdf5File::open(file);
   const std::string prefix = group.empty() ? "/" : "/" + group + "/";
   std::string image_name = prefix + "images", label_name = prefix + "labels";

@@ -67,6 +67,16 @@ struct ClassificationDataset {
   std::vector<std::int64_t> class_counts() const;
 };
 
+/// Where a classification path points: `file.h5`, or `file.h5:split` when the path itself is no
+/// file; `group` is the split (from the path, else `split`), without leading '/'.
+struct SplitPath {
+  std::filesystem::path file;
+  std::string group;
+};
+/// Resolves `path` (tlk::Error when the file does not exist, or when the path names another split
+/// than a non-empty `split`).
+SplitPath split_path(const std::string& path, const std::string& split);
+
 /// Reads images and labels from an HDF5 file and prepares them as `options` say.
 ///
 /// Note [Classification HDF5 layout]: in the group G (the root, `options.split`, or the part after

@@ -55,15 +55,7 @@ double fraction_correct(const Tensor& logits, const Tensor& labels) {
 }
 
 Tensor load_unlabelled_images(const std::string& path, const data::ClassificationLoadOptions& options) {
-  std::filesystem::path file = path;
-  std::string group = options.split;
-  if (!std::filesystem::exists(file)) {
-    const auto colon = path.rfind(':');
-    check(colon != std::string::npos && std::filesystem::exists(path.substr(0, colon)), "{}: no such file", path);
-    file = path.substr(0, colon);
-    group = path.substr(colon + 1);
-  }
-  while (!group.empty() && group.front() == '/') group.erase(group.begin());
+  const auto [file, group] = data::split_path(path, options.split);
   const io::Hdf5File f = io::Hdf5File::open(file);
   const std::string prefix = group.empty() ? "/" : "/" + group + "/";
   std::string name = prefix + "images";
