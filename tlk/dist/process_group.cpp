@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "tlk/tensor/error.h"
+#include "tlk/tensor/fnv1a.h"
 
 namespace tlk::dist {
 
@@ -258,9 +259,8 @@ void ProcessGroup::broadcast_bytes(std::vector<std::uint8_t>& bytes, int root, c
 }
 
 void ProcessGroup::check_same(const std::string& text, const std::string& what) {
-  // FNV-1a, as two 32-bit halves (exact in doubles) so that the broadcast carries it unchanged.
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
+  // The fingerprint as two 32-bit halves (exact in doubles), so that the broadcast carries it unchanged.
+  const std::uint64_t h = fnv1a(text);
   Tensor mine = Tensor::empty({2}, TensorOptions{}.with(DType::f64));
   mine.data<double>()[0] = static_cast<double>(h >> 32);
   mine.data<double>()[1] = static_cast<double>(h & 0xffffffffull);

@@ -24,6 +24,7 @@
 #include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/device.h"
 #include "tlk/tensor/error.h"
+#include "tlk/tensor/fnv1a.h"
 #include "tlk/transfer/cdan.h"
 #include "tlk/transfer/domain_discriminator.h"
 #include "tlk/transfer/teacher_cache.h"
@@ -31,14 +32,6 @@
 namespace tlk::task {
 
 namespace {
-
-/// FNV-1a over bytes, chained from `h`.
-std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = 0xcbf29ce484222325ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
-  return h;
-}
-std::uint64_t fnv1a(const std::string& s, std::uint64_t h) { return fnv1a(s.data(), s.size(), h); }
 
 data::ClassificationDataset take(const data::ClassificationDataset& ds, const std::vector<std::int64_t>& indices) {
   data::ClassificationDataset out = data::subset(ds, indices);

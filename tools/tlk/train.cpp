@@ -48,20 +48,30 @@ Examples:
   mpirun -np 8 --hostfile hosts tlk train --config train.yaml --distributed --set distributed.timeout_s=120
 )";
 
+/// With --distributed, joins the MPI job and returns its group; otherwise nullptr (one process).
+dist::ProcessGroup* join(const Args& a, const task::DistributedOptions& options) {
+  return a.flag("distributed") ? &dist::ProcessGroup::init_world({.timeout_seconds = options.timeout_seconds})
+                               : nullptr;
+}
+
+/// Leaves the job after training; true on the process that reports (rank 0, or the only one).
+bool leave(dist::ProcessGroup* group) {
+  if (!group) return true;
+  const bool reports = group->rank() == 0;
+  dist::ProcessGroup::finalize_world();
+  return reports;
+}
+
 int train_classifier(const io::Config& config, const Args& a) {
   const task::ClassificationTrainConfig train_config = task::ClassificationTrainConfig::from(config);
   if (a.flag("print-config")) {
     fmt::print("{}", train_config.to_yaml());
     return 0;
   }
-  dist::ProcessGroup* group = nullptr;
-  if (a.flag("distributed"))
-    group = &dist::ProcessGroup::init_world({.timeout_seconds = train_config.distributed.timeout_seconds});
+  dist::ProcessGroup* group = join(a, train_config.distributed);
   task::ClassificationTrainer trainer(train_config, group);
   const auto results = trainer.run(a.flag("resume"));
-  const bool rank0 = !group || group->rank() == 0;
-  if (group) dist::ProcessGroup::finalize_world();
-  if (!rank0) return 0;
+  if (!leave(group)) return 0;
   if (results.empty()) {
     fmt::print("nothing to train: {} already finished its {} epochs\n", train_config.out_dir.string(),
                train_config.epochs);
@@ -93,15 +103,11 @@ int train(const std::vector<std::string>& args) {
     fmt::print("{}", train_config.to_yaml());
     return 0;
   }
-  dist::ProcessGroup* group = nullptr;
-  if (a.flag("distributed"))
-    group = &dist::ProcessGroup::init_world({.timeout_seconds = train_config.distributed.timeout_seconds});
+  dist::ProcessGroup* group = join(a, train_config.distributed);
   task::SegmentationTrainer trainer(train_config, group);
   const auto results = trainer.run(a.flag("resume"));
   const int ranks = group ? group->size() : 1;
-  const bool rank0 = !group || group->rank() == 0;
-  if (group) dist::ProcessGroup::finalize_world();
-  if (!rank0) return 0;
+  if (!leave(group)) return 0;
   if (results.empty())
     fmt::print("nothing to train: {} already finished its {} epochs\n", train_config.out_dir.string(),
                train_config.epochs);
