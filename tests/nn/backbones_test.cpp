@@ -45,6 +45,12 @@ TEST_CASE("LeNet: parameter names and shapes, features and logits, 4-D input, er
   CHECK(logits.shape() == Shape{3, 4});
   CHECK(testing::max_abs_diff(colour.classify(f), logits) == 0.0);
   CHECK(testing::max_abs_diff(colour.forward(x.reshape({3, 3, 32, 32})), logits) == 0.0);
+  // The stage maps feature distillation taps: the two pooled convolution outputs, on the graph.
+  CHECK(colour.stage_channels() == std::vector<std::int64_t>{6, 16});
+  REQUIRE(colour.stage_features().size() == 2);
+  CHECK(colour.stage_features()[0].shape() == Shape{3, 6, 1, 14, 14});
+  CHECK(colour.stage_features()[1].shape() == Shape{3, 16, 1, 5, 5});
+  CHECK(colour.stage_features()[1].requires_grad());
 
   // "Same" padding keeps 12x12 images usable: 12 -> 12 -> 6 -> 6 -> 3.
   CHECK(nn::LeNetOptions{}.with_image_size(12).with_padding(2).final_map_size() == 3);
@@ -115,6 +121,10 @@ TEST_CASE("ResNet3d: names follow stages.i.blocks.j, projections where the shape
   Tensor x = randn({2, 1, 8, 12, 10}, gen);  // non-cubic
   CHECK(net.features(x).shape() == Shape{2, 128});
   CHECK(net.forward(x).shape() == Shape{2, 3});
+  CHECK(net.stage_channels() == std::vector<std::int64_t>{16, 32, 64, 128});
+  REQUIRE(net.stage_features().size() == 4);
+  CHECK(net.stage_features()[0].shape() == Shape{2, 16, 8, 12, 10});
+  CHECK(net.stage_features()[3].shape() == Shape{2, 128, 1, 2, 2});
 
   // Two blocks per stage, anisotropic strides, three stages.
   nn::ResNet3d aniso(nn::ResNet3dOptions{}

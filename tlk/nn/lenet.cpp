@@ -59,8 +59,9 @@ Tensor LeNet::features(const Tensor& input) {
         "LeNet: expected images [N, {0}, 1, {1}, {1}] (a 2-D image is a one-slice volume), got {2}", c, s,
         input.shape().str());
   const Pool3dOptions pool{{1, 2, 2}};
-  Tensor h = ops::max_pool3d(ops::relu(conv1->forward(x)), pool);
-  h = ops::max_pool3d(ops::relu(conv2->forward(h)), pool);
+  const Tensor h1 = ops::max_pool3d(ops::relu(conv1->forward(x)), pool);
+  const Tensor h = ops::max_pool3d(ops::relu(conv2->forward(h1)), pool);
+  stage_features_ = {h1, h};
   return ops::relu(fc1->forward(ops::flatten(h, 1)));
 }
 

@@ -61,7 +61,9 @@ struct LeNetOptions {
 /// initialised, linear layers as PyTorch (Note [Linear initialisation]).
 ///
 /// features(x) is fc1's ReLU output [N, hidden] (the representation the classifier reads and domain
-/// adapters tap, the original kit's `fc_layers_2`); classify is fc2. 4-D input [N, C, H, W] is
+/// adapters tap, the original kit's `fc_layers_2`); classify is fc2. stage_features() are the two
+/// pooled convolution maps [N, conv1_channels, 1, H/2, W/2] and [N, conv2_channels, 1, H/4, W/4]
+/// (sizes as after_block rounds them). 4-D input [N, C, H, W] is
 /// accepted as well and read as one slice.
 ///
 /// Example:
@@ -77,6 +79,9 @@ class LeNet : public Classifier {
   Tensor classify(const Tensor& features) override;
   std::int64_t feature_count() const override { return options_.hidden; }
   std::int64_t num_classes() const override { return options_.num_classes; }
+  std::vector<std::int64_t> stage_channels() const override {
+    return {options_.conv1_channels, options_.conv2_channels};
+  }
   const LeNetOptions& options() const { return options_; }
 
   std::shared_ptr<Conv3d> conv1, conv2;

@@ -86,7 +86,11 @@ Tensor ResNet3d::features(const Tensor& input) {
         "ResNet3d: expected volumes [N, {}, D, H, W], got {}", options_.in_channels,
         input.defined() ? input.shape().str() : std::string("an undefined tensor"));
   Tensor h = ops::relu(bn1->forward(conv1->forward(input)));
-  h = stages->forward(h);
+  stage_features_.clear();
+  for (std::size_t i = 0; i < stages->size(); ++i) {
+    h = stages->at(i)->forward(h);
+    stage_features_.push_back(h);
+  }
   return ops::flatten(ops::global_avg_pool3d(h), 1);
 }
 

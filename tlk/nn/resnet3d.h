@@ -79,7 +79,8 @@ class ResNetStage : public UnaryModule {
 /// linear head `fc`. Parameter names: conv1.weight, bn1.*, stages.0.blocks.0.conv1.weight,
 /// stages.1.blocks.0.downsample.0.weight, fc.weight, ...; BN buffers running_mean and running_var.
 ///
-/// features(x) is the pooled representation [N, widths.back()]; classify is fc.
+/// features(x) is the pooled representation [N, widths.back()]; classify is fc; stage_features() are
+/// the stages' outputs [N, widths[i], ...].
 ///
 /// Example:
 /// ```
@@ -94,6 +95,7 @@ class ResNet3d : public Classifier {
   Tensor classify(const Tensor& features) override;
   std::int64_t feature_count() const override { return options_.widths.back(); }
   std::int64_t num_classes() const override { return options_.num_classes; }
+  std::vector<std::int64_t> stage_channels() const override { return options_.widths; }
   const ResNet3dOptions& options() const { return options_; }
 
   std::shared_ptr<Conv3d> conv1;

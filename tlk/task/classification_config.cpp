@@ -8,6 +8,7 @@
 
 #include "tlk/tensor/device.h"
 #include "tlk/tensor/error.h"
+#include "tlk/transfer/stage_distillation.h"
 
 namespace tlk::task {
 
@@ -49,7 +50,7 @@ std::vector<std::string> ClassificationTrainConfig::known_keys() {
           "adapt.regularizer", "adapt.dropout", "adapt.weight", "adapt.grl_alpha", "adapt.grl_lo", "adapt.grl_hi",
           "adapt.grl_max_iters", "adapt.lr_scale", "adapt.conditioning", "adapt.randomized_dim", "adapt.entropy",
           "distill.teacher", "distill.loss", "distill.alpha", "distill.temperature", "distill.dkd_alpha",
-          "distill.dkd_beta", "distill.dkd_warmup", "distill.cache", "output.dir", "output.save_every",
+          "distill.dkd_beta", "distill.dkd_warmup", "distill.cache", "distill.features", "distill.feature_weight", "output.dir", "output.save_every",
           "output.quiet"};
   for (const std::string& key : DistributedOptions::keys()) keys.push_back(key);
   return keys;
@@ -151,6 +152,11 @@ ClassificationTrainConfig ClassificationTrainConfig::from(const io::Config& c) {
   t.dkd_beta = c.get_double("distill.dkd_beta", t.dkd_beta);
   t.dkd_warmup = c.get_double("distill.dkd_warmup", t.dkd_warmup);
   t.distill_cache = c.get_string("distill.cache", "");
+  t.distill_features = c.get_string("distill.features", t.distill_features);
+  transfer::parse_feature_loss(t.distill_features, fmt::format("{}: distill.features", src));
+  t.distill_feature_weight = c.get_double("distill.feature_weight", t.distill_feature_weight);
+  check(t.distill_feature_weight >= 0, "{}: distill.feature_weight must be >= 0, got {}", src,
+        t.distill_feature_weight);
 
   t.out_dir = c.get_string("output.dir", t.out_dir.string());
   t.save_every = c.get_int("output.save_every", t.save_every);
@@ -166,6 +172,11 @@ ClassificationTrainConfig ClassificationTrainConfig::from(const io::Config& c) {
         t.strategy);
   check(!distills || !t.teacher.empty(), "{}: transfer.strategy {} needs distill.teacher (a checkpoint)", src,
         t.strategy);
+  check(distills || t.distill_features == "none", "{}: distill.features {} needs a distill strategy (distill or "
+        "distill+adapt), got transfer.strategy {}", src, t.distill_features, t.strategy);
+  check(t.distill_features == "none" || t.distill_cache.empty(), "{}: distill.features {} needs the teacher's "
+        "stage maps of every batch, and distill.cache keeps only its outputs: leave one of them unset", src,
+        t.distill_features);
   c.check_all_read(known_keys());
   return t;
 }
@@ -196,9 +207,9 @@ std::string ClassificationTrainConfig::to_yaml() const {
       grl_max_iters, adapt_lr_scale, cdan_conditioning, cdan_randomized_dim, cdan_entropy);
   out += fmt::format(
       "distill:\n  teacher: {}\n  loss: {}\n  alpha: {}\n  temperature: {}\n  dkd_alpha: {}\n  dkd_beta: {}\n"
-      "  dkd_warmup: {}\n  cache: {}\n",
+      "  dkd_warmup: {}\n  cache: {}\n  features: {}\n  feature_weight: {}\n",
       quoted(teacher.string()), distill_loss, distill_alpha, distill_temperature, dkd_alpha, dkd_beta, dkd_warmup,
-      quoted(distill_cache.string()));
+      quoted(distill_cache.string()), distill_features, distill_feature_weight);
   out += fmt::format("output:\n  dir: {}\n  save_every: {}\n  quiet: {}\n", quoted(out_dir.string()), save_every, quiet);
   return out + distributed.to_yaml();
 }

@@ -83,6 +83,8 @@ struct ClassificationTrainConfig {
   double dkd_alpha = 1.0, dkd_beta = 8.0;  ///< distill.dkd_alpha / distill.dkd_beta
   double dkd_warmup = 20.0;           ///< distill.dkd_warmup: epochs of DKD's linear warm-up
   std::filesystem::path distill_cache;  ///< distill.cache: directory of saved teacher outputs (optional)
+  std::string distill_features = "none";  ///< distill.features: none | hint | attention (on the stage maps)
+  double distill_feature_weight = 1.0;    ///< distill.feature_weight: weight of the feature term in the distill term
   // output.*
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 0;                ///< output.save_every: also keep epoch_N.h5 every N epochs (0: never)

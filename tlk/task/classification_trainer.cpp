@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "tlk/autograd/grad_mode.h"
+#include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/losses.h"
 #include "tlk/io/hdf5_file.h"
 #include "tlk/io/progress_bar.h"
@@ -27,6 +28,7 @@
 #include "tlk/tensor/fnv1a.h"
 #include "tlk/transfer/cdan.h"
 #include "tlk/transfer/domain_discriminator.h"
+#include "tlk/transfer/stage_distillation.h"
 #include "tlk/transfer/teacher_cache.h"
 
 namespace tlk::task {
@@ -178,6 +180,19 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
                                                                                        : transfer::CacheFormat::top_k,
                                         .top_k = K, .num_classes = K, .temperature = config_.distill_temperature});
     distiller_ = std::make_unique<transfer::Distiller>(teacher, o, cache);
+    const auto features = transfer::parse_feature_loss(config_.distill_features, "distill.features");
+    if (features != transfer::FeatureLoss::none) {
+      teacher_classifier_ = dynamic_cast<nn::Classifier*>(teacher.get());
+      check(teacher_classifier_ != nullptr && !teacher_classifier_->stage_channels().empty() &&
+                !classifier_->stage_channels().empty(),
+            "train: distill.features {} needs a student and a teacher that record stage maps (lenet, resnet3d-small); "
+            "model '{}' records {} and the teacher {} records {}", config_.distill_features, config_.model,
+            classifier_->stage_channels().size(), config_.teacher.string(),
+            teacher_classifier_ ? teacher_classifier_->stage_channels().size() : 0);
+      Generator regressor_init(mix_seed(config_.seed, 0xfea7));
+      stage_distillation_ = std::make_shared<transfer::StageDistillation>(
+          features, classifier_->stage_channels(), teacher_classifier_->stage_channels(), regressor_init);
+    }
   }
   // train.device: the data stays on the CPU and each batch is copied over (as the segmentation
   // trainer does); the networks move once.
@@ -185,6 +200,7 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
   if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
   net_->to(device_);
   if (adapter_) adapter_->to(device_);
+  if (stage_distillation_) stage_distillation_->to(device_);
   if (distiller_) {
     distiller_->teacher().to(device_);
     if (distiller_->cache()) precompute_teacher_outputs();
@@ -255,6 +271,8 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
           ? transfer::finetune_param_groups(*net_, finetune_report_, finetune_options_)
           : nn::single_group(*net_);
   if (adapter_) groups.push_back({adapter_->parameters(), config_.adapt_lr_scale, -1, "discriminator"});
+  if (stage_distillation_ && !stage_distillation_->parameters().empty())  // the hint regressors train with the student
+    groups.push_back({stage_distillation_->parameters(), 1.0, -1, "hint_regressors"});
   std::unique_ptr<nn::Optimizer> optimizer;
   if (config_.optimizer == "adam")
     optimizer = std::make_unique<nn::Adam>(groups, nn::AdamOptions{.lr = config_.lr, .weight_decay = config_.weight_decay});
@@ -271,16 +289,27 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     const Checkpoint c = load_checkpoint(latest);
     net_->load_state_dict(c.model);
     optimizer->load_state(c.optimizer);
-    if (adapter_) adapter_->load_state_dict(c.auxiliary);
+    // The discriminator's weights under their own names, the hint regressors' under "features.".
+    std::vector<nn::NamedTensor> discriminator, regressors;
+    for (const auto& [name, t] : c.auxiliary) {
+      if (name.rfind("features.", 0) == 0)
+        regressors.emplace_back(name.substr(9), t);
+      else
+        discriminator.emplace_back(name, t);
+    }
+    if (adapter_) adapter_->load_state_dict(discriminator);
+    if (stage_distillation_) stage_distillation_->load_state_dict(regressors);
     start_epoch = c.epoch;
     iteration = c.iteration;
     best = std::stod(c.metadata.at("train.best_accuracy"));
   }
   std::vector<Tensor> trained = net_->parameters();
-  if (adapter_)
-    for (const Tensor& p : adapter_->parameters()) trained.push_back(p);
-  parallel_.start(config_.to_yaml() + std::to_string(train_.size()), {net_.get(), adapter_.get()}, trained,
-                  config_.distributed.bucket_mb);
+  for (const nn::Module* extra : {static_cast<const nn::Module*>(adapter_.get()),
+                                  static_cast<const nn::Module*>(stage_distillation_.get())})
+    if (extra)
+      for (const Tensor& p : extra->parameters()) trained.push_back(p);
+  parallel_.start(config_.to_yaml() + std::to_string(train_.size()),
+                  {net_.get(), adapter_.get(), stage_distillation_.get()}, trained, config_.distributed.bucket_mb);
   const bool writes = parallel_.writes();  // rank 0 alone writes checkpoints, logs and progress
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   std::optional<TrainingLog> log, step_log;
@@ -295,6 +324,8 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     c.model = net_->state_dict();
     c.optimizer = optimizer->state();
     if (adapter_) c.auxiliary = adapter_->state_dict();
+    if (stage_distillation_)
+      for (const auto& [name, t] : stage_distillation_->state_dict()) c.auxiliary.emplace_back("features." + name, t);
     c.epoch = epochs_done;
     c.iteration = iteration;
     c.schedule_step = iteration;
@@ -324,14 +355,20 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     if (images.raw_data() == source_x.raw_data()) source_logits = logits.detach();
     out.features = cdan ? std::vector<Tensor>{f, logits} : std::vector<Tensor>{f};
     out.logits = {logits};
+    out.stage_features = classifier_->stage_features();
     return out;
   };
   task.task_loss = [](const transfer::BackboneOutput& out, const Tensor& labels) {
     return ops::cross_entropy(out.logits[0], labels);
   };
+  std::vector<Tensor> teacher_maps;  // the teacher's stage maps of the batch it saw last
   if (distiller_) {
     task.teacher = [&](const Tensor& images) {
-      if (!cached_teacher_source_.defined()) return distiller_->teacher_outputs(images);
+      if (!cached_teacher_source_.defined()) {
+        Tensor logits = distiller_->teacher_outputs(images);
+        if (stage_distillation_) teacher_maps = teacher_classifier_->stage_features();
+        return logits;
+      }
       if (images.raw_data() == source_x.raw_data())
         return gather_rows(cached_teacher_source_, source_idx).to(device_);
       check(images.raw_data() == target_x.raw_data() && cached_teacher_target_.defined(),
@@ -342,7 +379,11 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
                             const Tensor& labels) {
       // A target batch has no labels: DKD's target class is then the teacher's prediction.
       const Tensor y = labels.defined() ? labels : argmax_channels(teacher_logits).to(teacher_logits.device());
-      return distiller_->loss(student.logits[0], teacher_logits, y, static_cast<double>(epoch + 1));
+      Tensor loss = distiller_->loss(student.logits[0], teacher_logits, y, static_cast<double>(epoch + 1));
+      if (stage_distillation_)  // TransferrableModel runs the teacher on the same batch just before
+        loss = ops::add(loss, ops::mul(stage_distillation_->loss(student.stage_features, teacher_maps),
+                                       config_.distill_feature_weight));
+      return loss;
     };
   }
   const double alpha = distiller_ ? config_.distill_alpha : 1.0;

@@ -14,6 +14,7 @@
 #include "tlk/transfer/distiller.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
 #include "tlk/transfer/finetuner.h"
+#include "tlk/transfer/stage_distillation.h"
 #include "tlk/transfer/transferrable_model.h"
 
 namespace tlk::task {
@@ -85,6 +86,8 @@ class ClassificationTrainer {
   const nn::ModuleOptions& model_options() const { return model_options_; }
   /// The frozen teacher and its loss (distill strategies; null otherwise).
   transfer::Distiller* distiller() { return distiller_.get(); }
+  /// The feature distillation on the stage maps (distill.features; null when none).
+  const std::shared_ptr<transfer::StageDistillation>& stage_distillation() const { return stage_distillation_; }
 
  private:
   Tensor teacher_logits_for(const Tensor& images);
@@ -106,6 +109,8 @@ class ClassificationTrainer {
   transfer::FinetuneReport finetune_report_;
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::unique_ptr<transfer::Distiller> distiller_;
+  nn::Classifier* teacher_classifier_ = nullptr;  ///< the distiller's teacher, for its stage maps
+  std::shared_ptr<transfer::StageDistillation> stage_distillation_;  ///< distill.features (null: none)
   Tensor cached_teacher_source_, cached_teacher_target_;  ///< [N, K] with distill.cache
   Device device_;  ///< train.device
   std::int64_t steps_per_epoch_ = 0;

@@ -139,13 +139,13 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
     teacher_->set_deep_supervision(false);
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
-    const auto features = transfer::parse_skip_feature_loss(config_.distill_features, "distill.features");
-    if (features != transfer::SkipFeatureLoss::none) {
+    const auto features = transfer::parse_feature_loss(config_.distill_features, "distill.features");
+    if (features != transfer::FeatureLoss::none) {
       std::vector<std::int64_t> student_channels, teacher_channels;
       for (int s = 0; s < net_->config().levels(); ++s) student_channels.push_back(net_->config().features(s));
       for (int s = 0; s < teacher_->config().levels(); ++s) teacher_channels.push_back(teacher_->config().features(s));
       Generator regressor_init(mix_seed(config_.seed, 0xfea7));
-      skip_distillation_ = std::make_shared<transfer::SkipDistillation>(features, student_channels, teacher_channels,
+      stage_distillation_ = std::make_shared<transfer::StageDistillation>(features, student_channels, teacher_channels,
                                                                          regressor_init);
     }
   }
@@ -154,7 +154,7 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
   if (device_.is_cuda()) cuda::require_device(device_.index, "train.device");
   net_->to(device_);
   if (adapter_) adapter_->to(device_);
-  if (skip_distillation_) skip_distillation_->to(device_);
+  if (stage_distillation_) stage_distillation_->to(device_);
   if (teacher_) teacher_->to(device_);
   std::array<std::int64_t, 3> total_stride{1, 1, 1};
   for (const auto& s : net_->config().strides)
@@ -177,8 +177,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   std::vector<nn::ParamGroup> groups = transfer::finetunes(strategy_)
                                            ? transfer::finetune_param_groups(*net_, finetune_report_, finetune_options_)
                                            : nn::single_group(*net_);
-  if (skip_distillation_ && !skip_distillation_->parameters().empty())  // the hint regressors train with the student
-    groups.push_back(nn::ParamGroup{skip_distillation_->parameters(), 1.0, -1, "hint_regressors"});
+  if (stage_distillation_ && !stage_distillation_->parameters().empty())  // the hint regressors train with the student
+    groups.push_back(nn::ParamGroup{stage_distillation_->parameters(), 1.0, -1, "hint_regressors"});
   nn::Sgd optimizer(groups, nn::SgdOptions{config_.lr, config_.momentum, true, config_.weight_decay});
   std::unique_ptr<nn::Adam> discriminator_optimizer;
   if (adapter_)
@@ -190,7 +190,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   nn::GradScaler scaler;
   std::vector<Tensor> trained = net_->parameters();
   for (const nn::Module* extra : {static_cast<const nn::Module*>(adapter_.get()),
-                                  static_cast<const nn::Module*>(skip_distillation_.get())})
+                                  static_cast<const nn::Module*>(stage_distillation_.get())})
     if (extra)
       for (const Tensor& p : extra->parameters()) trained.push_back(p);
   const int rank = parallel_.rank(), ranks = parallel_.ranks();
@@ -213,7 +213,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       adapter_->load_state_dict(weights);
       discriminator_optimizer->load_state(adam);
     }
-    if (skip_distillation_) skip_distillation_->load_state_dict(features);
+    if (stage_distillation_) stage_distillation_->load_state_dict(features);
     start_epoch = c.epoch;
     iteration = c.iteration;
     ema = std::stod(c.metadata.at("train.ema_dice"));
@@ -226,7 +226,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   std::string inputs = config_.to_yaml() + std::to_string(target_cases_.size());
   for (const auto* ids : {&train_ids_, &val_ids_})
     for (const std::string& id : *ids) inputs += "\n" + id;
-  parallel_.start(inputs, {net_.get(), adapter_.get(), skip_distillation_.get()}, trained, config_.distributed.bucket_mb);
+  parallel_.start(inputs, {net_.get(), adapter_.get(), stage_distillation_.get()}, trained, config_.distributed.bucket_mb);
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   std::optional<TrainingLog> log, step_log;
   if (writes) {
@@ -243,8 +243,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       for (const auto& [name, t] : adapter_->state_dict()) c.auxiliary.emplace_back("adapter." + name, t);
       for (const auto& [name, t] : discriminator_optimizer->state()) c.auxiliary.emplace_back("adam." + name, t);
     }
-    if (skip_distillation_)
-      for (const auto& [name, t] : skip_distillation_->state_dict()) c.auxiliary.emplace_back("features." + name, t);
+    if (stage_distillation_)
+      for (const auto& [name, t] : stage_distillation_->state_dict()) c.auxiliary.emplace_back("features." + name, t);
     c.epoch = epochs_done;
     c.iteration = iteration;
     c.schedule_step = epochs_done;
@@ -268,6 +268,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     transfer::BackboneOutput out;
     out.logits = net_->forward(images);
     out.features = net_->encoder_features();
+    out.stage_features = out.features;
     return out;
   };
   task.task_loss = [&](const transfer::BackboneOutput& out, const Tensor& labels) {
@@ -278,7 +279,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     task.teacher = [&](const Tensor& images) {
       NoGradGuard no_grad;
       Tensor logits = teacher_->forward(images)[0];
-      if (skip_distillation_) teacher_skips = teacher_->encoder_features();
+      if (stage_distillation_) teacher_skips = teacher_->encoder_features();
       return logits;
     };
     const transfer::VoxelKdOptions kd{.temperature = config_.distill_temperature,
@@ -291,8 +292,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       if (!labels.defined() && o.region == transfer::KdRegion::teacher_or_label_foreground)
         o.region = transfer::KdRegion::teacher_foreground;  // a target batch has no labels
       Tensor loss = transfer::voxel_kd_loss(student.logits[0], teacher_logits, o, labels);
-      if (skip_distillation_)  // TransferrableModel runs the teacher on the same batch just before
-        loss = ops::add(loss, ops::mul(skip_distillation_->loss(student.features, teacher_skips),
+      if (stage_distillation_)  // TransferrableModel runs the teacher on the same batch just before
+        loss = ops::add(loss, ops::mul(stage_distillation_->loss(student.stage_features, teacher_skips),
                                        config_.distill_feature_weight));
       return loss;
     };

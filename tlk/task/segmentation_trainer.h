@@ -14,7 +14,7 @@
 #include "tlk/task/train_config.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
 #include "tlk/transfer/finetuner.h"
-#include "tlk/transfer/skip_distillation.h"
+#include "tlk/transfer/stage_distillation.h"
 #include "tlk/transfer/transferrable_model.h"
 
 namespace tlk::task {
@@ -81,7 +81,7 @@ class SegmentationTrainer {
   std::vector<data::SampleSource> target_cases_;  ///< images only (adapt strategies)
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::shared_ptr<nn::UNet> teacher_;
-  std::shared_ptr<transfer::SkipDistillation> skip_distillation_;  ///< distill.features (hint regressors)
+  std::shared_ptr<transfer::StageDistillation> stage_distillation_;  ///< distill.features (hint regressors)
   Device device_ = Device::cpu();  ///< train.device: the networks live there; batches are copied over
   DataParallel parallel_;  ///< this process's part in a data-parallel job (a no-op alone)
 };

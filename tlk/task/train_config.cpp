@@ -2,7 +2,7 @@
 
 #include "tlk/autograd/autocast.h"
 #include "tlk/tensor/device.h"
-#include "tlk/transfer/skip_distillation.h"
+#include "tlk/transfer/stage_distillation.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -84,7 +84,7 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.distill_temperature = c.get_double("distill.temperature", t.distill_temperature);
   t.distill_foreground_only = c.get_bool("distill.foreground_only", t.distill_foreground_only);
   t.distill_features = c.get_string("distill.features", t.distill_features);
-  transfer::parse_skip_feature_loss(t.distill_features, fmt::format("{}: distill.features", c.source()));
+  transfer::parse_feature_loss(t.distill_features, fmt::format("{}: distill.features", c.source()));
   t.distill_feature_weight = c.get_double("distill.feature_weight", t.distill_feature_weight);
   check(t.distill_feature_weight >= 0, "{}: distill.feature_weight must be >= 0, got {}", c.source(),
         t.distill_feature_weight);

@@ -25,6 +25,9 @@ bool adapts(Strategy strategy);
 struct BackboneOutput {
   std::vector<Tensor> logits;    ///< the task outputs; logits[0] the main one (full resolution)
   std::vector<Tensor> features;  ///< what the domain adapter sees (UNet encoder skips, pooled features)
+  /// What feature distillation matches against the teacher's: the UNet's encoder skips, a classifier's
+  /// stage maps (nn::Classifier::stage_features); empty when the task distils logits only.
+  std::vector<Tensor> stage_features;
 };
 
 /// How a TransferrableModel runs and scores its backbone; segmentation and classification differ

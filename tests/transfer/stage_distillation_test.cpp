@@ -4,7 +4,7 @@
 
 #include "test_util.h"
 #include "tlk/autograd/ops/arith.h"
-#include "tlk/transfer/skip_distillation.h"
+#include "tlk/transfer/stage_distillation.h"
 
 using namespace tlk;
 using namespace tlk::testing;
@@ -31,7 +31,7 @@ Skips make_skips(Generator& gen) {
 TEST_CASE("skip distillation: the hint is the mean over scales of each scale's regressed hint") {
   Generator gen(1), init(5), same_init(5);
   const Skips s = make_skips(gen);
-  transfer::SkipDistillation skips(transfer::SkipFeatureLoss::hint, {2, 4, 8}, {4, 8, 16}, init);
+  transfer::StageDistillation skips(transfer::FeatureLoss::hint, {2, 4, 8}, {4, 8, 16}, init);
   CHECK(skips.named_parameters().front().first == "hint_0.conv.weight");
   double expected = 0;
   for (std::size_t i = 0; i < 3; ++i) {
@@ -49,7 +49,7 @@ TEST_CASE("skip distillation: the hint is the mean over scales of each scale's r
 TEST_CASE("skip distillation: attention transfer needs no regressor and averages the scales") {
   Generator gen(2), init(3);
   const Skips s = make_skips(gen);
-  transfer::SkipDistillation skips(transfer::SkipFeatureLoss::attention, {2, 4, 8}, {4, 8, 16}, init);
+  transfer::StageDistillation skips(transfer::FeatureLoss::attention, {2, 4, 8}, {4, 8, 16}, init);
   CHECK(skips.parameters().empty());
   double expected = 0;
   for (std::size_t i = 0; i < 3; ++i)
@@ -59,11 +59,11 @@ TEST_CASE("skip distillation: attention transfer needs no regressor and averages
 
 TEST_CASE("skip distillation: bad input names what is wrong") {
   Generator gen(4), init(1);
-  CHECK_THROWS_WITH_AS(transfer::SkipDistillation(transfer::SkipFeatureLoss::hint, {2, 4}, {4, 8, 16}, init),
-                       doctest::Contains("the student has 2 encoder stages and the teacher 3"), Error);
-  CHECK_THROWS_WITH_AS(transfer::parse_skip_feature_loss("fitnet", "distill.features"),
+  CHECK_THROWS_WITH_AS(transfer::StageDistillation(transfer::FeatureLoss::hint, {2, 4}, {4, 8, 16}, init),
+                       doctest::Contains("the student has 2 stages and the teacher 3"), Error);
+  CHECK_THROWS_WITH_AS(transfer::parse_feature_loss("fitnet", "distill.features"),
                        doctest::Contains("distill.features: 'fitnet' is not one of none, hint, attention"), Error);
   const Skips s = make_skips(gen);
-  transfer::SkipDistillation skips(transfer::SkipFeatureLoss::attention, {2, 4, 8}, {4, 8, 16}, init);
+  transfer::StageDistillation skips(transfer::FeatureLoss::attention, {2, 4, 8}, {4, 8, 16}, init);
   CHECK_THROWS_WITH_AS(skips.loss({s.student[0]}, s.teacher), doctest::Contains("1 student skips and 3 teacher"), Error);
 }
