@@ -143,3 +143,75 @@ TEST_CASE("transfer: distill.features adds hints or attention transfer on the en
   CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(wrong), doctest::Contains("not one of none, hint, attention"),
                        Error);
 }
+
+TEST_CASE("transfer: distill.cache replays the teacher's outputs in later epochs and later runs") {
+  const auto dir = make_adaptation_domains("transfer_distill_cache");
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(tiny_config(dir / "source", dir / "teacher"))).run(false);
+  auto student_config = [&](const std::string& out, const std::string& cache, int epochs) {
+    io::Config c = tiny_config(dir / "source", dir / out);
+    c.set("transfer.strategy", "distill+adapt");
+    c.set("distill.teacher", (dir / "teacher" / "final.h5").string());
+    c.set("distill.foreground_only", "true");
+    c.set("distill.temperature", "2");
+    c.set("distill.cache", (dir / cache).string());
+    c.set("data.target", (dir / "target").string());
+    c.set("adapt.widths", "4,8");
+    c.set("model.base_features", "2");
+    c.set("train.epochs", std::to_string(epochs));
+    return c;
+  };
+  // Cold cache: the first epoch runs the teacher on 3 source and 3 target batches, the second replays them.
+  task::SegmentationTrainer cold(task::SegmentationTrainConfig::from(student_config("cold", "cache", 2)));
+  const auto cold_results = cold.run(false);
+  REQUIRE(cold.teacher_cache() != nullptr);
+  CHECK(cold.teacher_cache()->cycle() == 3);
+  CHECK(cold.teacher_cache()->computed() == 6);
+  CHECK(cold.teacher_cache()->replayed() == 6);
+  CHECK(!std::filesystem::is_empty(dir / "cache"));
+  // Epoch 2 sees epoch 1's patches again (Note [Replayed patches]).
+  CHECK(cold_results[1].distill_loss != cold_results[0].distill_loss);  // the student moved on
+
+  // Warm cache, another run with the same teacher and batches: the teacher never runs, and the run
+  // is the cold run exactly (a cold run distils from the stored values too).
+  task::SegmentationTrainer warm(task::SegmentationTrainConfig::from(student_config("warm", "cache", 2)));
+  const auto warm_results = warm.run(false);
+  CHECK(warm.teacher_cache()->computed() == 0);
+  CHECK(warm.teacher_cache()->replayed() == 12);
+  for (std::size_t e = 0; e < 2; ++e) {
+    CHECK(warm_results[e].distill_loss == cold_results[e].distill_loss);
+    CHECK(warm_results[e].train_loss == cold_results[e].train_loss);
+  }
+  // Another seed draws other batches: a new fingerprint, so nothing stale is replayed.
+  io::Config other_seed = student_config("other_seed", "cache", 1);
+  other_seed.set("train.seed", "5");
+  task::SegmentationTrainer reseeded(task::SegmentationTrainConfig::from(other_seed));
+  reseeded.run(false);
+  CHECK(reseeded.teacher_cache()->computed() == 6);
+  CHECK(reseeded.teacher_cache()->replayed() == 0);
+
+  // The stored u8 probabilities stay close to the live teacher: epoch 1 draws the same batches
+  // with or without the cache.
+  io::Config live = student_config("live", "unused", 1);
+  live.set("distill.cache", "");
+  const auto live_results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(live)).run(false);
+  CHECK(cold_results[0].distill_loss == doctest::Approx(live_results[0].distill_loss).epsilon(0.02));
+
+  // Resuming mid-run continues exactly.
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(student_config("resumed", "cache_r", 1))).run(false);
+  const auto resumed =
+      task::SegmentationTrainer(task::SegmentationTrainConfig::from(student_config("resumed", "cache_r", 2))).run(true);
+  REQUIRE(resumed.size() == 1);
+  CHECK(resumed[0].train_loss == cold_results[1].train_loss);
+
+  io::Config wrong = tiny_config(dir / "source", dir / "x");
+  wrong.set("distill.cache", (dir / "c").string());
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(wrong), doctest::Contains("distill.cache needs a distill "
+                       "strategy"), Error);
+  wrong = student_config("x", "c", 1);
+  wrong.set("distill.features", "attention");
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainConfig::from(wrong), doctest::Contains("distill.cache keeps only"), Error);
+  wrong = student_config("x", "cache", 1);
+  wrong.set("distill.temperature", "3");  // the directory holds probabilities at T = 2
+  CHECK_THROWS_WITH_AS(task::SegmentationTrainer(task::SegmentationTrainConfig::from(wrong)),
+                       doctest::Contains("stores probabilities at temperature 2"), Error);
+}

@@ -28,7 +28,7 @@ Skips make_skips(Generator& gen) {
 
 }  // namespace
 
-TEST_CASE("skip distillation: the hint is the mean over scales of each scale's regressed hint") {
+TEST_CASE("stage distillation: the hint is the mean over scales of each scale's regressed hint") {
   Generator gen(1), init(5), same_init(5);
   const Skips s = make_skips(gen);
   transfer::StageDistillation skips(transfer::FeatureLoss::hint, {2, 4, 8}, {4, 8, 16}, init);
@@ -46,7 +46,7 @@ TEST_CASE("skip distillation: the hint is the mean over scales of each scale's r
   for (const Tensor& f : s.teacher) CHECK_FALSE(f.requires_grad());
 }
 
-TEST_CASE("skip distillation: attention transfer needs no regressor and averages the scales") {
+TEST_CASE("stage distillation: attention transfer needs no regressor and averages the scales") {
   Generator gen(2), init(3);
   const Skips s = make_skips(gen);
   transfer::StageDistillation skips(transfer::FeatureLoss::attention, {2, 4, 8}, {4, 8, 16}, init);
@@ -57,7 +57,7 @@ TEST_CASE("skip distillation: attention transfer needs no regressor and averages
   CHECK(skips.loss(s.student, s.teacher).item() == doctest::Approx(expected).epsilon(1e-6));
 }
 
-TEST_CASE("skip distillation: bad input names what is wrong") {
+TEST_CASE("stage distillation: bad input names what is wrong") {
   Generator gen(4), init(1);
   CHECK_THROWS_WITH_AS(transfer::StageDistillation(transfer::FeatureLoss::hint, {2, 4}, {4, 8, 16}, init),
                        doctest::Contains("the student has 2 stages and the teacher 3"), Error);
@@ -65,5 +65,5 @@ TEST_CASE("skip distillation: bad input names what is wrong") {
                        doctest::Contains("distill.features: 'fitnet' is not one of none, hint, attention"), Error);
   const Skips s = make_skips(gen);
   transfer::StageDistillation skips(transfer::FeatureLoss::attention, {2, 4, 8}, {4, 8, 16}, init);
-  CHECK_THROWS_WITH_AS(skips.loss({s.student[0]}, s.teacher), doctest::Contains("1 student skips and 3 teacher"), Error);
+  CHECK_THROWS_WITH_AS(skips.loss({s.student[0]}, s.teacher), doctest::Contains("1 student feature maps and 3 teacher maps"), Error);
 }

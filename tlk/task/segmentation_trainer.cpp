@@ -121,7 +121,9 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
     check(target_plan.channel_names.size() == plan_.channel_names.size(), "train: target data {} has {} channels, "
           "the source {} has {}", config_.target_dir.string(), target_plan.channel_names.size(),
           config_.train_dir.string(), plan_.channel_names.size());
-    target_cases_ = load_sample_sources(data::preprocessed_case_files(config_.target_dir), /*labelled=*/false);
+    const auto target_files = data::preprocessed_case_files(config_.target_dir);
+    target_ids_ = ids_of(target_files);
+    target_cases_ = load_sample_sources(target_files, /*labelled=*/false);
     check(!target_cases_.empty(), "train: {} holds no preprocessed target cases", config_.target_dir.string());
     transfer::MultiScaleDiscriminatorOptions disc;
     if (!config_.discriminator_widths.empty()) disc.widths = config_.discriminator_widths;
@@ -147,6 +149,12 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
       Generator regressor_init(mix_seed(config_.seed, 0xfea7));
       stage_distillation_ = std::make_shared<transfer::StageDistillation>(features, student_channels, teacher_channels,
                                                                          regressor_init);
+    }
+    if (!config_.distill_cache.empty()) {
+      check(!parallel_.distributed(), "train --distributed: distill.cache is not supported yet (every rank would "
+            "write the cache directory); leave it empty");
+      teacher_cache_ =
+          std::make_unique<SegmentationTeacherCache>(config_, plan_.num_classes(), train_ids_, target_ids_);
     }
   }
   device_ = parse_device(config_.device, "train.device");
@@ -275,12 +283,21 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     return nn::deep_supervision_loss(out.logits, labels, ds_weights);
   };
   std::vector<Tensor> teacher_skips;  // the teacher's encoder skips of the batch it saw last
+  // The step's batch index (batches repeat with distill.cache, Note [Replayed patches]) and its source images.
+  auto batch_index = [&](std::int64_t i) { return teacher_cache_ ? teacher_cache_->batch_index(i) : i; };
+  Tensor source_images;
   if (teacher_) {
     task.teacher = [&](const Tensor& images) {
-      NoGradGuard no_grad;
-      Tensor logits = teacher_->forward(images)[0];
-      if (stage_distillation_) teacher_skips = teacher_->encoder_features();
-      return logits;
+      auto run_teacher = [&] {
+        NoGradGuard no_grad;
+        Tensor logits = teacher_->forward(images)[0];
+        if (stage_distillation_) teacher_skips = teacher_->encoder_features();
+        return logits;
+      };
+      if (!teacher_cache_) return run_teacher();
+      const auto stream = images.raw_data() == source_images.raw_data() ? SegmentationTeacherCache::source
+                                                                        : SegmentationTeacherCache::target;
+      return teacher_cache_->teacher_logits(batch_index(iteration), stream, run_teacher).to(images.device());
     };
     const transfer::VoxelKdOptions kd{.temperature = config_.distill_temperature,
                                       .region = config_.distill_foreground_only
@@ -302,7 +319,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                                      {.task = 1.0, .distill = config_.distill_weight, .adversarial = config_.adapt_weight});
 
   PatchBatches train_batches(train_cases_, config_, config_.augment, 1, rank, ranks);
-  data::BackgroundLoader loader([&](std::int64_t i) { return train_batches.make(i); },
+  data::BackgroundLoader loader([&](std::int64_t i) { return train_batches.make(batch_index(i)); },
                                 {.threads = config_.loader_threads, .prefetch = 4, .first_index = iteration});
   std::unique_ptr<PatchBatches> target_batches;
   std::unique_ptr<data::BackgroundLoader> target_loader;
@@ -311,7 +328,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     target_config.oversample_foreground = 0.0;  // no labels: patches anywhere
     target_batches = std::make_unique<PatchBatches>(target_cases_, target_config, config_.augment, 3, rank, ranks);
     target_loader = std::make_unique<data::BackgroundLoader>(
-        [&](std::int64_t i) { return target_batches->make(i); },
+        [&](std::int64_t i) { return target_batches->make(batch_index(i)); },
         data::BackgroundLoader::Options{.threads = std::max(1, config_.loader_threads / 2), .prefetch = 4,
                                         .first_index = iteration});
   }
@@ -342,7 +359,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       if (discriminator_optimizer) discriminator_optimizer->zero_grad();
       const transfer::TransferLosses l = [&] {
         AutocastGuard amp(precision);
-        return model.losses(batch.image.to(device_), batch.labels.to(device_),
+        source_images = batch.image.to(device_);
+        return model.losses(source_images, batch.labels.to(device_),
                             target_images.defined() ? target_images.to(device_) : target_images, iteration);
       }();
       if (precision == DType::f16)
@@ -388,6 +406,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                               : fmt::format("loss {:.4f}", loss_sum / n));
     }
     bar.finish();
+    if (teacher_cache_) teacher_cache_->flush();  // a shard per epoch: a crash loses at most this epoch's outputs
     const double steps = static_cast<double>(config_.iterations_per_epoch);
     r.train_loss = loss_sum / steps;
     r.task_loss = task_sum / steps;

@@ -11,6 +11,7 @@
 #include "tlk/nn/unet.h"
 #include "tlk/task/data_parallel.h"
 #include "tlk/task/patch_batches.h"
+#include "tlk/task/segmentation_teacher_cache.h"
 #include "tlk/task/train_config.h"
 #include "tlk/transfer/domain_adversarial_loss.h"
 #include "tlk/transfer/finetuner.h"
@@ -67,12 +68,14 @@ class SegmentationTrainer {
   /// What loading transfer.pretrained copied (finetune strategies).
   const transfer::FinetuneReport& finetune_report() const { return finetune_report_; }
   nn::UNet& network() { return *net_; }
+  /// distill.cache's saved teacher outputs (null without distill.cache).
+  const SegmentationTeacherCache* teacher_cache() const { return teacher_cache_.get(); }
 
  private:
   SegmentationTrainConfig config_;
   data::PreprocessingPlan plan_;
   std::vector<data::SampleSource> train_cases_, val_cases_;
-  std::vector<std::string> train_ids_, val_ids_;
+  std::vector<std::string> train_ids_, val_ids_, target_ids_;
   std::shared_ptr<nn::UNet> net_;
   nn::ModuleOptions model_options_;
   transfer::Strategy strategy_ = transfer::Strategy::supervised;
@@ -82,6 +85,7 @@ class SegmentationTrainer {
   std::shared_ptr<transfer::DomainAdapter> adapter_;
   std::shared_ptr<nn::UNet> teacher_;
   std::shared_ptr<transfer::StageDistillation> stage_distillation_;  ///< distill.features (hint regressors)
+  std::unique_ptr<SegmentationTeacherCache> teacher_cache_;          ///< distill.cache
   Device device_ = Device::cpu();  ///< train.device: the networks live there; batches are copied over
   DataParallel parallel_;  ///< this process's part in a data-parallel job (a no-op alone)
 };

@@ -19,6 +19,7 @@ std::vector<std::string> SegmentationTrainConfig::known_keys() {
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
           "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.grl_delay", "adapt.widths", "adapt.lr", "distill.teacher",
           "distill.weight", "distill.temperature", "distill.foreground_only", "distill.features", "distill.feature_weight",
+          "distill.cache", "distill.cache_batches",
           "output.dir", "output.save_every", "output.quiet"};
   for (const std::string& key : DistributedOptions::keys()) keys.push_back(key);
   return keys;
@@ -88,6 +89,10 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.distill_feature_weight = c.get_double("distill.feature_weight", t.distill_feature_weight);
   check(t.distill_feature_weight >= 0, "{}: distill.feature_weight must be >= 0, got {}", c.source(),
         t.distill_feature_weight);
+  t.distill_cache = c.get_string("distill.cache", "");
+  t.distill_cache_batches = c.get_int("distill.cache_batches", t.distill_cache_batches);
+  check(t.distill_cache_batches >= 0, "{}: distill.cache_batches must be >= 0 (0: train.iterations_per_epoch), "
+        "got {}", c.source(), t.distill_cache_batches);
   const bool adapts = t.strategy == "adapt" || t.strategy == "finetune+adapt" || t.strategy == "distill+adapt";
   const bool finetunes = t.strategy == "finetune" || t.strategy == "finetune+adapt";
   const bool distills = t.strategy == "distill" || t.strategy == "distill+adapt";
@@ -101,6 +106,11 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
         "distill+adapt), got transfer.strategy {}", c.source(), t.distill_features, t.strategy);
   check(!distills || !t.teacher.empty(), "{}: transfer.strategy {} needs distill.teacher (a checkpoint)", c.source(),
         t.strategy);
+  check(distills || t.distill_cache.empty(), "{}: distill.cache needs a distill strategy (distill or distill+adapt), "
+        "got transfer.strategy {}", c.source(), t.strategy);
+  check(t.distill_features == "none" || t.distill_cache.empty(), "{}: distill.features {} needs the teacher's "
+        "encoder skips of every batch, and distill.cache keeps only its outputs: leave one of them unset", c.source(),
+        t.distill_features);
   t.out_dir = c.get_string("output.dir", t.out_dir.string());
   t.save_every = c.get_int("output.save_every", t.save_every);
   t.quiet = c.get_bool("output.quiet", t.quiet);
@@ -124,13 +134,14 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
       "  grl_max_iters: {}\n  grl_delay: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
-      "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n{}",
+      "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\n  cache: {}\n  cache_batches: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n{}",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
       lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
-      distill_temperature, distill_foreground_only, distill_features, distill_feature_weight, out_dir.string(), save_every, quiet,
+      distill_temperature, distill_foreground_only, distill_features, distill_feature_weight,
+      quoted(distill_cache.string()), distill_cache_batches, out_dir.string(), save_every, quiet,
       distributed.to_yaml());
 }
 

@@ -69,6 +69,8 @@ struct SegmentationTrainConfig {
   bool distill_foreground_only = false; ///< distill.foreground_only: KD only where teacher or label is foreground
   std::string distill_features = "none"; ///< distill.features: none, hint or attention, on every encoder skip
   double distill_feature_weight = 1.0;   ///< distill.feature_weight: weight of the feature term (added to KD)
+  std::filesystem::path distill_cache;   ///< distill.cache: saved teacher outputs, replayed (Note [Replayed patches])
+  std::int64_t distill_cache_batches = 0; ///< distill.cache_batches: batches before the stream repeats (0: one epoch)
   // output.*
   std::filesystem::path out_dir = "tlk_run";  ///< output.dir
   std::int64_t save_every = 50;               ///< output.save_every: also keep epoch_N.h5 every N epochs

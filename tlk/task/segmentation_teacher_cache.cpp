@@ -1,0 +1,61 @@
+#include "tlk/task/segmentation_teacher_cache.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <fstream>
+
+#include "tlk/tensor/error.h"
+#include "tlk/tensor/fnv1a.h"
+
+namespace tlk::task {
+
+namespace {
+
+std::uint64_t fingerprint_file(const std::filesystem::path& path, std::uint64_t h) {
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), "distill.cache: cannot read the teacher {}", path.string());
+  std::vector<char> buffer(1 << 16);
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0)
+    h = fnv1a(buffer.data(), static_cast<std::size_t>(in.gcount()), h);
+  return h;
+}
+
+}  // namespace
+
+SegmentationTeacherCache::SegmentationTeacherCache(const SegmentationTrainConfig& config, std::int64_t num_classes,
+                                                   const std::vector<std::string>& train_ids,
+                                                   const std::vector<std::string>& target_ids)
+    : cycle_(config.distill_cache_batches > 0 ? config.distill_cache_batches : config.iterations_per_epoch) {
+  check(cycle_ >= 1, "distill.cache: the replay cycle must be at least one batch, got {}", cycle_);
+  cache_ = std::make_unique<transfer::TeacherCache>(
+      config.distill_cache, transfer::TeacherCacheOptions{.format = transfer::CacheFormat::probabilities_u8,
+                                                          .num_classes = num_classes,
+                                                          .temperature = config.distill_temperature});
+  std::uint64_t h = fingerprint_file(config.teacher, 0xcbf29ce484222325ull);
+  h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config.train_dir.string(), config.target_dir.string(),
+                        fmt::join(config.patch, ","), config.batch, config.oversample_foreground, config.augment,
+                        config.seed, cycle_, dtype_name(config.precision), fmt::join(train_ids, ","),
+                        fmt::join(target_ids, ",")),
+            h);
+  fingerprint_ = h;
+}
+
+Tensor SegmentationTeacherCache::teacher_logits(std::int64_t batch, Stream stream,
+                                                const std::function<Tensor()>& run_teacher) {
+  // The target stream's keys sit far above any source batch index.
+  const transfer::TeacherCacheKey key{.sample = batch + (stream == target ? std::int64_t{1} << 40 : 0),
+                                      .seed = fingerprint_};
+  if (cache_->has(key)) {
+    ++replayed_;
+    return cache_->get_teacher_logits(key);  // on the CPU: the caller moves it
+  }
+  ++computed_;
+  const Tensor logits = run_teacher();
+  cache_->put(key, logits.to(DType::f32).to(Layout::plain).to(Device::cpu()).contiguous());
+  // What the cache holds, not the exact logits: a run then distils from the same values whether the
+  // cache was cold or warm, and resuming mid-run repeats an uninterrupted run exactly.
+  return cache_->get_teacher_logits(key).to(logits.device());
+}
+
+}  // namespace tlk::task
