@@ -11,6 +11,7 @@
 #include "tlk/autograd/ops/linear.h"
 #include "tlk/autograd/ops/losses.h"
 #include "tlk/autograd/ops/norm.h"
+#include "tlk/autograd/ops/sync_batch_norm.h"
 #include "tlk/autograd/ops/pool3d.h"
 #include "tlk/autograd/ops/reduce.h"
 #include "tlk/autograd/ops/softmax.h"

@@ -180,25 +180,28 @@ TEST_CASE("tlk train --distributed: classification (LeNet, DANN) on 2 ranks trai
                                          "model: {name: lenet, conv1_channels: 4, conv2_channels: 8, hidden: 16}\n"
                                          "train: {epochs: 2, lr: 0.05, schedule: constant, seed: 3, threads: 1}\n"
                                          "output: {quiet: true}\n";
-  for (const std::string strategy : {"supervised", "adapt"}) {
-    INFO("strategy " << strategy);
-    // DANN's discriminator without batch norm: batch statistics are per rank, as in PyTorch's DDP.
+  for (const std::string run : {"supervised", "adapt", "adapt_sync_bn"}) {
+    INFO("run " << run);
+    // DANN's discriminator without batch norm (batch statistics would be per rank, as in PyTorch's
+    // DDP), or with batch norm synchronized over the ranks (distributed.sync_batch_norm).
+    const std::string strategy = run == "supervised" ? "supervised" : "adapt";
+    const std::string norm = run == "adapt_sync_bn" ? "batch_norm --set distributed.sync_batch_norm=true" : "none";
     const std::string args = fmt::format(
         "train --config {} --set data.train={} --set data.test={} --set transfer.strategy={} --set data.target={} "
-        "--set adapt.regularizer=none --set adapt.hidden=16",
-        (dir / "digits.yaml").string(), train, test, strategy, target);
-    const TlkRun one = run_tlk(args + " --set data.batch=16 --set output.dir=" + (dir / (strategy + "_one")).string());
+        "--set adapt.regularizer={} --set adapt.hidden=16",
+        (dir / "digits.yaml").string(), train, test, strategy, target, norm);
+    const TlkRun one = run_tlk(args + " --set data.batch=16 --set output.dir=" + (dir / (run + "_one")).string());
     REQUIRE_MESSAGE(one.status == 0, one.err);
     const TlkRun two = run_tlk_with_prefix(mpirun(2), args + " --distributed --set data.batch=8 --set output.dir=" +
-                                                          (dir / (strategy + "_two")).string());
+                                                          (dir / (run + "_two")).string());
     REQUIRE_MESSAGE(two.status == 0, two.err);
     CHECK(count_lines(two.out) == 1);
-    const auto log_one = last_row(dir / (strategy + "_one") / "log.csv");
-    const auto log_two = last_row(dir / (strategy + "_two") / "log.csv");
+    const auto log_one = last_row(dir / (run + "_one") / "log.csv");
+    const auto log_two = last_row(dir / (run + "_two") / "log.csv");
     CHECK(log_two.at("train_loss") == doctest::Approx(log_one.at("train_loss")).epsilon(1e-5));
     CHECK(log_two.at("test_accuracy") == doctest::Approx(log_one.at("test_accuracy")));
-    const task::Checkpoint a = task::load_checkpoint(dir / (strategy + "_one") / "final.h5");
-    const task::Checkpoint b = task::load_checkpoint(dir / (strategy + "_two") / "final.h5");
+    const task::Checkpoint a = task::load_checkpoint(dir / (run + "_one") / "final.h5");
+    const task::Checkpoint b = task::load_checkpoint(dir / (run + "_two") / "final.h5");
     check_same_tensors(a.model, b.model, 1e-4);
     check_same_tensors(a.auxiliary, b.auxiliary, 1e-4);
   }

@@ -216,3 +216,41 @@ TEST_CASE("normalisation bad input gives a clear error") {
                                          "mean [2, 5]"),
                        Error);
 }
+
+TEST_CASE("sync_batch_norm with one process is batch_norm: values, running statistics, gradients") {
+  Generator gen(26);
+  const ops::CrossProcessSum alone = [](const Tensor& t) { return t.clone(); };
+  for (const Shape& shape : {Shape{3, 4, 2, 3, 2}, Shape{5, 4}}) {
+    CAPTURE(shape.str());
+    const auto opt = BatchNormOptions{}.with_training(true).with_momentum(0.3);
+    Tensor x = random_leaf(shape, gen), w = random_leaf({4}, gen, 0.5, 1.5), b = random_leaf({4}, gen);
+    Tensor rm_a = rand({4}, gen, -1, 1, f64()), rv_a = rand({4}, gen, 0.5, 2, f64());
+    Tensor rm_b = rm_a.clone(), rv_b = rv_a.clone();
+    Tensor r = randn(shape, gen, 0, 1, f64());
+    const Tensor y_a = ops::batch_norm(x, w, b, rm_a, rv_a, opt);
+    ops::sum(ops::mul(y_a, r)).backward();
+    const Tensor gx = x.grad().clone(), gw = w.grad().clone(), gb = b.grad().clone();
+    for (const Tensor* t : {&x, &w, &b}) t->set_grad(Tensor());
+    const Tensor y_b = ops::sync_batch_norm(x, w, b, rm_b, rv_b, opt, alone);
+    ops::sum(ops::mul(y_b, r)).backward();
+    CHECK(max_rel_diff(y_a, y_b) < 1e-12);
+    CHECK(max_rel_diff(rm_a, rm_b) < 1e-12);
+    CHECK(max_rel_diff(rv_a, rv_b) < 1e-12);
+    CHECK(max_rel_diff(gx, x.grad()) < 1e-10);
+    CHECK(max_rel_diff(gw, w.grad()) < 1e-10);
+    CHECK(max_rel_diff(gb, b.grad()) < 1e-10);
+    CHECK_GRADCHECK(
+        [&](const auto& t) { return std::vector<Tensor>{ops::sync_batch_norm(t[0], t[1], t[2], {}, {}, opt, alone)}; },
+        (std::vector<Tensor>{x, w, b}));
+  }
+  // Evaluation is plain batch norm; bad input names the op.
+  Tensor rm = Tensor::zeros({2}, TensorOptions{DType::f64}), rv = Tensor::ones({2}, TensorOptions{DType::f64});
+  Tensor x = randn({2, 2, 1, 1, 2}, gen, 0, 1, f64());
+  CHECK(max_rel_diff(ops::sync_batch_norm(x, {}, {}, rm, rv, {}, alone), ops::batch_norm(x, {}, {}, rm, rv, {})) == 0);
+  CHECK_THROWS_WITH_AS(ops::sync_batch_norm(randn({2, 3, 2}, gen), {}, {}, {}, {},
+                                            BatchNormOptions{}.with_training(true), alone),
+                       doctest::Contains("sync_batch_norm: expected an input [N, C] or [N, C, D, H, W]"), Error);
+  CHECK_THROWS_WITH_AS(ops::sync_batch_norm(randn({1, 3}, gen), {}, {}, {}, {}, BatchNormOptions{}.with_training(true),
+                                            alone),
+                       doctest::Contains("more than 1 value per channel"), Error);
+}

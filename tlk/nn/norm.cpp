@@ -29,6 +29,8 @@ Tensor BatchNorm3d::forward(const Tensor& input) {
         input.defined() ? input.shape().str() : std::string("an undefined tensor"));
   const BatchNormOptions options =
       BatchNormOptions{}.with_training(is_training()).with_momentum(momentum).with_eps(eps);
+  if (cross_process_sum && is_training())
+    return ops::sync_batch_norm(input, weight, bias, running_mean, running_var, options, cross_process_sum);
   return ops::batch_norm(input, weight, bias, running_mean, running_var, options);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 #include "tlk/nn/activation.h"  // LeakyReLU, which nnUNet pairs with the norm, lives there
+#include "tlk/autograd/ops/sync_batch_norm.h"
 #include "tlk/nn/module.h"
 
 namespace tlk::nn {
@@ -28,6 +29,9 @@ class BatchNorm3d : public UnaryModule {
   Tensor forward(const Tensor& input) override;
   Tensor weight, bias, running_mean, running_var;
   double eps, momentum;
+  /// When set (data-parallel training with distributed.sync_batch_norm: task::DataParallel sets it),
+  /// training normalises by the statistics of every process's batch (ops::sync_batch_norm).
+  ops::CrossProcessSum cross_process_sum;
 };
 
 /// Batch normalisation of features [N, C]: BatchNorm3d accepts 2-D input as well.

@@ -310,6 +310,7 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
       for (const Tensor& p : extra->parameters()) trained.push_back(p);
   parallel_.start(config_.to_yaml() + std::to_string(train_.size()),
                   {net_.get(), adapter_.get(), stage_distillation_.get()}, trained, config_.distributed.bucket_mb);
+  if (config_.distributed.sync_batch_norm) parallel_.synchronize_batch_norm({net_.get(), adapter_.get()});
   const bool writes = parallel_.writes();  // rank 0 alone writes checkpoints, logs and progress
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   std::optional<TrainingLog> log, step_log;

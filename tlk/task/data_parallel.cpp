@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "tlk/nn/norm.h"
+
 namespace tlk::task {
 
 namespace {
@@ -58,6 +60,35 @@ void DataParallel::average_buffers(const std::vector<const nn::Module*>& modules
   if (!group_) return;
   for (const nn::Module* m : modules)
     if (m) dist::average_tensors(*group_, tensors_of(m->named_buffers()), "batch-norm statistics");
+}
+
+namespace {
+
+int set_cross_process_sum(nn::Module& module, const ops::CrossProcessSum& sum) {
+  int count = 0;
+  if (auto* bn = dynamic_cast<nn::BatchNorm3d*>(&module)) {
+    bn->cross_process_sum = sum;
+    ++count;
+  }
+  for (const auto& [name, child] : module.children())
+    if (child) count += set_cross_process_sum(*child, sum);
+  return count;
+}
+
+}  // namespace
+
+int DataParallel::synchronize_batch_norm(const std::vector<nn::Module*>& modules) const {
+  if (!group_) return 0;
+  // The statistics are a few numbers per channel: they travel through MPI from the CPU.
+  const ops::CrossProcessSum sum = [group = group_](const Tensor& t) {
+    Tensor total = t.to(Device::cpu()).to(Layout::plain).contiguous().clone();
+    group->all_reduce_sum(total, "synchronized batch-norm statistics");
+    return total.to(t.device());
+  };
+  int count = 0;
+  for (nn::Module* m : modules)
+    if (m) count += set_cross_process_sum(*m, sum);
+  return count;
 }
 
 }  // namespace tlk::task

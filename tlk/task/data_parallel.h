@@ -52,6 +52,10 @@ class DataParallel {
   /// Replaces the modules' floating-point buffers (batch-norm running statistics) by their mean over
   /// the ranks, which saw different batches: before evaluation and checkpoints.
   void average_buffers(const std::vector<const nn::Module*>& modules) const;
+  /// distributed.sync_batch_norm: from now on every nn::BatchNorm3d in `modules` (and their
+  /// submodules) normalises in training by the statistics of the whole global batch
+  /// (ops::sync_batch_norm, PyTorch's SyncBatchNorm). A no-op alone. Returns the layers it set.
+  int synchronize_batch_norm(const std::vector<nn::Module*>& modules) const;
 
  private:
   dist::ProcessGroup* group_ = nullptr;

@@ -12,11 +12,13 @@ DistributedOptions DistributedOptions::from(const io::Config& c) {
   check(o.bucket_mb > 0, "{}: distributed.bucket_mb must be positive, got {}", c.source(), o.bucket_mb);
   o.timeout_seconds = c.get_double("distributed.timeout_s", o.timeout_seconds);
   check(o.timeout_seconds > 0, "{}: distributed.timeout_s must be positive, got {}", c.source(), o.timeout_seconds);
+  o.sync_batch_norm = c.get_bool("distributed.sync_batch_norm", o.sync_batch_norm);
   return o;
 }
 
 std::string DistributedOptions::to_yaml() const {
-  return fmt::format("distributed:\n  bucket_mb: {}\n  timeout_s: {}\n", bucket_mb, timeout_seconds);
+  return fmt::format("distributed:\n  bucket_mb: {}\n  timeout_s: {}\n  sync_batch_norm: {}\n", bucket_mb,
+                     timeout_seconds, sync_batch_norm);
 }
 
 }  // namespace tlk::task

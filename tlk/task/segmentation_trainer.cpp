@@ -235,6 +235,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   for (const auto* ids : {&train_ids_, &val_ids_})
     for (const std::string& id : *ids) inputs += "\n" + id;
   parallel_.start(inputs, {net_.get(), adapter_.get(), stage_distillation_.get()}, trained, config_.distributed.bucket_mb);
+  if (config_.distributed.sync_batch_norm) parallel_.synchronize_batch_norm({net_.get(), adapter_.get()});
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   std::optional<TrainingLog> log, step_log;
   if (writes) {
