@@ -143,12 +143,15 @@ Interrupted interrupt_one_rank(const std::filesystem::path& dir, int signal) {
 
 TEST_CASE("tlk train --distributed: 2 ranks with batch 1 train the model of 1 process with batch 2") {
   const auto dir = make_adaptation_domains("cli_distributed");
-  for (const std::string strategy : {"supervised", "adapt"}) {
+  for (const std::string strategy : {"supervised", "adapt", "distill"}) {
     INFO("strategy " << strategy);
     std::string extra = "--set transfer.strategy=" + strategy;
     if (strategy == "adapt")
       extra += " --set data.target=" + (dir / "target").string() + " --set adapt.widths=4,8 --set adapt.grl_alpha=10 "
                "--set adapt.grl_max_iters=3";
+    if (strategy == "distill")  // from the supervised model, through the teacher cache (each rank its own folder)
+      extra += " --set distill.teacher=" + (dir / "supervised_one" / "final.h5").string() +
+               " --set distill.cache=" + (dir / "teacher_cache").string() + " --set model.base_features=2";
     const TlkRun one = run_tlk(train_args(dir, strategy + "_one", 2, 2, extra));
     REQUIRE_MESSAGE(one.status == 0, one.err);
     const TlkRun two = run_tlk_with_prefix(mpirun(2), train_args(dir, strategy + "_two", 1, 2, extra + " --distributed"));
@@ -169,6 +172,8 @@ TEST_CASE("tlk train --distributed: 2 ranks with batch 1 train the model of 1 pr
     check_same_tensors(a.model, b.model, 1e-4);
     check_same_tensors(a.auxiliary, b.auxiliary, 1e-4);  // the discriminator and its Adam state
     if (strategy == "adapt") CHECK_FALSE(b.auxiliary.empty());
+    if (strategy == "distill")
+      for (const char* sub : {"rank0_of_2", "rank1_of_2"}) CHECK(!std::filesystem::is_empty(dir / "teacher_cache" / sub));
   }
 }
 
@@ -205,6 +210,22 @@ TEST_CASE("tlk train --distributed: classification (LeNet, DANN) on 2 ranks trai
     check_same_tensors(a.model, b.model, 1e-4);
     check_same_tensors(a.auxiliary, b.auxiliary, 1e-4);
   }
+  // Distillation through distill.cache: rank 0 scores every image and writes the cache while rank 1
+  // waits, then reads it; the model is the one process's.
+  const std::string distill = fmt::format(
+      "train --config {} --set data.train={} --set data.test={} --set transfer.strategy=distill "
+      "--set distill.teacher={} --set model.hidden=8",
+      (dir / "digits.yaml").string(), train, test, (dir / "supervised_one" / "final.h5").string());
+  const TlkRun one = run_tlk(distill + " --set data.batch=16 --set distill.cache=" + (dir / "cache_one").string() +
+                             " --set output.dir=" + (dir / "distill_one").string());
+  REQUIRE_MESSAGE(one.status == 0, one.err);
+  const TlkRun two = run_tlk_with_prefix(mpirun(2), distill + " --distributed --set data.batch=8 --set distill.cache=" +
+                                                        (dir / "cache_two").string() + " --set output.dir=" +
+                                                        (dir / "distill_two").string());
+  REQUIRE_MESSAGE(two.status == 0, two.err);
+  CHECK(!std::filesystem::is_empty(dir / "cache_two"));
+  check_same_tensors(task::load_checkpoint(dir / "distill_one" / "final.h5").model,
+                     task::load_checkpoint(dir / "distill_two" / "final.h5").model, 1e-4);
 }
 
 TEST_CASE("tlk train --distributed: a run resumes with another number of ranks") {

@@ -123,8 +123,6 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
   const std::int64_t global_batch = config_.batch * parallel_.ranks();
   check(!parallel_.distributed() || global_batch <= train_.size(), "train --distributed: {} ranks x data.batch {} "
         "exceed the {} training images", parallel_.ranks(), config_.batch, train_.size());
-  check(!parallel_.distributed() || config_.distill_cache.empty(), "train --distributed: distill.cache is not "
-        "supported yet (every rank would write the cache file); leave it empty");
   const std::int64_t batches_per_pass = std::max<std::int64_t>(1, train_.size() / std::min(global_batch, train_.size()));
   steps_per_epoch_ = config_.iterations_per_epoch > 0 ? config_.iterations_per_epoch : batches_per_pass;
 
@@ -173,12 +171,17 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
     o.dkd = {.alpha = config_.dkd_alpha, .beta = config_.dkd_beta, .temperature = config_.distill_temperature,
              .warmup_epochs = config_.dkd_warmup};
     std::shared_ptr<transfer::TeacherCache> cache;
-    if (!config_.distill_cache.empty())
+    if (!config_.distill_cache.empty()) {
+      // Data-parallel: rank 0 scores the images and writes the cache; the others wait for it, then
+      // read (Note [Teacher outputs saved once]).
+      if (!parallel_.writes()) parallel_.barrier("distill.cache (rank 0 saves the teacher's outputs)");
       cache = std::make_shared<transfer::TeacherCache>(
           config_.distill_cache,
           transfer::TeacherCacheOptions{.format = o.loss == transfer::DistillLoss::mse ? transfer::CacheFormat::logits
                                                                                        : transfer::CacheFormat::top_k,
-                                        .top_k = K, .num_classes = K, .temperature = config_.distill_temperature});
+                                        .top_k = K, .num_classes = K, .temperature = config_.distill_temperature,
+                                        .read_only = !parallel_.writes()});
+    }
     distiller_ = std::make_unique<transfer::Distiller>(teacher, o, cache);
     const auto features = transfer::parse_feature_loss(config_.distill_features, "distill.features");
     if (features != transfer::FeatureLoss::none) {
@@ -203,7 +206,10 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
   if (stage_distillation_) stage_distillation_->to(device_);
   if (distiller_) {
     distiller_->teacher().to(device_);
-    if (distiller_->cache()) precompute_teacher_outputs();
+    if (distiller_->cache()) {
+      precompute_teacher_outputs();
+      if (parallel_.writes()) parallel_.barrier("distill.cache (rank 0 saves the teacher's outputs)");
+    }
   }
 }
 
@@ -212,7 +218,9 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
 // image once, in chunks saved to the cache (transfer::TeacherCache, all K probabilities at the KD
 // temperature, or logits for mse) under a key whose seed is a fingerprint of the teacher checkpoint's
 // bytes and the data settings; later epochs, and later runs with the same teacher and data (other
-// seeds, other students), replay them without running the teacher at all.
+// seeds, other students), replay them without running the teacher at all. In a data-parallel job
+// rank 0 scores and writes while the other ranks wait at a barrier; they then read the cache (any
+// miss runs their teacher and stays in memory, read_only).
 void ClassificationTrainer::precompute_teacher_outputs() {
   std::uint64_t h = 0xcbf29ce484222325ull;
   {

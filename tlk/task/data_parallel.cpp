@@ -77,6 +77,10 @@ int set_cross_process_sum(nn::Module& module, const ops::CrossProcessSum& sum) {
 
 }  // namespace
 
+void DataParallel::barrier(const std::string& what) const {
+  if (group_) group_->barrier(what);
+}
+
 int DataParallel::synchronize_batch_norm(const std::vector<nn::Module*>& modules) const {
   if (!group_) return 0;
   // The statistics are a few numbers per channel: they travel through MPI from the CPU.

@@ -46,6 +46,8 @@ class DataParallel {
              const std::vector<Tensor>& trained, double bucket_mb);
   /// Ends a backward pass: every trained gradient is now the mean over the ranks.
   void after_backward();
+  /// Waits until every rank got here (`what` names the wait in a timeout's error). A no-op alone.
+  void barrier(const std::string& what) const;
   /// The mean and the sum over the ranks of a few numbers (loss terms, counts).
   std::vector<double> mean(std::vector<double> values, const std::string& what) const;
   std::vector<double> sum(std::vector<double> values, const std::string& what) const;

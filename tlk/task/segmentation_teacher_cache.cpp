@@ -25,17 +25,19 @@ std::uint64_t fingerprint_file(const std::filesystem::path& path, std::uint64_t 
 
 SegmentationTeacherCache::SegmentationTeacherCache(const SegmentationTrainConfig& config, std::int64_t num_classes,
                                                    const std::vector<std::string>& train_ids,
-                                                   const std::vector<std::string>& target_ids)
+                                                   const std::vector<std::string>& target_ids, int rank, int ranks)
     : cycle_(config.distill_cache_batches > 0 ? config.distill_cache_batches : config.iterations_per_epoch) {
   check(cycle_ >= 1, "distill.cache: the replay cycle must be at least one batch, got {}", cycle_);
+  const std::filesystem::path dir =
+      ranks > 1 ? config.distill_cache / fmt::format("rank{}_of_{}", rank, ranks) : config.distill_cache;
   cache_ = std::make_unique<transfer::TeacherCache>(
-      config.distill_cache, transfer::TeacherCacheOptions{.format = transfer::CacheFormat::probabilities_u8,
+      dir, transfer::TeacherCacheOptions{.format = transfer::CacheFormat::probabilities_u8,
                                                           .num_classes = num_classes,
                                                           .temperature = config.distill_temperature});
   std::uint64_t h = fingerprint_file(config.teacher, 0xcbf29ce484222325ull);
-  h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config.train_dir.string(), config.target_dir.string(),
-                        fmt::join(config.patch, ","), config.batch, config.oversample_foreground, config.augment,
-                        config.seed, cycle_, dtype_name(config.precision), fmt::join(train_ids, ","),
+  h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config.train_dir.string(), config.target_dir.string(),
+                        fmt::join(config.patch, ","), config.batch, ranks, config.oversample_foreground,
+                        config.augment, config.seed, cycle_, dtype_name(config.precision), fmt::join(train_ids, ","),
                         fmt::join(target_ids, ",")),
             h);
   fingerprint_ = h;

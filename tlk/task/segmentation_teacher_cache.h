@@ -22,7 +22,7 @@ namespace tlk::task {
 /// probabilities_u8); every later pass replays it. The price is fewer distinct patches per run: a
 /// pass of 250 batches of 2 is 500 augmented patches, seen again every epoch. The key's seed is a
 /// fingerprint of the teacher checkpoint's bytes and of everything that defines the batches (data
-/// folders, case lists, patch, batch, oversampling, augmentation, seed, cycle, precision), so a run
+/// folders, case lists, patch, batch, ranks, oversampling, augmentation, seed, cycle, precision), so a run
 /// with the same teacher and data but another student, learning rate or weight replays the cache
 /// too, and a changed input never replays a stale output.
 ///
@@ -36,10 +36,13 @@ class SegmentationTeacherCache {
  public:
   enum Stream : int { source = 0, target = 1 };
 
-  /// Opens (or creates) config.distill_cache. A directory written with another temperature or class
-  /// count is a tlk::Error naming the file.
+  /// Opens (or creates) config.distill_cache; as rank `rank` of a data-parallel job of `ranks`
+  /// processes, its subfolder "rank<r>_of_<ranks>", since each rank makes its own slots of every batch
+  /// (Note [Batch slots]). A directory written with another temperature or class count is a
+  /// tlk::Error naming the file.
   SegmentationTeacherCache(const SegmentationTrainConfig& config, std::int64_t num_classes,
-                           const std::vector<std::string>& train_ids, const std::vector<std::string>& target_ids);
+                           const std::vector<std::string>& train_ids, const std::vector<std::string>& target_ids,
+                           int rank = 0, int ranks = 1);
   /// The batch that step `iteration` draws: iteration mod the cycle.
   std::int64_t batch_index(std::int64_t iteration) const { return iteration % cycle_; }
   std::int64_t cycle() const { return cycle_; }

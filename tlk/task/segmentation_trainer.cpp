@@ -151,10 +151,8 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
                                                                          regressor_init);
     }
     if (!config_.distill_cache.empty()) {
-      check(!parallel_.distributed(), "train --distributed: distill.cache is not supported yet (every rank would "
-            "write the cache directory); leave it empty");
-      teacher_cache_ =
-          std::make_unique<SegmentationTeacherCache>(config_, plan_.num_classes(), train_ids_, target_ids_);
+      teacher_cache_ = std::make_unique<SegmentationTeacherCache>(config_, plan_.num_classes(), train_ids_, target_ids_,
+                                                                  parallel_.rank(), parallel_.ranks());
     }
   }
   device_ = parse_device(config_.device, "train.device");

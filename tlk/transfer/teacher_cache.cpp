@@ -334,7 +334,7 @@ Tensor TeacherCache::get_teacher_logits(const TeacherCacheKey& key) const {
 }
 
 void TeacherCache::flush() {
-  if (pending_.empty()) return;
+  if (pending_.empty() || options_.read_only) return;
   const int number = next_shard_;
   const std::filesystem::path path = dir_ / shard_name(number);
   io::write_atomically(path, [&](const std::filesystem::path& tmp) {

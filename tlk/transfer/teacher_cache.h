@@ -49,6 +49,9 @@ struct TeacherCacheOptions {
   double temperature = 4.0;
   /// put() writes a new file once this many bytes are pending (flush() writes them any time).
   std::int64_t flush_bytes = std::int64_t{256} << 20;
+  /// Never write to the directory: put() keeps entries in memory only. For the processes of a
+  /// data-parallel job that read what rank 0 wrote (one process writes a directory at a time).
+  bool read_only = false;
 };
 
 /// Teacher outputs saved to disk, so that later epochs replay them instead of running the teacher.
