@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "tlk/autograd/ops/op_support.h"
-#include "tlk/autograd/grad_mode.h"
+#include "tlk/kernels/ref/norm.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/norm.h"
 #include "tlk/autograd/ops/reduce.h"
@@ -51,21 +51,10 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
   if (weight.defined()) y = mul(y, weight.reshape(channel_shape));
   if (bias.defined()) y = add(y, bias.reshape(channel_shape));
 
-  if (running_mean.defined()) {  // Note [Running statistics] (kernels/ref/norm.cpp), over the global count
-    NoGradGuard no_grad;
-    const std::vector<double> batch_mean = mean.detach().to(Device::cpu()).to_doubles();
-    const std::vector<double> batch_var = var.detach().to(Device::cpu()).to_doubles();
-    std::vector<double> new_mean = running_mean.to(Device::cpu()).to_doubles();
-    std::vector<double> new_var = running_var.to(Device::cpu()).to_doubles();
-    const double k = options.momentum;
-    for (std::int64_t c = 0; c < C; ++c) {
-      new_mean[c] = (1.0 - k) * new_mean[c] + k * batch_mean[c];
-      new_var[c] = (1.0 - k) * new_var[c] + k * batch_var[c] * count / (count - 1.0);
-    }
-    Tensor rm = running_mean, rv = running_var;
-    rm.copy_(Tensor::from_doubles(new_mean, Shape{C}, rm.dtype()));
-    rv.copy_(Tensor::from_doubles(new_var, Shape{C}, rv.dtype()));
-  }
+  if (running_mean.defined())  // Note [Running statistics], over the global count
+    kernels::ref::update_running_statistics(running_mean, running_var,
+                                            mean.detach().to(Device::cpu()).to_doubles(),
+                                            var.detach().to(Device::cpu()).to_doubles(), count, options.momentum);
   return y;
 }
 

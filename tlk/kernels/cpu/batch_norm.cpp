@@ -116,20 +116,9 @@ ref::NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, c
   for (std::int64_t i = 0; i < c; ++i)
     pr[i] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(pv[i]) + opt.eps));
 
-  // Note [Running statistics] in kernels/ref/norm.cpp: the same update, in double, unbiased variance.
-  if (opt.training && running_mean.defined()) {
-    const std::vector<double> old_mean = running_mean.to_doubles(), old_var = running_var.to_doubles();
-    const std::vector<double> bm = mean.to_doubles(), bv = var.to_doubles();
-    const double m = static_cast<double>(x.numel() / c), k = opt.momentum;
-    std::vector<double> new_mean(bm.size()), new_var(bv.size());
-    for (std::size_t i = 0; i < bm.size(); ++i) {
-      new_mean[i] = (1.0 - k) * old_mean[i] + k * bm[i];
-      new_var[i] = (1.0 - k) * old_var[i] + k * bv[i] * m / (m - 1.0);
-    }
-    Tensor rm = running_mean, rv = running_var;
-    rm.copy_(Tensor::from_doubles(new_mean, Shape{c}, rm.dtype()));
-    rv.copy_(Tensor::from_doubles(new_var, Shape{c}, rv.dtype()));
-  }
+  if (opt.training && running_mean.defined())  // Note [Running statistics] in kernels/ref/norm.h
+    ref::update_running_statistics(running_mean, running_var, mean.to_doubles(), var.to_doubles(),
+                                   static_cast<double>(x.numel() / c), opt.momentum);
   return out;
 }
 

@@ -242,23 +242,29 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
   for (std::size_t g = 0; g < var.size(); ++g) inv_std[g] = 1.0 / std::sqrt(var[g] + opt.eps);
   NormForward out = finish_forward(x, w, b, gr, Shape{c}, mean, inv_std, op);
 
-  // Note [Running statistics]: the buffers move towards the batch statistics with the unbiased
-  // variance (M / (M - 1) times the biased one that normalised the batch), as PyTorch does. They are
-  // written with copy_, which bumps their version counter, and never take part in the graph.
-  if (opt.training && running_mean.defined()) {
-    const std::vector<double> old_mean = running_mean.to_doubles(), old_var = running_var.to_doubles();
-    const double m = static_cast<double>(gr.size()), k = opt.momentum;
-    std::vector<double> new_mean(mean.size()), new_var(var.size());
-    for (std::size_t g = 0; g < mean.size(); ++g) {
-      new_mean[g] = (1.0 - k) * old_mean[g] + k * mean[g];
-      new_var[g] = (1.0 - k) * old_var[g] + k * var[g] * m / (m - 1.0);
-    }
-    // Copies of the handles share the buffers' data, so copy_ through them writes the caller's buffers.
-    Tensor rm = running_mean, rv = running_var;
-    rm.copy_(Tensor::from_doubles(new_mean, Shape{c}, rm.dtype()));
-    rv.copy_(Tensor::from_doubles(new_var, Shape{c}, rv.dtype()));
-  }
+  if (opt.training && running_mean.defined())
+    update_running_statistics(running_mean, running_var, mean, var, static_cast<double>(gr.size()), opt.momentum);
   return out;
+}
+
+void update_running_statistics(const Tensor& running_mean, const Tensor& running_var,
+                               const std::vector<double>& batch_mean, const std::vector<double>& batch_biased_var,
+                               double count, double momentum) {
+  std::vector<double> new_mean = running_mean.to(Device::cpu()).to_doubles();
+  std::vector<double> new_var = running_var.to(Device::cpu()).to_doubles();
+  check(new_mean.size() == batch_mean.size() && new_var.size() == batch_biased_var.size(),
+        "batch_norm: running statistics of {} and {} channels for batch statistics of {}", new_mean.size(),
+        new_var.size(), batch_mean.size());
+  const double k = momentum;
+  for (std::size_t c = 0; c < new_mean.size(); ++c) {
+    new_mean[c] = (1.0 - k) * new_mean[c] + k * batch_mean[c];
+    new_var[c] = (1.0 - k) * new_var[c] + k * batch_biased_var[c] * count / (count - 1.0);
+  }
+  // Copies of the handles share the buffers' data, so copy_ through them writes the caller's buffers.
+  const Shape shape{static_cast<std::int64_t>(new_mean.size())};
+  Tensor rm = running_mean, rv = running_var;
+  rm.copy_(Tensor::from_doubles(new_mean, shape, rm.dtype()));
+  rv.copy_(Tensor::from_doubles(new_var, shape, rv.dtype()));
 }
 
 NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
