@@ -209,3 +209,25 @@ TEST_CASE("evaluate: missing predictions, orphans, shape mismatches and bad valu
   CHECK(
       contains(error_of([&] { task::evaluate_folder(empty, empty, labels, quiet_options()); }), "no case to evaluate"));
 }
+
+TEST_CASE("pseudo Dice: confusion counts summed over batches, flattened for processes, NaN for an absent class") {
+  task::ConfusionCounts counts(4);
+  // Batch 1: classes 0 1 1 2 predicted as 0 1 2 2; batch 2: 0 1 255 (ignored) predicted as 1 1 0.
+  counts.add(Tensor::from_doubles({0, 1, 2, 2}, Shape{1, 4}, DType::i64),
+             Tensor::from_doubles({0, 1, 1, 2}, Shape{1, 4}, DType::u8));
+  counts.add(Tensor::from_doubles({1, 1, 0}, Shape{3}, DType::i64), Tensor::from_doubles({0, 1, 255}, Shape{3}, DType::u8));
+  CHECK(counts.tp == std::vector<double>{1, 2, 1, 0});
+  CHECK(counts.fp == std::vector<double>{1, 1, 1, 0});
+  CHECK(counts.fn == std::vector<double>{1, 1, 0, 0});
+  const std::vector<double> dice = counts.foreground_dice();
+  REQUIRE(dice.size() == 3);
+  CHECK(dice[0] == doctest::Approx(4.0 / 6.0));  // class 1: 2·2 / (4 + 1 + 1)
+  CHECK(dice[1] == doctest::Approx(2.0 / 3.0));  // class 2: 2·1 / (2 + 1 + 0)
+  CHECK(std::isnan(dice[2]));                    // class 3: absent from both
+  task::ConfusionCounts copy(4);
+  copy.set_flat(counts.flat());
+  CHECK(copy.foreground_dice()[0] == dice[0]);
+  CHECK_THROWS_WITH_AS(copy.set_flat({1, 2}), doctest::Contains("2 counts for 4 classes"), Error);
+  CHECK_THROWS_WITH_AS(counts.add(Tensor::from_doubles({5}, Shape{1}, DType::i64), Tensor::from_doubles({0}, Shape{1}, DType::u8)),
+                       doctest::Contains("predicted class 5 outside [0, 4)"), Error);
+}

@@ -50,4 +50,52 @@ std::vector<double> dice_per_label(const Tensor& prediction, const Tensor& refer
   return out;
 }
 
+ConfusionCounts::ConfusionCounts(std::int64_t classes_)
+    : classes(classes_),
+      tp(static_cast<std::size_t>(classes_), 0.0),
+      fp(static_cast<std::size_t>(classes_), 0.0),
+      fn(static_cast<std::size_t>(classes_), 0.0) {}
+
+void ConfusionCounts::add(const Tensor& predicted_in, const Tensor& reference_in) {
+  const Tensor predicted = predicted_in.to(Device::cpu()).to(DType::i64).contiguous();
+  const Tensor reference = reference_in.to(Device::cpu()).to(DType::u8).contiguous();
+  check(predicted.numel() == reference.numel(), "pseudo Dice: a prediction of {} voxels for a reference of {}",
+        predicted.numel(), reference.numel());
+  const std::int64_t* p = predicted.data<std::int64_t>();
+  const std::uint8_t* y = reference.data<std::uint8_t>();
+  for (std::int64_t i = 0; i < predicted.numel(); ++i) {
+    check(p[i] >= 0 && p[i] < classes, "pseudo Dice: predicted class {} outside [0, {})", p[i], classes);
+    if (p[i] == y[i]) {
+      tp[p[i]] += 1;
+    } else {
+      fp[p[i]] += 1;
+      if (y[i] < classes) fn[y[i]] += 1;
+    }
+  }
+}
+
+std::vector<double> ConfusionCounts::flat() const {
+  std::vector<double> out = tp;
+  out.insert(out.end(), fp.begin(), fp.end());
+  out.insert(out.end(), fn.begin(), fn.end());
+  return out;
+}
+
+void ConfusionCounts::set_flat(const std::vector<double>& values) {
+  check(values.size() == 3 * tp.size(), "pseudo Dice: {} counts for {} classes", values.size(), classes);
+  const auto k = static_cast<std::ptrdiff_t>(classes);
+  tp.assign(values.begin(), values.begin() + k);
+  fp.assign(values.begin() + k, values.begin() + 2 * k);
+  fn.assign(values.begin() + 2 * k, values.end());
+}
+
+std::vector<double> ConfusionCounts::foreground_dice() const {
+  std::vector<double> out;
+  for (std::int64_t k = 1; k < classes; ++k) {
+    const double denominator = 2 * tp[k] + fp[k] + fn[k];
+    out.push_back(denominator > 0 ? 2 * tp[k] / denominator : std::numeric_limits<double>::quiet_NaN());
+  }
+  return out;
+}
+
 }  // namespace tlk::task

@@ -423,41 +423,24 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       NoGradGuard no_grad;
       AutocastGuard amp(precision);
       net_->eval();
-      std::vector<double> tp(K, 0.0), fp(K, 0.0), fn(K, 0.0);
+      ConfusionCounts counts(K);
       double val_sum = 0.0;
       for (std::int64_t v = 0; v < config_.val_iterations; ++v) {
         const data::Batch batch = val_batches->make(v);
         const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_));
         val_sum += nn::deep_supervision_loss(outputs, batch.labels.to(device_), ds_weights).item();
-        const Tensor predicted =
-            argmax_channels(outputs[0].to(DType::f32).to(Layout::plain).to(Device::cpu())).contiguous();
-        const std::int64_t* p = predicted.data<std::int64_t>();
-        const std::uint8_t* y = batch.labels.data<std::uint8_t>();
-        for (std::int64_t i = 0; i < predicted.numel(); ++i) {
-          if (p[i] == y[i]) {
-            tp[p[i]] += 1;
-          } else {
-            fp[p[i]] += 1;
-            if (y[i] < K) fn[y[i]] += 1;
-          }
-        }
+        counts.add(argmax_channels(outputs[0].to(DType::f32).to(Layout::plain)), batch.labels);
       }
       if (parallel_.distributed()) {  // each rank validated its slots of every batch (Note [Batch slots])
-        std::vector<double> counts{val_sum};
-        for (const auto* v : {&tp, &fp, &fn}) counts.insert(counts.end(), v->begin(), v->end());
-        counts = parallel_.sum(counts, "validation counts");
-        val_sum = counts[0] / ranks;
-        for (std::int64_t k = 0; k < K; ++k) {
-          tp[k] = counts[1 + k];
-          fp[k] = counts[1 + K + k];
-          fn[k] = counts[1 + 2 * K + k];
-        }
+        std::vector<double> sums = counts.flat();
+        sums.push_back(val_sum);
+        sums = parallel_.sum(sums, "validation counts");
+        val_sum = sums.back() / ranks;
+        sums.pop_back();
+        counts.set_flat(sums);
       }
       r.val_loss = val_sum / static_cast<double>(config_.val_iterations);
-      for (std::int64_t k = 1; k < K; ++k) {
-        const double denominator = 2 * tp[k] + fp[k] + fn[k];
-        r.dice[k - 1] = denominator > 0 ? 2 * tp[k] / denominator : std::nan("");
-      }
+      r.dice = counts.foreground_dice();
     }
     r.mean_dice = nanmean(r.dice);
     const double d = std::isnan(r.mean_dice) ? 0.0 : r.mean_dice;
