@@ -13,6 +13,7 @@
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/losses.h"
+#include "tlk/io/file_bytes.h"
 #include "tlk/io/hdf5_file.h"
 #include "tlk/io/progress_bar.h"
 #include "tlk/nn/adam.h"
@@ -157,46 +158,7 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
     adapter_ = std::make_shared<transfer::DomainAdapter>(
         disc, transfer::WarmStartSchedule{config_.grl_alpha, config_.grl_lo, config_.grl_hi, n_iters});
   }
-  if (transfer::distills(strategy_)) {
-    auto teacher = std::dynamic_pointer_cast<nn::UnaryModule>(rebuild_model(load_checkpoint(config_.teacher)));
-    check(teacher != nullptr, "train: the teacher {} is not a single-input network", config_.teacher.string());
-    if (auto* t = dynamic_cast<nn::Classifier*>(teacher.get()))
-      check(t->num_classes() == K, "train: the teacher {} predicts {} classes, the data {} has {}",
-            config_.teacher.string(), t->num_classes(), train_.source, K);
-    transfer::DistillerOptions o;
-    o.loss = config_.distill_loss == "dkd" ? transfer::DistillLoss::dkd
-             : config_.distill_loss == "mse" ? transfer::DistillLoss::mse
-                                             : transfer::DistillLoss::kd;
-    o.temperature = config_.distill_temperature;
-    o.dkd = {.alpha = config_.dkd_alpha, .beta = config_.dkd_beta, .temperature = config_.distill_temperature,
-             .warmup_epochs = config_.dkd_warmup};
-    std::shared_ptr<transfer::TeacherCache> cache;
-    if (!config_.distill_cache.empty()) {
-      // Data-parallel: rank 0 scores the images and writes the cache; the others wait for it, then
-      // read (Note [Teacher outputs saved once]).
-      if (!parallel_.writes()) parallel_.barrier("distill.cache (rank 0 saves the teacher's outputs)");
-      cache = std::make_shared<transfer::TeacherCache>(
-          config_.distill_cache,
-          transfer::TeacherCacheOptions{.format = o.loss == transfer::DistillLoss::mse ? transfer::CacheFormat::logits
-                                                                                       : transfer::CacheFormat::top_k,
-                                        .top_k = K, .num_classes = K, .temperature = config_.distill_temperature,
-                                        .read_only = !parallel_.writes()});
-    }
-    distiller_ = std::make_unique<transfer::Distiller>(teacher, o, cache);
-    const auto features = transfer::parse_feature_loss(config_.distill_features, "distill.features");
-    if (features != transfer::FeatureLoss::none) {
-      teacher_classifier_ = dynamic_cast<nn::Classifier*>(teacher.get());
-      check(teacher_classifier_ != nullptr && !teacher_classifier_->stage_channels().empty() &&
-                !classifier_->stage_channels().empty(),
-            "train: distill.features {} needs a student and a teacher that record stage maps (lenet, resnet3d-small); "
-            "model '{}' records {} and the teacher {} records {}", config_.distill_features, config_.model,
-            classifier_->stage_channels().size(), config_.teacher.string(),
-            teacher_classifier_ ? teacher_classifier_->stage_channels().size() : 0);
-      Generator regressor_init(mix_seed(config_.seed, 0xfea7));
-      stage_distillation_ = std::make_shared<transfer::StageDistillation>(
-          features, classifier_->stage_channels(), teacher_classifier_->stage_channels(), regressor_init);
-    }
-  }
+  if (transfer::distills(strategy_)) build_distiller(K);
   // train.device: the data stays on the CPU and each batch is copied over (as the segmentation
   // trainer does); the networks move once.
   device_ = parallel_.device(parse_device(config_.device, "train.device"), config_.device);  // one rank per GPU
@@ -213,6 +175,48 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
   }
 }
 
+// The frozen teacher, its loss, the optional teacher cache and the optional stage-map distillation.
+void ClassificationTrainer::build_distiller(std::int64_t K) {
+  auto teacher = std::dynamic_pointer_cast<nn::UnaryModule>(rebuild_model(load_checkpoint(config_.teacher)));
+  check(teacher != nullptr, "train: the teacher {} is not a single-input network", config_.teacher.string());
+  if (auto* t = dynamic_cast<nn::Classifier*>(teacher.get()))
+    check(t->num_classes() == K, "train: the teacher {} predicts {} classes, the data {} has {}",
+          config_.teacher.string(), t->num_classes(), train_.source, K);
+  transfer::DistillerOptions o;
+  o.loss = config_.distill_loss == "dkd" ? transfer::DistillLoss::dkd
+           : config_.distill_loss == "mse" ? transfer::DistillLoss::mse
+                                           : transfer::DistillLoss::kd;
+  o.temperature = config_.distill_temperature;
+  o.dkd = {.alpha = config_.dkd_alpha, .beta = config_.dkd_beta, .temperature = config_.distill_temperature,
+           .warmup_epochs = config_.dkd_warmup};
+  std::shared_ptr<transfer::TeacherCache> cache;
+  if (!config_.distill_cache.empty()) {
+    // Data-parallel: rank 0 scores the images and writes the cache; the others wait for it, then
+    // read (Note [Teacher outputs saved once]).
+    if (!parallel_.writes()) parallel_.barrier("distill.cache (rank 0 saves the teacher's outputs)");
+    cache = std::make_shared<transfer::TeacherCache>(
+        config_.distill_cache,
+        transfer::TeacherCacheOptions{.format = o.loss == transfer::DistillLoss::mse ? transfer::CacheFormat::logits
+                                                                                     : transfer::CacheFormat::top_k,
+                                      .top_k = K, .num_classes = K, .temperature = config_.distill_temperature,
+                                      .read_only = !parallel_.writes()});
+  }
+  distiller_ = std::make_unique<transfer::Distiller>(teacher, o, cache);
+  const auto features = transfer::parse_feature_loss(config_.distill_features, "distill.features");
+  if (features != transfer::FeatureLoss::none) {
+    teacher_classifier_ = dynamic_cast<nn::Classifier*>(teacher.get());
+    check(teacher_classifier_ != nullptr && !teacher_classifier_->stage_channels().empty() &&
+              !classifier_->stage_channels().empty(),
+          "train: distill.features {} needs a student and a teacher that record stage maps (lenet, resnet3d-small); "
+          "model '{}' records {} and the teacher {} records {}", config_.distill_features, config_.model,
+          classifier_->stage_channels().size(), config_.teacher.string(),
+          teacher_classifier_ ? teacher_classifier_->stage_channels().size() : 0);
+    Generator regressor_init(mix_seed(config_.seed, 0xfea7));
+    stage_distillation_ = std::make_shared<transfer::StageDistillation>(
+        features, classifier_->stage_channels(), teacher_classifier_->stage_channels(), regressor_init);
+  }
+}
+
 // Note [Teacher outputs saved once]: the classification data is not augmented, so a teacher's output
 // for an image never changes. With distill.cache the teacher scores every training (and target)
 // image once, in chunks saved to the cache (transfer::TeacherCache, all K probabilities at the KD
@@ -222,13 +226,8 @@ ClassificationTrainer::ClassificationTrainer(ClassificationTrainConfig config, d
 // rank 0 scores and writes while the other ranks wait at a barrier; they then read the cache (any
 // miss runs their teacher and stays in memory, read_only).
 void ClassificationTrainer::precompute_teacher_outputs() {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  {
-    std::ifstream in(config_.teacher, std::ios::binary);
-    std::vector<char> buf(1 << 16);
-    while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
-      h = fnv1a(buf.data(), static_cast<std::size_t>(in.gcount()), h);
-  }
+  const std::vector<std::uint8_t> teacher_bytes = io::read_file_bytes(config_.teacher);
+  std::uint64_t h = fnv1a(teacher_bytes.data(), teacher_bytes.size());
   h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config_.train, config_.target, config_.val_fraction,
                         config_.train_limit, fmt::join(config_.size, ","), config_.fit, config_.grey_to_rgb,
                         fmt::join(config_.mean, ","), fmt::join(config_.stddev, ","), config_.distill_loss),

@@ -91,6 +91,7 @@ class ClassificationTrainer {
 
  private:
   Tensor teacher_logits_for(const Tensor& images);
+  void build_distiller(std::int64_t num_classes);
   void precompute_teacher_outputs();
 
   /// The accuracy of the network on (images, labels), each rank scoring its share of the rows.

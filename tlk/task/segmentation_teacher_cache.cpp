@@ -3,25 +3,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <fstream>
-
+#include "tlk/io/file_bytes.h"
 #include "tlk/tensor/error.h"
 #include "tlk/tensor/fnv1a.h"
 
 namespace tlk::task {
-
-namespace {
-
-std::uint64_t fingerprint_file(const std::filesystem::path& path, std::uint64_t h) {
-  std::ifstream in(path, std::ios::binary);
-  check(in.good(), "distill.cache: cannot read the teacher {}", path.string());
-  std::vector<char> buffer(1 << 16);
-  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0)
-    h = fnv1a(buffer.data(), static_cast<std::size_t>(in.gcount()), h);
-  return h;
-}
-
-}  // namespace
 
 SegmentationTeacherCache::SegmentationTeacherCache(const SegmentationTrainConfig& config, std::int64_t num_classes,
                                                    const std::vector<std::string>& train_ids,
@@ -34,7 +20,8 @@ SegmentationTeacherCache::SegmentationTeacherCache(const SegmentationTrainConfig
       dir, transfer::TeacherCacheOptions{.format = transfer::CacheFormat::probabilities_u8,
                                                           .num_classes = num_classes,
                                                           .temperature = config.distill_temperature});
-  std::uint64_t h = fingerprint_file(config.teacher, 0xcbf29ce484222325ull);
+  const std::vector<std::uint8_t> teacher_bytes = io::read_file_bytes(config.teacher);
+  std::uint64_t h = fnv1a(teacher_bytes.data(), teacher_bytes.size());
   h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config.train_dir.string(), config.target_dir.string(),
                         fmt::join(config.patch, ","), config.batch, ranks, config.oversample_foreground,
                         config.augment, config.seed, cycle_, dtype_name(config.precision), fmt::join(train_ids, ","),
