@@ -46,6 +46,10 @@ Examples:
   tlk train --config train.yaml --device cuda
   mpirun -np 2 tlk train --config train.yaml --distributed
   mpirun -np 8 --hostfile hosts tlk train --config train.yaml --distributed --set distributed.timeout_s=120
+  mpirun -np 4 tlk train --config resnet.yaml --distributed --set distributed.sync_batch_norm=true
+  tlk train --config student.yaml --set transfer.strategy=distill --set distill.teacher=runs/big/final.h5 \
+            --set distill.cache=runs/teacher_outputs     # later epochs and runs replay the teacher
+  tlk train --config mnist_student_kd.yaml --set distill.features=hint --set distill.cache=
 )";
 
 /// With --distributed, joins the MPI job and returns its group; otherwise nullptr (one process).
