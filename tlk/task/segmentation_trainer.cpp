@@ -171,6 +171,33 @@ SegmentationTrainer::SegmentationTrainer(SegmentationTrainConfig config, dist::P
           total_stride[0], total_stride[1], total_stride[2]);
 }
 
+// Validation: nnUNet's pseudo Dice, one global Dice per class over all validation patches (each rank
+// scores its slots of every batch, Note [Batch slots], and the counts are summed).
+void SegmentationTrainer::validate(const PatchBatches& val_batches, EpochResult& r) {
+  NoGradGuard no_grad;
+  AutocastGuard amp(config_.precision);
+  net_->eval();
+  const std::vector<double> ds_weights = net_->deep_supervision_weights();
+  ConfusionCounts counts(plan_.num_classes());
+  double val_sum = 0.0;
+  for (std::int64_t v = 0; v < config_.val_iterations; ++v) {
+    const data::Batch batch = val_batches.make(v);
+    const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_));
+    val_sum += nn::deep_supervision_loss(outputs, batch.labels.to(device_), ds_weights).item();
+    counts.add(argmax_channels(outputs[0].to(DType::f32).to(Layout::plain)), batch.labels);
+  }
+  if (parallel_.distributed()) {
+    std::vector<double> sums = counts.flat();
+    sums.push_back(val_sum);
+    sums = parallel_.sum(sums, "validation counts");
+    val_sum = sums.back() / parallel_.ranks();
+    sums.pop_back();
+    counts.set_flat(sums);
+  }
+  r.val_loss = val_sum / static_cast<double>(config_.val_iterations);
+  r.dice = counts.foreground_dice();
+}
+
 std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -416,32 +443,9 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     // Batch-norm running statistics differ per rank (each saw its own batches): validation and the
     // checkpoint use their mean. Instance norm, the UNet's default, keeps none.
     parallel_.average_buffers({net_.get()});
-    // Validation: nnUNet's pseudo Dice, one global Dice per class over all validation patches.
     r.val_loss = std::nan("");
     r.dice.assign(static_cast<std::size_t>(K - 1), std::nan(""));
-    if (val_batches) {
-      NoGradGuard no_grad;
-      AutocastGuard amp(precision);
-      net_->eval();
-      ConfusionCounts counts(K);
-      double val_sum = 0.0;
-      for (std::int64_t v = 0; v < config_.val_iterations; ++v) {
-        const data::Batch batch = val_batches->make(v);
-        const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_));
-        val_sum += nn::deep_supervision_loss(outputs, batch.labels.to(device_), ds_weights).item();
-        counts.add(argmax_channels(outputs[0].to(DType::f32).to(Layout::plain)), batch.labels);
-      }
-      if (parallel_.distributed()) {  // each rank validated its slots of every batch (Note [Batch slots])
-        std::vector<double> sums = counts.flat();
-        sums.push_back(val_sum);
-        sums = parallel_.sum(sums, "validation counts");
-        val_sum = sums.back() / ranks;
-        sums.pop_back();
-        counts.set_flat(sums);
-      }
-      r.val_loss = val_sum / static_cast<double>(config_.val_iterations);
-      r.dice = counts.foreground_dice();
-    }
+    if (val_batches) validate(*val_batches, r);
     r.mean_dice = nanmean(r.dice);
     const double d = std::isnan(r.mean_dice) ? 0.0 : r.mean_dice;
     ema = std::isnan(ema) ? d : 0.9 * ema + 0.1 * d;
