@@ -32,6 +32,17 @@ TEST_CASE("GPU data-parallel: NCCL averages a bucket and the reducer's gradients
     Tensor t = to_gpu(Tensor::full({1000}, 3.5));
     nccl.all_reduce_mean_async(t, "a test tensor")->wait();
     CHECK(testing::to_cpu(t).data<float>()[999] == 3.5f);
+    // Several in flight at once (Note [Non-blocking NCCL]: each is launched before the next starts).
+    std::vector<Tensor> many;
+    std::vector<std::shared_ptr<dist::Work>> works;
+    for (int i = 0; i < 4; ++i) {
+      many.push_back(to_gpu(Tensor::full({4096}, 1.0 + i)));
+      works.push_back(nccl.all_reduce_mean_async(many.back(), "tensor " + std::to_string(i)));
+    }
+    for (auto& w : works) w->wait();
+    for (int i = 0; i < 4; ++i) CHECK(testing::to_cpu(many[i]).data<float>()[4095] == 1.0f + i);
+    CHECK_THROWS_WITH_AS(nccl.all_reduce_mean_async(Tensor::full({4}, 1.0), "a CPU tensor"),
+                         doctest::Contains("expected a contiguous f32 tensor on cuda:0"), Error);
   }
   nn::UNetConfig config = nn::UNetConfig::isotropic(3, 1, 3);
   config.base_features = 4;
@@ -45,6 +56,7 @@ TEST_CASE("GPU data-parallel: NCCL averages a bucket and the reducer's gradients
   Tensor labels = Tensor::zeros({2, 8, 8, 8}, TensorOptions{}.with(DType::u8));
   for (std::int64_t i = 0; i < labels.numel(); ++i) labels.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(i % 3);
   labels = to_gpu(labels);
+  {
   dist::GradientReducer reducer(group, reduced.parameters(), {.bucket_bytes = 4096});
   for (int pass = 0; pass < 2; ++pass) {
     plain.zero_grad();
@@ -56,9 +68,14 @@ TEST_CASE("GPU data-parallel: NCCL averages a bucket and the reducer's gradients
     for (std::size_t k = 0; k < a.size(); ++k) {
       INFO("pass " << pass << ", " << a[k].first);
       REQUIRE(a[k].second.grad().defined() == b[k].second.grad().defined());
-      if (a[k].second.grad().defined())
-        CHECK(testing::max_abs_diff(testing::to_cpu(a[k].second.grad()), testing::to_cpu(b[k].second.grad())) <= 1e-6);
+      if (!a[k].second.grad().defined()) continue;
+      // Relative: cuDNN's backward-filter algorithms may sum in another order from one pass to the next.
+      const Tensor ga = testing::to_cpu(a[k].second.grad()), gb = testing::to_cpu(b[k].second.grad());
+      const double scale = std::max(testing::max_abs_diff(ga, Tensor::zeros(ga.shape())), 1e-3);
+      CHECK(testing::max_abs_diff(ga, gb) / scale <= 1e-5);
     }
   }
   CHECK(reducer.buckets_started_during_backward() > 0);
+  }
+  dist::ProcessGroup::finalize_world();  // the suite's only MPI user: leave the one-rank job in order
 }

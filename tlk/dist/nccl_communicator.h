@@ -25,12 +25,14 @@ class NcclCommunicator {
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
 
-  /// Replaces a contiguous CUDA f32 tensor by its mean over the ranks, without blocking the host.
+  /// Replaces a contiguous CUDA f32 tensor on this communicator's GPU by its mean over the ranks,
+  /// without waiting for it (the returned work keeps `t` alive until it is waited for).
   std::shared_ptr<Work> all_reduce_mean_async(Tensor t, std::string what);
 
+  struct Impl;  ///< shared with the pending works (Note [Non-blocking NCCL] in the .cpp)
+
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace tlk::dist
