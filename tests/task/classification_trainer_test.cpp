@@ -306,6 +306,14 @@ TEST_CASE("classification: distill.features adds hints or attention transfer on 
     CHECK(resumed[0].train_loss == results[1].train_loss);
     CHECK(resumed[0].distill_loss == results[1].distill_loss);
   }
+  // distill+adapt: the teacher's maps of the unlabelled target batch are matched too.
+  io::Config both = student_config("attention", "distill_adapt", 1);
+  both.set("transfer.strategy", "distill+adapt");
+  both.set("data.target", write_unlabelled(dir, 48, 12));
+  both.set("adapt.hidden", "16");
+  const auto adapted = task::ClassificationTrainer(task::ClassificationTrainConfig::from(both)).run(false);
+  CHECK(std::isfinite(adapted[0].distill_loss));
+  CHECK(std::isfinite(adapted[0].adversarial_loss));
   io::Config wrong = tiny_config(dir, train, "x");
   wrong.set("distill.features", "hint");
   CHECK_THROWS_WITH_AS(task::ClassificationTrainConfig::from(wrong), doctest::Contains("needs a distill strategy"),
