@@ -18,8 +18,8 @@ SegmentationTeacherCache::SegmentationTeacherCache(const SegmentationTrainConfig
       ranks > 1 ? config.distill_cache / fmt::format("rank{}_of_{}", rank, ranks) : config.distill_cache;
   cache_ = std::make_unique<transfer::TeacherCache>(
       dir, transfer::TeacherCacheOptions{.format = transfer::CacheFormat::probabilities_u8,
-                                                          .num_classes = num_classes,
-                                                          .temperature = config.distill_temperature});
+                                         .num_classes = num_classes,
+                                         .temperature = config.distill_temperature});
   const std::vector<std::uint8_t> teacher_bytes = io::read_file_bytes(config.teacher);
   std::uint64_t h = fnv1a(teacher_bytes.data(), teacher_bytes.size());
   h = fnv1a(fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", config.train_dir.string(), config.target_dir.string(),
