@@ -65,6 +65,14 @@ std::vector<Tensor> Module::parameters() const {
   return out;
 }
 
+std::vector<Tensor> parameters_of(const std::vector<const Module*>& modules) {
+  std::vector<Tensor> out;
+  for (const Module* m : modules)
+    if (m)
+      for (const Tensor& p : m->parameters()) out.push_back(p);
+  return out;
+}
+
 std::vector<NamedTensor> Module::named_buffers() const {
   std::vector<NamedTensor> out;
   collect("", true, out);

@@ -103,4 +103,8 @@ class UnaryModule : public Module {
   Tensor operator()(const Tensor& input) { return forward(input); }
 };
 
+/// The parameters of several modules in turn (null entries skipped): what a trainer updates when the
+/// model, a discriminator and distillation regressors train together.
+std::vector<Tensor> parameters_of(const std::vector<const Module*>& modules);
+
 }  // namespace tlk::nn

@@ -235,7 +235,6 @@ void ClassificationTrainer::precompute_teacher_outputs() {
   const std::int64_t chunk = 500;
   auto score = [&](const Tensor& images, std::int64_t key_base) {
     const std::int64_t n = images.size(0);
-    std::vector<Tensor> parts;
     Tensor out;
     for (std::int64_t start = 0, c = 0; start < n; start += chunk, ++c) {
       std::vector<std::int64_t> idx;
@@ -310,13 +309,9 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     iteration = c.iteration;
     best = std::stod(c.metadata.at("train.best_accuracy"));
   }
-  std::vector<Tensor> trained = net_->parameters();
-  for (const nn::Module* extra : {static_cast<const nn::Module*>(adapter_.get()),
-                                  static_cast<const nn::Module*>(stage_distillation_.get())})
-    if (extra)
-      for (const Tensor& p : extra->parameters()) trained.push_back(p);
-  parallel_.start(config_.to_yaml() + std::to_string(train_.size()),
-                  {net_.get(), adapter_.get(), stage_distillation_.get()}, trained, config_.distributed.bucket_mb);
+  const std::vector<const nn::Module*> trained_modules{net_.get(), adapter_.get(), stage_distillation_.get()};
+  const std::vector<Tensor> trained = nn::parameters_of(trained_modules);
+  parallel_.start(config_.to_yaml() + std::to_string(train_.size()), trained_modules, config_.distributed.bucket_mb);
   if (config_.distributed.sync_batch_norm) parallel_.synchronize_batch_norm({net_.get(), adapter_.get()});
   const bool writes = parallel_.writes();  // rank 0 alone writes checkpoints, logs and progress
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();

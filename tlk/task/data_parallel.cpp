@@ -16,6 +16,17 @@ std::vector<Tensor> tensors_of(const std::vector<nn::NamedTensor>& named) {
   return out;
 }
 
+int set_cross_process_sum(nn::Module& module, const ops::CrossProcessSum& sum) {
+  int count = 0;
+  if (auto* bn = dynamic_cast<nn::BatchNorm3d*>(&module)) {
+    bn->cross_process_sum = sum;
+    ++count;
+  }
+  for (const auto& [name, child] : module.children())
+    if (child) count += set_cross_process_sum(*child, sum);
+  return count;
+}
+
 }  // namespace
 
 int DataParallel::threads(int threads) const {
@@ -28,14 +39,14 @@ Device DataParallel::device(const Device& configured, const std::string& text) c
 }
 
 void DataParallel::start(const std::string& inputs, const std::vector<const nn::Module*>& modules,
-                         const std::vector<Tensor>& trained, double bucket_mb) {
+                         double bucket_mb) {
   if (!group_) return;
   group_->check_same(inputs, "the training config or case list");
   // Every rank starts from rank 0's state (its initialisation, fine-tune or resumed checkpoint).
   for (const nn::Module* m : modules)
     if (m) dist::broadcast_tensors(*group_, tensors_of(m->state_dict()), 0, "model state");
   std::vector<Tensor> reduced;
-  for (const Tensor& p : trained)
+  for (const Tensor& p : nn::parameters_of(modules))
     if (p.requires_grad()) reduced.push_back(p);
   reducer_ = std::make_unique<dist::GradientReducer>(
       *group_, reduced, dist::GradientReducerOptions{static_cast<std::int64_t>(bucket_mb * (1 << 20))});
@@ -61,21 +72,6 @@ void DataParallel::average_buffers(const std::vector<const nn::Module*>& modules
   for (const nn::Module* m : modules)
     if (m) dist::average_tensors(*group_, tensors_of(m->named_buffers()), "batch-norm statistics");
 }
-
-namespace {
-
-int set_cross_process_sum(nn::Module& module, const ops::CrossProcessSum& sum) {
-  int count = 0;
-  if (auto* bn = dynamic_cast<nn::BatchNorm3d*>(&module)) {
-    bn->cross_process_sum = sum;
-    ++count;
-  }
-  for (const auto& [name, child] : module.children())
-    if (child) count += set_cross_process_sum(*child, sum);
-  return count;
-}
-
-}  // namespace
 
 void DataParallel::barrier(const std::string& what) const {
   if (group_) group_->barrier(what);

@@ -40,10 +40,9 @@ class DataParallel {
   Device device(const Device& configured, const std::string& text) const;
 
   /// Checks that every rank has the same `inputs` (config and case lists), copies rank 0's state of
-  /// `modules` to every rank, and averages the gradients of `trained` (those that require grad)
-  /// after each backward pass from now on, in buckets of `bucket_mb` MiB.
-  void start(const std::string& inputs, const std::vector<const nn::Module*>& modules,
-             const std::vector<Tensor>& trained, double bucket_mb);
+  /// `modules` to every rank, and averages the gradients of their parameters (those that require
+  /// grad) after each backward pass from now on, in buckets of `bucket_mb` MiB.
+  void start(const std::string& inputs, const std::vector<const nn::Module*>& modules, double bucket_mb);
   /// Ends a backward pass: every trained gradient is now the mean over the ranks.
   void after_backward();
   /// Waits until every rank got here (`what` names the wait in a timeout's error). A no-op alone.

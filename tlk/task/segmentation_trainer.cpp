@@ -221,11 +221,8 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   // weights; f16 adds dynamic loss scaling over every trained parameter (Note [Loss scaling]).
   const DType precision = config_.precision;
   nn::GradScaler scaler;
-  std::vector<Tensor> trained = net_->parameters();
-  for (const nn::Module* extra : {static_cast<const nn::Module*>(adapter_.get()),
-                                  static_cast<const nn::Module*>(stage_distillation_.get())})
-    if (extra)
-      for (const Tensor& p : extra->parameters()) trained.push_back(p);
+  const std::vector<const nn::Module*> trained_modules{net_.get(), adapter_.get(), stage_distillation_.get()};
+  const std::vector<Tensor> trained = nn::parameters_of(trained_modules);
   const int rank = parallel_.rank(), ranks = parallel_.ranks();
   const bool writes = parallel_.writes();
   std::int64_t start_epoch = 0, iteration = 0;
@@ -259,7 +256,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   std::string inputs = config_.to_yaml() + std::to_string(target_cases_.size());
   for (const auto* ids : {&train_ids_, &val_ids_})
     for (const std::string& id : *ids) inputs += "\n" + id;
-  parallel_.start(inputs, {net_.get(), adapter_.get(), stage_distillation_.get()}, trained, config_.distributed.bucket_mb);
+  parallel_.start(inputs, trained_modules, config_.distributed.bucket_mb);
   if (config_.distributed.sync_batch_norm) parallel_.synchronize_batch_norm({net_.get(), adapter_.get()});
   if (writes) std::ofstream(config_.out_dir / "config.yaml") << config_.to_yaml();
   std::optional<TrainingLog> log, step_log;
