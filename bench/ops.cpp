@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   int iters = 5;
   std::int64_t batch = 2, patch = 64;
   bool quick = false;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] {
@@ -92,11 +93,17 @@ int main(int argc, char** argv) {
       patch = value();
     else if (a == "--quick")
       quick = true;
+    else if (a == "--layer" && i + 1 < argc)
+      only = argv[++i];
     else if (a == "--help" || a == "-h") {
       fmt::print(
-          "usage: ops [--iters N] [--threads N] [--batch N] [--patch N] [--quick]\n"
+          "usage: ops [--iters N] [--threads N] [--batch N] [--patch N] [--quick] [--layer TEXT]\n"
           "Times conv3d forward, backward-data and backward-weights on UNet layer shapes.\n"
-          "example: build/bench/ops --iters 5 --threads 2\n");
+          "The three backward-weights implementations run interleaved, one call of each per round.\n"
+          "  --quick       only the first two layers\n"
+          "  --layer TEXT  only the layers whose name contains TEXT (e.g. 'L3')\n"
+          "examples: build/bench/ops --iters 5 --threads 2\n"
+          "          DNNL_MAX_CPU_ISA=AVX2 build/bench/ops --layer down\n");
       return 0;
     } else {
       fmt::print(stderr, "ops: unknown argument '{}' (see --help)\n", a);
@@ -126,6 +133,10 @@ int main(int argc, char** argv) {
                         {2, 2, 2}});
   }
   if (quick) layers.resize(2);
+  if (!only.empty())
+    layers.erase(std::remove_if(layers.begin(), layers.end(),
+                                [&](const Layer& L) { return L.name.find(only) == std::string::npos; }),
+                 layers.end());
 
   fmt::print("{:<16} {:>8} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7}  {}\n", "layer", "GFLOP", "fwd ms",
              "bwd-d ms", "fwd %pk", "bwd-d %pk", "bw TLK", "bw dnnl", "bw dnnl*", "TLK x", "oneDNN chosen impl");
@@ -142,13 +153,11 @@ int main(int argc, char** argv) {
         iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); }, 1);
     const double bwd_data = bench::median_ms(
         iters, [&] { cpu::conv3d_backward_data(y, w, x.shape(), opt); }, 1);
-    const double bw_own = bench::median_ms(
-        iters, [&] { cpu::conv3d_backward_weights_avx2(y, xb, w.shape(), opt); }, 1);
-    const double bw_plain = bench::median_ms(
-        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::plain); }, 1);
-    const double bw_chosen = bench::median_ms(
-        iters, [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); },
-        1);
+    const auto bw = bench::interleaved_medians_ms(
+        iters, [&] { cpu::conv3d_backward_weights_avx2(y, xb, w.shape(), opt); },
+        [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::plain); },
+        [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); });
+    const double bw_own = bw[0], bw_plain = bw[1], bw_chosen = bw[2];
     const std::string impl = cpu::conv3d_backward_weights_onednn_impl(x.shape(), w.shape(), y.shape(), opt,
                                                                       cpu::OneDnnWeightsLayout::chosen);
     auto pct = [&](double ms) { return 100.0 * gflop / (ms / 1e3) / peak; };

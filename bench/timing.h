@@ -24,4 +24,22 @@ double median_ms(int iters, Fn&& fn, int warmup = 0) {
   return times[times.size() / 2];
 }
 
+/// Medians of `iters` timed calls of each of `fns`, called round-robin (one call of each per round, after
+/// one untimed round), so that a shared machine's slow spells fall on all of them alike.
+template <class... Fns>
+std::vector<double> interleaved_medians_ms(int iters, Fns&&... fns) {
+  (fns(), ...);
+  std::vector<std::vector<double>> times(sizeof...(Fns));
+  for (int i = 0; i < iters; ++i) {
+    std::size_t k = 0;
+    ((times[k++].push_back(time_ms(fns))), ...);
+  }
+  std::vector<double> medians;
+  for (auto& t : times) {
+    std::sort(t.begin(), t.end());
+    medians.push_back(t[t.size() / 2]);
+  }
+  return medians;
+}
+
 }  // namespace tlk::bench
