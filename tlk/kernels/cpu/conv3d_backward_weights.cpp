@@ -228,21 +228,24 @@ __attribute__((target("avx2,fma"))) void accumulate_pass(const Geometry& g, cons
   for (int t = 0; t < T; ++t)
     for (int j = 0; j < J; ++j) a.acc[t][j] = chunk.first ? _mm256_setzero_ps() : _mm256_loadu_ps(carried(t, j));
   a = accumulate_planes<L, T, J>(a, g, s, x_channel, dy_channel, chunk.by_kd[kd]);
-  for (int t = 0; t < T; ++t)
-    for (int j = 0; j < J; ++j) {
+  for (int j = 0; j < J; ++j) {
+    const std::int64_t lane0 = tile_of(j) * kLanes;
+    const std::int64_t co = L == Lanes::input_channels ? scalar_of(j) : lane0;
+    const std::int64_t ci = L == Lanes::input_channels ? lane0 : scalar_of(j);
+    const std::int64_t lane_stride = L == Lanes::input_channels ? taps : g.ci * taps;
+    const std::int64_t valid = L == Lanes::input_channels ? (co < g.co ? std::min(kLanes, g.ci - ci) : 0)
+                                                          : std::min(kLanes, g.co - co);
+    for (int t = 0; t < T; ++t) {
       if (!chunk.last) {
         _mm256_storeu_ps(carried(t, j), a.acc[t][j]);
         continue;
       }
       float lanes[kLanes];
       _mm256_storeu_ps(lanes, a.acc[t][j]);
-      for (std::int64_t lane = 0; lane < kLanes; ++lane) {
-        const std::int64_t lane_channel = tile_of(j) * kLanes + lane;
-        const std::int64_t co = L == Lanes::input_channels ? scalar_of(j) : lane_channel;
-        const std::int64_t ci = L == Lanes::input_channels ? lane_channel : scalar_of(j);
-        if (co < g.co && ci < g.ci) g.weights[(co * g.ci + ci) * taps + tap0 + t] = lanes[lane];
-      }
+      float* w = g.weights + (co * g.ci + ci) * taps + tap0 + t;
+      for (std::int64_t lane = 0; lane < valid; ++lane) w[lane * lane_stride] = lanes[lane];
     }
+  }
 }
 
 using Pass = void (*)(const Geometry&, const Unit&, std::int64_t, const PassShape&, const Chunk&);
