@@ -132,6 +132,8 @@ int main(int argc, char** argv) {
                         {3, 3, 3},
                         {2, 2, 2}});
   }
+  // The 1x1x1 segmentation head (and the deep-supervision heads, at lower resolutions).
+  layers.push_back({"head 32->2 1x1x1", widths[0], 2, patch, {1, 1, 1}, {1, 1, 1}});
   if (quick) layers.resize(2);
   if (!only.empty())
     layers.erase(std::remove_if(layers.begin(), layers.end(),
@@ -142,13 +144,13 @@ int main(int argc, char** argv) {
              "bwd-d ms", "fwd %pk", "bwd-d %pk", "bw TLK", "bw dnnl", "bw dnnl*", "TLK x", "oneDNN chosen impl");
   Generator gen(1);
   for (const auto& L : layers) {
-    const auto opt = Conv3dOptions{}.with_stride(L.stride).with_padding({1, 1, 1});
+    const auto opt = Conv3dOptions{}.with_stride(L.stride).with_padding({L.k[0] / 2, L.k[1] / 2, L.k[2] / 2});
     Tensor x = randn({batch, L.ci, L.size, L.size, L.size}, gen);
     Tensor w = randn({L.co, L.ci, L.k[0], L.k[1], L.k[2]}, gen, 0, 0.05);
     Tensor y = cpu::conv3d_forward(x, w, {}, opt);
     Tensor xb = x.to(Layout::blocked);  // activations arrive in the blocked layout inside a network
     if (L.ci < 8) xb = x;               // except the network input
-    const double gflop = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(L.ci * 27) / 1e9;
+    const double gflop = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(L.ci * L.k[0] * L.k[1] * L.k[2]) / 1e9;
     const double fwd = bench::median_ms(
         iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); }, 1);
     const double bwd_data = bench::median_ms(

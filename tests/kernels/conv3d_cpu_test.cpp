@@ -61,15 +61,53 @@ TEST_CASE("cpu conv3d forward, backward-data, backward-weights and bias match th
   }
 }
 
-TEST_CASE("without a oneDNN JIT, TLK's backward-weights kernel serves the UNet layers it beats GEMM on") {
-  // Note [Backward-weights choice]: the UNet of bench/ops (batch 2, 64^3, base 32) layer by layer.
-  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 1, 64, 64, 64}, {2, 32, 64, 64, 64}));  // stem
-  CHECK(cpu::own_backward_weights_preferred({2, 32, 64, 64, 64}, {2, 32, 64, 64, 64}));        // L0
-  CHECK(cpu::own_backward_weights_preferred({2, 32, 64, 64, 64}, {2, 64, 32, 32, 32}));        // L0 down
-  CHECK(cpu::own_backward_weights_preferred({2, 64, 32, 32, 32}, {2, 64, 32, 32, 32}));        // L1
-  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 64, 32, 32, 32}, {2, 128, 16, 16, 16}));  // L1 down
-  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 256, 8, 8, 8}, {2, 256, 8, 8, 8}));       // L3
-  CHECK_FALSE(cpu::own_backward_weights_preferred({2, 32, 64, 64}, {2, 32, 64, 64}));           // not 3D
+TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, unit split and plane chunking") {
+  if (!cpu::conv3d_backward_weights_has_avx2()) {
+    MESSAGE("skipped: this CPU lacks AVX2/FMA");
+    return;
+  }
+  struct KernelCase {
+    const char* what;
+    Shape x, w;
+    Conv3dOptions opt;
+  };
+  const std::vector<KernelCase> all = {
+      // Kernel widths 5 (a pass of 3 columns, then 2) and 1 (passes of one column).
+      {"kw 5", {2, 8, 5, 6, 9}, {8, 8, 2, 3, 5}, Conv3dOptions{}.with_padding({0, 1, 2})},
+      {"kw 1", {1, 16, 4, 5, 6}, {12, 16, 3, 3, 1}, Conv3dOptions{}.with_padding({1, 1, 0}).with_stride({1, 2, 1})},
+      // 64 output x 16 input channels: enough channel groups that a unit takes every kernel row.
+      {"all rows per unit", {1, 16, 4, 5, 5}, {64, 16, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      // Output channels in the lanes: 2 input channels, 40 output channels (a group of 4 tiles, then 1).
+      {"output-channel lanes", {2, 2, 4, 5, 6}, {40, 2, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      // Planes of 96x96 positions do not fit L2 together: one plane per chunk, sums carried between chunks.
+      {"plane chunks", {1, 8, 3, 96, 96}, {8, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+  };
+  Generator gen(34);
+  for (const auto& c : all) {
+    CAPTURE(c.what);
+    Tensor x = randn(c.x, gen);
+    Tensor dy = randn(ref::conv3d_forward(x, randn(c.w, gen), {}, c.opt).shape(), gen);
+    Tensor expected = ref::conv3d_backward_weights(dy, x, c.w, c.opt);
+    for (Layout layout : {Layout::plain, Layout::blocked}) {
+      CAPTURE(layout_name(layout));
+      CHECK(rel_error(cpu::conv3d_backward_weights_avx2(dy.to(layout), x.to(layout), c.w, c.opt), expected) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("TLK's AVX2 backward-weights kernel reads a plain network input as it is") {
+  if (!cpu::conv3d_backward_weights_has_avx2()) {
+    MESSAGE("skipped: this CPU lacks AVX2/FMA");
+    return;
+  }
+  Generator gen(35);
+  const auto opt = Conv3dOptions{}.with_padding({1, 1, 1});
+  Tensor x = randn({2, 1, 6, 5, 7}, gen), dy = randn({2, 32, 6, 5, 7}, gen).to(Layout::blocked);
+  const Shape ws{32, 1, 3, 3, 3};
+  const auto reorders = reorder_stats().activations;
+  Tensor dw = cpu::conv3d_backward_weights_avx2(dy, x, ws, opt);
+  CHECK(reorder_stats().activations == reorders);
+  CHECK(rel_error(dw, ref::conv3d_backward_weights(dy, x, ws, opt)) < 1e-5);
 }
 
 TEST_CASE("TLK's AVX2 backward-weights kernel reads 8- and 16-channel blocks alike") {

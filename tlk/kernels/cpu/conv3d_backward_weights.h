@@ -5,34 +5,30 @@
 namespace tlk::kernels::cpu {
 
 /// Gradient of conv3d w.r.t. its weight, plain [Co, Ci, kD, kH, kW], by the fastest implementation
-/// this CPU has: oneDNN's JIT primitive where oneDNN has one for the shape (AVX-512 machines), else
-/// TLK's own AVX2 kernel (conv3d_backward_weights_avx2) on the shapes where it beats oneDNN's
-/// plain-layout GEMM path (own_backward_weights_preferred), else that GEMM path.
+/// this CPU has (Note [Backward-weights choice]): oneDNN's JIT primitive where oneDNN has one for the
+/// shape (AVX-512 machines), else TLK's own AVX2 kernel (conv3d_backward_weights_avx2), else oneDNN's
+/// plain-layout GEMM path.
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt);
 
-/// TLK's own AVX2/FMA backward-weights kernel, reading the channel-blocked layouts nCdhw8c and
-/// nCdhw16c directly (inputs in any other layout are reordered, counted). Requires AVX2 and FMA.
+/// TLK's own AVX2/FMA backward-weights kernel. It reads x and dy in the channel-blocked layouts nCdhw8c
+/// and nCdhw16c directly, and an x with fewer than 8 channels also in the plain layout; inputs in any
+/// other layout are reordered (counted). Requires AVX2 and FMA.
 ///
 /// Note [Backward-weights kernel]: oneDNN 2.6 has no JIT 3D backward-weights on AVX2 (DESIGN §3).
-/// dW[co, ci, tap] = Σ_{n, o} dy[n, co, o] · x[n, ci, o·s − p + tap·dil]. The kernel works on 8x8
-/// tiles (8 output channels of one dy block by 8 input channels of one x block): for each output
-/// position it loads one x vector (8 input channels) and broadcasts 8 dy values, 8 FMAs into 8
-/// accumulator registers, one register per output channel. The data are walked one output plane
-/// (n, od) at a time; for that plane every channel-block pair runs all kernel taps while the dy plane
-/// and the few x planes it reads stay in L2, so each byte fetched from memory feeds every tap. Threads
-/// split the channel-block pairs, each pair's accumulators belong to one thread per plane, so no
-/// reduction is needed and nothing serialises.
+/// dW[co, ci, kd, kh, kw] = Σ_{n, o} dy[n, co, o] · x[n, ci, o·s − p + k·dil] is a GEMM whose reduction
+/// runs over the output positions. One pass of the kernel holds 12 accumulator registers: 3 kernel
+/// columns (kw) x 4 output channels, each register 8 input channels wide. Per output position it loads
+/// the 3 x vectors of the 3 columns and broadcasts 4 dy values: 7 loads feed 12 FMAs, so the FMA units,
+/// not the loads, set the pace. With fewer than 8 input channels (the network's input) the roles turn:
+/// registers are 8 output channels wide (4 registers, 32 channels) and x is broadcast.
+/// The work is split into units (4 output channels x 8 input channels x a range of kernel rows (kd, kh))
+/// that write disjoint weights, so threads need no reduction; dynamic scheduling balances them. Planes
+/// are walked in chunks that keep a unit's data in L2 (Note [Plane chunks]).
 Tensor conv3d_backward_weights_avx2(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                     const Conv3dOptions& opt);
 
 /// Whether this CPU can run TLK's AVX2 kernel.
 bool conv3d_backward_weights_has_avx2();
-
-/// Whether TLK's AVX2 kernel is expected to beat oneDNN's GEMM path for a convolution with input
-/// [N, Ci, ...] and output gradient [N, Co, D, H, W] (Note [Backward-weights choice]): at least one
-/// full channel block of input (Ci >= 8) and at least 32^3 output voxels per sample. The choice
-/// depends on the shapes only, so a run (and its resume) always takes the same path.
-bool own_backward_weights_preferred(const Shape& input, const Shape& grad_output);
 
 }  // namespace tlk::kernels::cpu
