@@ -157,7 +157,8 @@ int main(int argc, char** argv) {
     Tensor y = cpu::conv3d_forward(x, w, {}, opt);
     Tensor xb = x.to(Layout::blocked);  // activations arrive in the blocked layout inside a network
     if (L.ci < 8) xb = x;               // except the network input
-    const double gflop = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(L.ci * L.k[0] * L.k[1] * L.k[2]) / 1e9;
+    const double gflop =
+        2.0 * static_cast<double>(y.numel()) * static_cast<double>(L.ci * L.k[0] * L.k[1] * L.k[2]) / 1e9;
     const double fwd = bench::median_ms(
         iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); }, 1);
     const double bwd_data = bench::median_ms(
@@ -171,7 +172,8 @@ int main(int argc, char** argv) {
                                                                       cpu::OneDnnWeightsLayout::chosen);
     auto pct = [&](double ms, double of) { return 100.0 * gflop / (ms / 1e3) / of; };
     fmt::print(
-        "{:<16} {:>8.2f} | {:>9.1f} {:>9.1f} | {:>8.0f}% {:>8.0f}% | {:>9.1f} {:>9.1f} {:>9.1f} | {:>8.0f}% {:>8.0f}% | "
+        "{:<16} {:>8.2f} | {:>9.1f} {:>9.1f} | {:>8.0f}% {:>8.0f}% | {:>9.1f} {:>9.1f} {:>9.1f} | {:>8.0f}% {:>8.0f}% "
+        "| "
         "{:>6.2f}x  {}\n",
         L.name, gflop, fwd, bwd_data, pct(fwd, peak), pct(bwd_data, peak), bw_own, bw_plain, bw_chosen,
         pct(bw_own, peak_avx2), pct(std::min(bw_plain, bw_chosen), peak_avx2), std::min(bw_plain, bw_chosen) / bw_own,

@@ -15,9 +15,9 @@ namespace tlk::kernels::cpu {
 
 namespace {
 
-constexpr std::int64_t kLanes = 8;   // f32 lanes of one AVX2 register
-constexpr int kMaxTapsPerPass = 3;   // kernel columns (kw) one pass keeps in registers
-constexpr int kMaxVectorsPerTap = 4; // accumulators per tap: taps x vectors <= 12 of the 16 registers
+constexpr std::int64_t kLanes = 8;    // f32 lanes of one AVX2 register
+constexpr int kMaxTapsPerPass = 3;    // kernel columns (kw) one pass keeps in registers
+constexpr int kMaxVectorsPerTap = 4;  // accumulators per tap: taps x vectors <= 12 of the 16 registers
 
 // Which channels fill the register lanes (Note [Backward-weights kernel]).
 enum class Lanes { input_channels, output_channels };
@@ -28,8 +28,8 @@ struct Activation {
   const float* data;
   std::int64_t block, blocks;
   Int3 extent;
-  std::int64_t row() const { return extent[2] * block; }           // floats between rows
-  std::int64_t plane() const { return extent[1] * row(); }         // floats between planes
+  std::int64_t row() const { return extent[2] * block; }                // floats between rows
+  std::int64_t plane() const { return extent[1] * row(); }              // floats between planes
   std::int64_t sample() const { return blocks * extent[0] * plane(); }  // floats between samples
   // Element (0, c, 0, 0, 0); positions along a row are `block` floats apart.
   const float* channel(std::int64_t c) const { return data + (c / block) * extent[0] * plane() + c % block; }
@@ -38,6 +38,23 @@ struct Activation {
 Activation activation_of(const Tensor& t, std::int64_t block) {
   const Shape& s = t.shape();
   return {raw_f32(t), block, (s[1] + block - 1) / block, {s[2], s[3], s[4]}};
+}
+
+// `x` (n samples) inside a border of `pad` zeros, in `storage`.
+Activation zero_bordered(const Activation& x, std::int64_t n, const Int3& pad, std::vector<float>& storage) {
+  Activation bordered{
+      nullptr, x.block, x.blocks, {x.extent[0] + 2 * pad[0], x.extent[1] + 2 * pad[1], x.extent[2] + 2 * pad[2]}};
+  storage.assign(static_cast<std::size_t>(n * bordered.sample()), 0.0f);
+  bordered.data = storage.data();
+  const std::int64_t volumes = n * x.blocks;
+#pragma omp parallel for collapse(2)
+  for (std::int64_t v = 0; v < volumes; ++v)
+    for (std::int64_t d = 0; d < x.extent[0]; ++d)
+      for (std::int64_t h = 0; h < x.extent[1]; ++h)
+        std::copy_n(x.data + (v * x.extent[0] + d) * x.plane() + h * x.row(), x.row(),
+                    storage.data() + (v * bordered.extent[0] + d + pad[0]) * bordered.plane() +
+                        (h + pad[1]) * bordered.row() + pad[2] * bordered.block);
+  return bordered;
 }
 
 // Where output plane (n, od) and the input plane (n, id) it reads for one kd lie, from a channel's first
@@ -55,6 +72,9 @@ struct PassShape {
   std::int64_t ow_lo, ow_hi;  // [ow_lo, ow_hi): every tap of the pass inside the input
   std::int64_t oh_lo, oh_hi;  // output rows whose input row exists
   std::int64_t ih0;           // input row of output row 0
+  // Small planes (Note [Small planes]): x's offset in its plane, tap kw0, of every output position of a
+  // plane, row after row; empty where the pass walks rows.
+  std::vector<std::int32_t> x_offsets;
 };
 
 struct Geometry {
@@ -97,7 +117,8 @@ void valid_range(std::int64_t extent, std::int64_t out_extent, std::int64_t stri
   if (hi < lo) hi = lo;
 }
 
-std::vector<PassShape> pass_shapes(const Activation& x, const Activation& dy, const Int3& k, const Conv3dOptions& o) {
+std::vector<PassShape> pass_shapes(const Activation& x, const Activation& dy, const Int3& k, const Conv3dOptions& o,
+                                   bool small_planes) {
   std::vector<PassShape> passes;
   for (std::int64_t kh = 0; kh < k[1]; ++kh)
     for (std::int64_t kw0 = 0; kw0 < k[2]; kw0 += kMaxTapsPerPass) {
@@ -115,6 +136,14 @@ std::vector<PassShape> pass_shapes(const Activation& x, const Activation& dy, co
       s.ow_hi = std::max(s.ow_hi, s.ow_lo);
       valid_range(x.extent[1], dy.extent[1], o.stride[1], o.padding[1], kh * o.dilation[1], s.oh_lo, s.oh_hi);
       s.ih0 = kh * o.dilation[1] - o.padding[1];
+      if (small_planes) {
+        check(s.ow_lo == 0 && s.ow_hi == dy.extent[2] && s.oh_lo == 0 && s.oh_hi == dy.extent[1],
+              "conv3d backward weights: a small-plane pass reaches outside its zero-bordered input");
+        for (std::int64_t oh = 0; oh < dy.extent[1]; ++oh)
+          for (std::int64_t ow = 0; ow < dy.extent[2]; ++ow)
+            s.x_offsets.push_back(
+                static_cast<std::int32_t>((s.ih0 + oh * o.stride[1]) * x.row() + (ow * o.stride[2] + s.iw0) * x.block));
+      }
       passes.push_back(s);
     }
   return passes;
@@ -171,6 +200,23 @@ __attribute__((target("avx2,fma"), noinline)) Accumulators<T, J> accumulate_plan
   const std::int64_t x_step = g.x.block, dy_step = g.dy.block, x_advance = g.opt.stride[2] * x_step;
   const std::int64_t in_w = g.x.extent[2], out_w = g.dy.extent[2];
   const std::int64_t x_row = g.opt.stride[1] * g.x.row(), dy_row = g.dy.row();
+  if (!s.x_offsets.empty()) {
+    // Small planes: one walk over all positions of a plane, every tap inside the (zero-bordered) input.
+    const std::int64_t positions = static_cast<std::int64_t>(s.x_offsets.size());
+    const std::int32_t* offsets = s.x_offsets.data();
+    for (const PlanePair& plane : planes) {
+      const float* x = x_channel + plane.x;
+      DyPointers<L, J> d;
+      for (std::size_t j = 0; j < std::size(d.p); ++j) d.p[j] = dy_channel.p[j] + plane.dy;
+      for (std::int64_t position = 0; position < positions; ++position) {
+        const float* xt[T];
+        for (int t = 0; t < T; ++t) xt[t] = x + offsets[position] + t * s.tap_step;
+        a = accumulate_position<L, T, J, false>(a, xt, d);
+        for (std::size_t j = 0; j < std::size(d.p); ++j) d.p[j] += dy_step;
+      }
+    }
+    return a;
+  }
   for (const PlanePair& plane : planes) {
     const float* x = x_channel + plane.x + (s.ih0 + s.oh_lo * g.opt.stride[1]) * g.x.row();
     DyPointers<L, J> dy;
@@ -210,7 +256,7 @@ __attribute__((target("avx2,fma"), noinline)) Accumulators<T, J> accumulate_plan
 // last (else in the carried sums).
 template <Lanes L, int T, int J>
 __attribute__((target("avx2,fma"))) void accumulate_pass(const Geometry& g, const Unit& u, std::int64_t kd,
-                                                        const PassShape& s, const Chunk& chunk) {
+                                                         const PassShape& s, const Chunk& chunk) {
   const std::int64_t taps = g.taps(), tiles = g.tiles(), tap0 = (kd * g.k[1] + s.kh) * g.k[2] + s.kw0;
   // (scalar channel, lane tile) of accumulator column j.
   auto scalar_of = [&](int j) { return L == Lanes::input_channels ? u.scalar0 + j : u.scalar0; };
@@ -233,8 +279,8 @@ __attribute__((target("avx2,fma"))) void accumulate_pass(const Geometry& g, cons
     const std::int64_t co = L == Lanes::input_channels ? scalar_of(j) : lane0;
     const std::int64_t ci = L == Lanes::input_channels ? lane0 : scalar_of(j);
     const std::int64_t lane_stride = L == Lanes::input_channels ? taps : g.ci * taps;
-    const std::int64_t valid = L == Lanes::input_channels ? (co < g.co ? std::min(kLanes, g.ci - ci) : 0)
-                                                          : std::min(kLanes, g.co - co);
+    const std::int64_t valid =
+        L == Lanes::input_channels ? (co < g.co ? std::min(kLanes, g.ci - ci) : 0) : std::min(kLanes, g.co - co);
     for (int t = 0; t < T; ++t) {
       if (!chunk.last) {
         _mm256_storeu_ps(carried(t, j), a.acc[t][j]);
@@ -283,8 +329,8 @@ void run_unit(const Geometry& g, const Unit& u, const Chunk& chunk) {
 std::vector<Chunk> plane_chunks(const Geometry& g) {
   constexpr std::int64_t kUnitBytes = 512 << 10;
   const std::int64_t x_plane = std::max(g.x.block, kLanes) * g.x.extent[1] * g.x.extent[2];
-  const std::int64_t per_plane =
-      static_cast<std::int64_t>(sizeof(float)) * (g.dy.block * g.dy.extent[1] * g.dy.extent[2] + g.opt.stride[0] * x_plane);
+  const std::int64_t per_plane = static_cast<std::int64_t>(sizeof(float)) *
+                                 (g.dy.block * g.dy.extent[1] * g.dy.extent[2] + g.opt.stride[0] * x_plane);
   const std::int64_t planes = g.n * g.dy.extent[0];
   const std::int64_t fit = std::max<std::int64_t>(1, kUnitBytes / per_plane);
   const std::int64_t count = (planes + fit - 1) / fit, size = (planes + count - 1) / count;
@@ -407,7 +453,20 @@ Tensor conv3d_backward_weights_avx2(const Tensor& grad_in, const Tensor& input_i
              out.data<float>(),
              nullptr,
              {}};
-  g.passes = pass_shapes(g.x, g.dy, g.k, opt);
+  // Note [Small planes]: on planes a few positions wide, the fixed cost of each row (its set-up, and the
+  // edge columns where a tap may fall in the padding and every tap is checked) rivals its FMAs. There x is
+  // small, so a zero-bordered copy of it costs little, makes every position an interior one, and lets a
+  // pass walk each plane's positions in one loop from a table of x offsets. Measured with bench/ops under
+  // DNNL_MAX_CPU_ISA=AVX2, 2026-11-27: 10-20% faster on the 8- and 4-wide layers (L3, L3 down, L4); on
+  // the 16-wide ones the copy of the larger x cost more than it saved.
+  constexpr std::int64_t kSmallPlaneWidth = 8;
+  const bool small_planes = g.dy.extent[2] <= kSmallPlaneWidth;
+  std::vector<float> bordered;
+  if (small_planes && (opt.padding[0] != 0 || opt.padding[1] != 0 || opt.padding[2] != 0)) {
+    g.x = zero_bordered(g.x, g.n, opt.padding, bordered);
+    g.opt.padding = {0, 0, 0};
+  }
+  g.passes = pass_shapes(g.x, g.dy, g.k, g.opt, small_planes);
   const std::vector<Chunk> chunks = plane_chunks(g);
   std::vector<float> partial;
   if (chunks.size() > 1) {
