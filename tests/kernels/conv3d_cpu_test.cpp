@@ -174,6 +174,9 @@ TEST_CASE("cpu conv3d bad input gives a clear error") {
       cpu::conv3d_backward_weights(Tensor::zeros({1, 4, 3, 3, 3}), Tensor::zeros({2, 3, 5, 5, 5}), w.shape(), {}),
       doctest::Contains("do not fit weight"), Error);
   CHECK_THROWS_WITH_AS(
+      cpu::conv3d_backward_weights(Tensor::zeros({1, 4, 4, 3, 3}), Tensor::zeros({1, 3, 5, 5, 5}), w.shape(), {}),
+      doctest::Contains("has extent 4 along spatial axis 0, but input [1, 3, 5, 5, 5]"), Error);
+  CHECK_THROWS_WITH_AS(
       cpu::conv3d_backward_data(Tensor::zeros({1, 4, 3, 3, 3}, TensorOptions{DType::f64}), w, {1, 3, 5, 5, 5}, {}),
       doctest::Contains("must be an f32 CPU tensor"), Error);
 }
