@@ -67,7 +67,7 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
     return;
   }
   struct KernelCase {
-    const char* what;
+    std::string what;
     Shape x, w;
     Conv3dOptions opt;
   };
@@ -75,8 +75,8 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
       // Kernel widths 5 (a pass of 3 columns, then 2) and 1 (passes of one column).
       {"kw 5", {2, 8, 5, 6, 9}, {8, 8, 2, 3, 5}, Conv3dOptions{}.with_padding({0, 1, 2})},
       {"kw 1", {1, 16, 4, 5, 6}, {12, 16, 3, 3, 1}, Conv3dOptions{}.with_padding({1, 1, 0}).with_stride({1, 2, 1})},
-      // Planes wider than 8 positions walk row by row, with checked edge columns: strided and dilated too.
-      // (Narrower ones walk a zero-bordered copy of x, Note [Small planes], as every case above does.)
+      // Planes wider than 8 positions ("kw 5" and the next two) walk row by row, with checked edge columns,
+      // strided and dilated too; narrower ones walk a zero-bordered copy of x (Note [Small planes]).
       {"rows, stride 2",
        {1, 8, 3, 7, 20},
        {8, 8, 3, 3, 3},
@@ -85,8 +85,9 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
        {1, 8, 5, 5, 22},
        {8, 8, 3, 2, 3},
        Conv3dOptions{}.with_dilation({2, 1, 2}).with_padding({2, 0, 1})},
-      // 64 output x 16 input channels: enough channel groups that a unit takes every kernel row.
-      {"all rows per unit", {1, 16, 4, 5, 5}, {64, 16, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      // 256 output x 16 input channels: enough channel groups (128) that a unit takes every kernel row with
+      // up to 16 threads.
+      {"all rows per unit", {1, 16, 4, 5, 5}, {256, 16, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
       // Output channels in the lanes: 2 input channels, 40 output channels (a group of 4 tiles, then 1).
       {"output-channel lanes", {2, 2, 4, 5, 6}, {40, 2, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
       // Planes of 96x96 positions do not fit L2 together: one plane per chunk, sums carried between chunks.
