@@ -157,7 +157,9 @@ std::vector<PassShape> pass_shapes(const Activation& x, const Activation& dy, co
 // Note [Accumulators by value]: GCC 12 keeps all twelve in registers only when they are passed and
 // returned by value through the position step, inside a function that does nothing but walk the planes.
 // As an array behind a reference, or inlined into the unit's set-up, they were stored back to the stack
-// after every position: store-bound, at half speed.
+// after every position: store-bound, at half speed. Loading the starting sums (zero or carried) inside
+// that function instead of passing them in kept the assembly free of spills, yet ran every layer at half
+// speed too (2026-11-27, bench/ops under DNNL_MAX_CPU_ISA=AVX2); check bench/ops after any change here.
 template <int T, int J>
 struct Accumulators {
   __m256 acc[T][J];
