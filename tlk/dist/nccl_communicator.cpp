@@ -36,8 +36,8 @@ struct NcclLibrary {
   NcclLibrary() {
     void* handle = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
-      error = fmt::format("cannot load libnccl.so.2 ({}); install NCCL or add its folder to LD_LIBRARY_PATH",
-                          dlerror());
+      error =
+          fmt::format("cannot load libnccl.so.2 ({}); install NCCL or add its folder to LD_LIBRARY_PATH", dlerror());
       return;
     }
     auto resolve = [&](auto& fn, const char* name) {
@@ -92,22 +92,24 @@ struct NcclCommunicator::Impl {
     comm = nullptr;
     fail("{}", message);
   }
+  [[noreturn]] void fail_timed_out(const std::string& what) {
+    abort_and_fail(
+        fmt::format("distributed (NCCL) {}: waited {:.0f} s for the other ranks (distributed.timeout_s); "
+                    "a rank stopped, died or fell far behind",
+                    what, timeout_seconds));
+  }
   void check_healthy(const std::string& what) const {
     check(failure.empty() && comm, "distributed (NCCL) {}: not run, an earlier collective failed: {}", what, failure);
   }
   /// Polls the communicator until it leaves ncclInProgress (Note [Non-blocking NCCL]).
   void wait_ready(ncclResult_t r, Clock::time_point deadline, const std::string& what) {
     while (r == ncclInProgress) {
-      if (Clock::now() > deadline)
-        abort_and_fail(fmt::format("distributed (NCCL) {}: waited {:.0f} s for the other ranks "
-                                   "(distributed.timeout_s); a rank stopped, died or fell far behind",
-                                   what, timeout_seconds));
+      if (Clock::now() > deadline) fail_timed_out(what);
       std::this_thread::sleep_for(std::chrono::microseconds(100));
       const ncclResult_t query = nccl().get_async_error(comm, &r);
       if (query != ncclSuccess) r = query;
     }
-    if (r != ncclSuccess)
-      abort_and_fail(fmt::format("distributed (NCCL) {}: {}", what, nccl().error_string(r)));
+    if (r != ncclSuccess) abort_and_fail(fmt::format("distributed (NCCL) {}: {}", what, nccl().error_string(r)));
   }
 };
 
@@ -133,10 +135,7 @@ class NcclWork final : public Work {
       if (query != ncclSuccess) async = query;
       if (async != ncclSuccess && async != ncclInProgress)
         impl_->abort_and_fail(fmt::format("distributed (NCCL) {}: {}", what_, nccl().error_string(async)));
-      if (Clock::now() > deadline)
-        impl_->abort_and_fail(fmt::format("distributed (NCCL) {}: waited {:.0f} s for the other ranks "
-                                          "(distributed.timeout_s); a rank stopped, died or fell far behind",
-                                          what_, impl_->timeout_seconds));
+      if (Clock::now() > deadline) impl_->fail_timed_out(what_);
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   }
@@ -180,8 +179,8 @@ NcclCommunicator::NcclCommunicator(ProcessGroup& group, int device) : impl_(std:
   impl_->wait_ready(r, deadline, fmt::format("joining {} ranks on GPU {}", group.size(), device));
   const cudaError_t stream = cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking);
   if (stream != cudaSuccess)
-    impl_->abort_and_fail(fmt::format("distributed (NCCL): cudaStreamCreateWithFlags failed: {}",
-                                      cudaGetErrorString(stream)));
+    impl_->abort_and_fail(
+        fmt::format("distributed (NCCL): cudaStreamCreateWithFlags failed: {}", cudaGetErrorString(stream)));
 }
 
 NcclCommunicator::~NcclCommunicator() {

@@ -72,11 +72,11 @@ class SegmentationTrainer {
   const SegmentationTeacherCache* teacher_cache() const { return teacher_cache_.get(); }
 
  private:
-  SegmentationTrainConfig config_;
-  data::PreprocessingPlan plan_;
   /// Scores the validation batches into r.val_loss and r.dice (pseudo Dice per foreground class).
   void validate(const PatchBatches& val_batches, EpochResult& r);
 
+  SegmentationTrainConfig config_;
+  data::PreprocessingPlan plan_;
   std::vector<data::SampleSource> train_cases_, val_cases_;
   std::vector<std::string> train_ids_, val_ids_, target_ids_;
   std::shared_ptr<nn::UNet> net_;

@@ -3,11 +3,11 @@
 #include <cmath>
 #include <vector>
 
-#include "tlk/autograd/ops/op_support.h"
-#include "tlk/kernels/ref/norm.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/norm.h"
+#include "tlk/autograd/ops/op_support.h"
 #include "tlk/autograd/ops/reduce.h"
+#include "tlk/kernels/ref/norm.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::ops {
@@ -17,17 +17,18 @@ Tensor cross_process_sum(const Tensor& x, const CrossProcessSum& sum) {
   Tensor y = sum(x.detach());
   check(y.defined() && y.shape() == x.shape(), "cross_process_sum: the sum of {} came back as {}", x.shape().str(),
         y.defined() ? y.shape().str() : std::string("an undefined tensor"));
-  attach("cross_process_sum", {x}, {y}, [sum](const std::vector<Tensor>& g, const Node&) {
-    return std::vector<Tensor>{sum(g[0])};
-  });
+  attach("cross_process_sum", {x}, {y},
+         [sum](const std::vector<Tensor>& g, const Node&) { return std::vector<Tensor>{sum(g[0])}; });
   return y;
 }
 
 Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                        const Tensor& running_var, const BatchNormOptions& options, const CrossProcessSum& sum) {
   if (!options.training) return batch_norm(x, weight, bias, running_mean, running_var, options);
-  check(x.defined() && (x.dim() == 2 || x.dim() == 5), "sync_batch_norm: expected an input [N, C] or [N, C, D, H, W], "
-        "got {}", x.defined() ? x.shape().str() : std::string("an undefined tensor"));
+  check(x.defined() && (x.dim() == 2 || x.dim() == 5),
+        "sync_batch_norm: expected an input [N, C] or [N, C, D, H, W], "
+        "got {}",
+        x.defined() ? x.shape().str() : std::string("an undefined tensor"));
   const std::int64_t C = x.size(1);
   for (const Tensor* t : {&weight, &bias, &running_mean, &running_var})
     if (t->defined())
@@ -52,8 +53,7 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
   if (bias.defined()) y = add(y, bias.reshape(channel_shape));
 
   if (running_mean.defined())  // Note [Running statistics], over the global count
-    kernels::ref::update_running_statistics(running_mean, running_var,
-                                            mean.detach().to(Device::cpu()).to_doubles(),
+    kernels::ref::update_running_statistics(running_mean, running_var, mean.detach().to(Device::cpu()).to_doubles(),
                                             var.detach().to(Device::cpu()).to_doubles(), count, options.momentum);
   return y;
 }

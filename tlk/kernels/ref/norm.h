@@ -28,9 +28,6 @@ NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, con
 NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
                                  const Tensor& mean, const Tensor& inv_std);
 
-/// Batch normalisation: statistics per channel over N and the spatial axes. In training it updates
-/// `running_mean` and `running_var` ([C], or undefined to skip) in place; in evaluation it
-/// normalises with them (then they must be defined) and `mean`/`inv_std` are copies derived from them.
 /// Note [Running statistics]: moves running_mean and running_var [C] towards a batch's per-channel
 /// mean and biased variance over `count` values, by `momentum`, with the unbiased variance (count /
 /// (count − 1) times the biased one that normalised the batch), as PyTorch does. The buffers are
@@ -40,6 +37,9 @@ void update_running_statistics(const Tensor& running_mean, const Tensor& running
                                const std::vector<double>& batch_mean, const std::vector<double>& batch_biased_var,
                                double count, double momentum);
 
+/// Batch normalisation: statistics per channel over N and the spatial axes. In training it updates
+/// `running_mean` and `running_var` ([C], or undefined to skip) in place; in evaluation it
+/// normalises with them (then they must be defined) and `mean`/`inv_std` are copies derived from them.
 NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                const Tensor& running_mean, const Tensor& running_var, const BatchNormOptions& opt);
 /// `training` must match the forward: in evaluation the statistics are constants (an affine map).
