@@ -2,6 +2,7 @@
 #include "test_util.h"
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights_gemm.h"
 #include "tlk/kernels/cpu/primitive_cache.h"
 #include "tlk/tensor/blocked_format.h"
 
@@ -106,6 +107,49 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
   }
 }
 
+TEST_CASE("TLK's packed-GEMM backward-weights kernel: edge tiles, strides, dilation, blocks of positions") {
+  if (!cpu::conv3d_backward_weights_has_avx2()) {
+    MESSAGE("skipped: this CPU lacks AVX2/FMA");
+    return;
+  }
+  struct GemmCase {
+    std::string what;
+    Shape x, w;
+    Conv3dOptions opt;
+  };
+  const std::vector<GemmCase> all = {
+      // 8 x 27 = 216 columns: 9 whole panels; 16 output channels: whole tiles.
+      {"whole tiles", {2, 8, 5, 6, 7}, {16, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      // 13 x 18 = 234 columns (a partial last panel), 11 output channels (a partial last tile).
+      {"edge tiles",
+       {1, 13, 4, 9, 8},
+       {11, 13, 2, 3, 3},
+       Conv3dOptions{}.with_stride({1, 2, 2}).with_padding({0, 1, 1})},
+      {"stride 2", {2, 16, 7, 6, 6}, {24, 16, 3, 3, 3}, Conv3dOptions{}.with_stride({2, 2, 2}).with_padding({1, 1, 1})},
+      {"dilation", {1, 9, 7, 7, 7}, {6, 9, 3, 2, 3}, Conv3dOptions{}.with_dilation({2, 1, 2}).with_padding({2, 0, 1})},
+      {"no padding", {1, 8, 4, 5, 6}, {8, 8, 3, 3, 3}, Conv3dOptions{}},
+      // 9 x 10 x 10 = 900 positions per sample: blocks of 128 positions summed into the weights, a partial
+      // last block, and two samples.
+      {"blocks of positions", {2, 8, 9, 10, 10}, {12, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      // 1x1x1 with 40 input channels: 40 columns, one whole panel and a partial one.
+      {"1x1x1", {2, 40, 3, 4, 5}, {8, 40, 1, 1, 1}, Conv3dOptions{}},
+  };
+  Generator gen(36);
+  for (const auto& c : all) {
+    CAPTURE(c.what);
+    Tensor x = randn(c.x, gen);
+    Tensor dy = randn(ref::conv3d_forward(x, randn(c.w, gen), {}, c.opt).shape(), gen);
+    Tensor expected = ref::conv3d_backward_weights(dy, x, c.w, c.opt);
+    for (Layout layout : {Layout::plain, Layout::blocked}) {
+      CAPTURE(layout_name(layout));
+      CHECK(rel_error(cpu::conv3d_backward_weights_gemm(dy.to(layout), x.to(layout), c.w, c.opt), expected) < 1e-5);
+    }
+  }
+  CHECK_THROWS_WITH_AS(
+      cpu::conv3d_backward_weights_gemm(randn({1, 8, 4, 4, 4}, gen), randn({1, 3, 4, 4, 4}, gen), {8, 3, 1, 1, 1}, {}),
+      doctest::Contains("at least 8"), Error);
+}
+
 TEST_CASE("TLK's AVX2 backward-weights kernel reads a plain network input as it is") {
   if (!cpu::conv3d_backward_weights_has_avx2()) {
     MESSAGE("skipped: this CPU lacks AVX2/FMA");
@@ -121,7 +165,7 @@ TEST_CASE("TLK's AVX2 backward-weights kernel reads a plain network input as it 
   CHECK(rel_error(dw, ref::conv3d_backward_weights(dy, x, ws, opt)) < 1e-5);
 }
 
-TEST_CASE("TLK's AVX2 backward-weights kernel reads 8- and 16-channel blocks alike") {
+TEST_CASE("TLK's AVX2 backward-weights kernels read 8- and 16-channel blocks alike") {
   if (!cpu::conv3d_backward_weights_has_avx2()) {
     MESSAGE("skipped: this CPU lacks AVX2/FMA");
     return;
@@ -140,6 +184,7 @@ TEST_CASE("TLK's AVX2 backward-weights kernel reads 8- and 16-channel blocks ali
     Tensor xb = x.to(fmt_of(x)), dyb = dy.to(fmt_of(dy));
     const auto reorders = reorder_stats().activations;
     CHECK(rel_error(cpu::conv3d_backward_weights_avx2(dyb, xb, ws, opt), expected) < 1e-5);
+    CHECK(rel_error(cpu::conv3d_backward_weights_gemm(dyb, xb, ws, opt), expected) < 1e-5);
     CHECK(reorder_stats().activations == reorders);  // read in place
   }
 }

@@ -1,13 +1,15 @@
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 
 #include "tlk/kernels/cpu/conv3d.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights_gemm.h"
 
 namespace tlk::kernels::cpu {
 
 // Note [Backward-weights choice]: where oneDNN 2.6 has JIT code for the shape (AVX-512 machines), it runs
 // near forward speed and is taken. Without it (AVX2-only CPUs) oneDNN falls back to im2col + GEMM on plain
-// layouts. TLK's kernel beats that on every layer of the UNet (bench/ops, figures in the README), most on
-// the large ones, and it reads the blocked activations without reordering them, so it serves every shape.
+// layouts. TLK's two kernels beat that on every layer of the UNet (bench/ops, figures in the README), and
+// they read the blocked activations without reordering them: the direct kernel where output planes are
+// wide, the packed GEMM where they are at most 16 positions wide (Note [Packed GEMM for small planes]).
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt) {
   check_backward_weights_arguments(grad_output, input, weight_shape, opt);
@@ -16,7 +18,10 @@ Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, c
                               .rfind("jit", 0) == 0;
   if (onednn_jit)
     return conv3d_backward_weights_onednn(grad_output, input, weight_shape, opt, OneDnnWeightsLayout::chosen);
-  if (conv3d_backward_weights_has_avx2()) return conv3d_backward_weights_avx2(grad_output, input, weight_shape, opt);
+  if (conv3d_backward_weights_has_avx2())
+    return conv3d_backward_weights_prefers_gemm(grad_output.shape(), input.shape())
+               ? conv3d_backward_weights_gemm(grad_output, input, weight_shape, opt)
+               : conv3d_backward_weights_avx2(grad_output, input, weight_shape, opt);
   return conv3d_backward_weights_onednn(grad_output, input, weight_shape, opt, OneDnnWeightsLayout::plain);
 }
 

@@ -8,8 +8,7 @@
 #include <iterator>
 #include <vector>
 
-#include "tlk/kernels/cpu/same_layout.h"
-#include "tlk/tensor/blocked_format.h"
+#include "tlk/kernels/cpu/channel_blocked_activation.h"
 
 namespace tlk::kernels::cpu {
 
@@ -22,40 +21,7 @@ constexpr int kMaxVectorsPerTap = 4;  // accumulators per tap: taps x vectors <=
 // Which channels fill the register lanes (Note [Backward-weights kernel]).
 enum class Lanes { input_channels, output_channels };
 
-// A 5-D activation, plain (block 1) or channel-blocked (block 8 or 16): element (n, c, d, h, w) is
-// at data + ((n * blocks + c / block) * D * H * W + (d * H + h) * W + w) * block + c % block.
-struct Activation {
-  const float* data;
-  std::int64_t block, blocks;
-  Int3 extent;
-  std::int64_t row() const { return extent[2] * block; }                // floats between rows
-  std::int64_t plane() const { return extent[1] * row(); }              // floats between planes
-  std::int64_t sample() const { return blocks * extent[0] * plane(); }  // floats between samples
-  // Element (0, c, 0, 0, 0); positions along a row are `block` floats apart.
-  const float* channel(std::int64_t c) const { return data + (c / block) * extent[0] * plane() + c % block; }
-};
-
-Activation activation_of(const Tensor& t, std::int64_t block) {
-  const Shape& s = t.shape();
-  return {raw_f32(t), block, (s[1] + block - 1) / block, {s[2], s[3], s[4]}};
-}
-
-// `x` (n samples) inside a border of `pad` zeros, in `storage`.
-Activation zero_bordered(const Activation& x, std::int64_t n, const Int3& pad, std::vector<float>& storage) {
-  Activation bordered{
-      nullptr, x.block, x.blocks, {x.extent[0] + 2 * pad[0], x.extent[1] + 2 * pad[1], x.extent[2] + 2 * pad[2]}};
-  storage.assign(static_cast<std::size_t>(n * bordered.sample()), 0.0f);
-  bordered.data = storage.data();
-  const std::int64_t volumes = n * x.blocks;
-#pragma omp parallel for collapse(2)
-  for (std::int64_t v = 0; v < volumes; ++v)
-    for (std::int64_t d = 0; d < x.extent[0]; ++d)
-      for (std::int64_t h = 0; h < x.extent[1]; ++h)
-        std::copy_n(x.data + (v * x.extent[0] + d) * x.plane() + h * x.row(), x.row(),
-                    storage.data() + (v * bordered.extent[0] + d + pad[0]) * bordered.plane() +
-                        (h + pad[1]) * bordered.row() + pad[2] * bordered.block);
-  return bordered;
-}
+using Activation = ChannelBlockedActivation;
 
 // Where output plane (n, od) and the input plane (n, id) it reads for one kd lie, from a channel's first
 // element; the lists hold only the planes whose input plane exists.
@@ -375,25 +341,6 @@ void accumulate(const Geometry& g, const std::vector<Chunk>& chunks) {
       run_unit(g, u, chunk);
     }
   }
-}
-
-BlockedFormat channel_blocked_format(const Shape& shape, std::int64_t block) {
-  using tag = dnnl::memory::format_tag;
-  return BlockedFormat(dnnl::memory::desc(dnnl::memory::dims(shape.begin(), shape.end()), dnnl::memory::data_type::f32,
-                                          block == 16 ? tag::nCdhw16c : tag::nCdhw8c));
-}
-
-// `t` in nCdhw8c or nCdhw16c: as it is when already so, else reordered (counted) to the CPU's default.
-Tensor in_channel_blocks(const Tensor& t, std::int64_t& block) {
-  block = channel_block(t);
-  if (block != 0) return t;
-  Tensor out = t.to(Layout::blocked);
-  block = channel_block(out);
-  if (block == 0) {  // the CPU's default blocked format is another one
-    out = t.to(channel_blocked_format(t.shape(), kLanes));
-    block = kLanes;
-  }
-  return out;
 }
 
 }  // namespace
