@@ -21,7 +21,8 @@ constexpr std::int64_t kLanes = 8;                      // input channels of a p
 constexpr std::int64_t kPanelTaps = 3;                  // taps of a panel
 constexpr std::int64_t kColumns = kPanelTaps * kLanes;  // columns of a panel and of a micro-tile
 constexpr std::int64_t kDepth = 128;                    // output positions per packed panel
-constexpr std::int64_t kMaxGroup = 9;                   // panels per unit of work: a 3x3x3 kernel's taps of one tile
+constexpr std::int64_t kPrefetchAhead = 8;
+constexpr std::int64_t kMaxGroup = 9;  // panels per unit of work: a 3x3x3 kernel's taps of one tile
 // Where the packed GEMM is chosen (Note [Packed GEMM for small planes]): on planes 32 positions wide the
 // two kernels ran alike, on 64 the direct one was 1.4x faster; a panel should serve at least 4 tiles.
 constexpr std::int64_t kSmallPlaneWidth = 16;
@@ -56,6 +57,11 @@ __attribute__((target("avx2,fma"))) void pack_panel(const Problem& p, const floa
   const Int3& e = p.x.extent;
   for (std::int64_t k = k0; k < k0 + depth; ++k, panel += kColumns) {
     const Place& c = p.corners[static_cast<std::size_t>(k)];
+    if (k + kPrefetchAhead < k0 + depth) {
+      const float* ahead = x + p.corners[static_cast<std::size_t>(k + kPrefetchAhead)].offset;
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + taps[0].offset), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + taps[2].offset), _MM_HINT_T0);
+    }
     if (p.inside[static_cast<std::size_t>(k)]) {
       for (int t = 0; t < kPanelTaps; ++t)
         _mm256_storeu_ps(panel + t * kLanes, _mm256_loadu_ps(x + c.offset + taps[t].offset));
@@ -69,17 +75,15 @@ __attribute__((target("avx2,fma"))) void pack_panel(const Problem& p, const floa
   }
 }
 
-// c[r][0..24) (+)= Σ_k a[k·a_step + r] · panel[k][0..24) for the 4 rows r. The twelve sums are named
+// c[r][0..24) (+)= Σ_k a[k][r] · panel[k][0..24) for the 4 rows r. The twelve sums are named
 // locals of one function so that they stay in registers (Note [Accumulators by value] in
 // conv3d_backward_weights_avx2.cpp: GCC spills them from an array behind a reference).
 template <bool Accumulate>
-__attribute__((target("avx2,fma"), noinline)) void multiply_tile(const float* a, std::int64_t a_step,
-                                                                 const float* panel, std::int64_t depth, float* c,
-                                                                 std::int64_t c_stride) {
+__attribute__((target("avx2,fma"), noinline)) void multiply_tile(const float* a, const float* panel, std::int64_t depth,
+                                                                 float* c, std::int64_t c_stride) {
   __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
   __m256 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
-#pragma GCC unroll 2
-  for (std::int64_t k = 0; k < depth; ++k, a += a_step, panel += kColumns) {
+  for (std::int64_t k = 0; k < depth; ++k, a += kRows, panel += kColumns) {
     const __m256 b0 = _mm256_loadu_ps(panel), b1 = _mm256_loadu_ps(panel + 8), b2 = _mm256_loadu_ps(panel + 16);
     __m256 r = _mm256_broadcast_ss(a);
     s00 = _mm256_fmadd_ps(r, b0, s00), s01 = _mm256_fmadd_ps(r, b1, s01), s02 = _mm256_fmadd_ps(r, b2, s02);
@@ -106,29 +110,44 @@ __attribute__((target("avx2,fma"), noinline)) void multiply_tile(const float* a,
   put(c + 3 * c_stride, s30, s31, s32);
 }
 
+// Positions [k0, k0+depth) of sample n of dy, 4 output channels at a time: rows[c / 4][k][c % 4], so
+// that a micro-tile reads 16 contiguous bytes per position. The 4 channels of a tile lie in one channel
+// block (blocks are 8 or 16 wide); lanes past Co are the block's zero padding, and their sums are never
+// stored.
+__attribute__((target("avx2,fma"))) void pack_dy_rows(const Problem& p, std::int64_t n, std::int64_t k0,
+                                                      std::int64_t depth, float* rows) {
+  for (std::int64_t row0 = 0; row0 < p.co; row0 += kRows) {
+    const float* dy = p.dy.channel(row0) + n * p.dy.sample() + k0 * p.dy.block;
+    float* out = rows + row0 * kDepth;
+    for (std::int64_t k = 0; k < depth; ++k) _mm_storeu_ps(out + k * kRows, _mm_loadu_ps(dy + k * p.dy.block));
+  }
+}
+
 // Panels [panel0, panel1), in the order (tile, tap group): every sample, every block of positions, every
 // micro-tile, summed in `sums` [⌈Co/4⌉·4][panel][24]; then the sums go to their places in the plain
-// weights. A panel is packed right before its tiles run, so it stays in L1 while the block of dy (Co x
-// 128 positions) streams from L2, to be reused by the group's next panel.
-void run_group(const Problem& p, std::int64_t panel0, std::int64_t panel1, float* packed, std::vector<float>& sums) {
+// weights. The block of dy (Co x 128 positions) is packed once for the group's panels; a panel is
+// packed right before its tiles run, so it stays in L1 while the dy block streams from L2.
+__attribute__((target("avx2,fma"))) void run_group(const Problem& p, std::int64_t panel0, std::int64_t panel1,
+                                                   float* packed, std::vector<float>& dy_rows,
+                                                   std::vector<float>& sums) {
   const std::int64_t positions = static_cast<std::int64_t>(p.corners.size());
   const std::int64_t rows = (p.co + kRows - 1) / kRows * kRows, row_stride = (panel1 - panel0) * kColumns;
   sums.resize(static_cast<std::size_t>(rows * row_stride));
+  dy_rows.resize(static_cast<std::size_t>(rows * kDepth));
   for (std::int64_t n = 0; n < p.samples; ++n)
     for (std::int64_t k0 = 0; k0 < positions; k0 += kDepth) {
       const std::int64_t depth = std::min(kDepth, positions - k0);
       const bool accumulate = n > 0 || k0 > 0;
+      pack_dy_rows(p, n, k0, depth, dy_rows.data());
       for (std::int64_t panel = panel0; panel < panel1; ++panel) {
         pack_panel(p, p.x.data + n * p.x.sample(), panel / p.tap_groups, panel % p.tap_groups, k0, depth, packed);
-        // Rows of a tile lie in one channel block (blocks are 8 or 16 wide); lanes past Co are the
-        // block's zero padding, and their sums are never stored.
         for (std::int64_t row0 = 0; row0 < p.co; row0 += kRows) {
-          const float* a = p.dy.channel(row0) + n * p.dy.sample() + k0 * p.dy.block;
+          const float* a = dy_rows.data() + row0 * kDepth;
           float* c = sums.data() + row0 * row_stride + (panel - panel0) * kColumns;
           if (accumulate)
-            multiply_tile<true>(a, p.dy.block, packed, depth, c, row_stride);
+            multiply_tile<true>(a, packed, depth, c, row_stride);
           else
-            multiply_tile<false>(a, p.dy.block, packed, depth, c, row_stride);
+            multiply_tile<false>(a, packed, depth, c, row_stride);
         }
       }
     }
@@ -209,17 +228,20 @@ Tensor conv3d_backward_weights_gemm(const Tensor& grad_in, const Tensor& input_i
                            c.h + last_tap.h < p.x.extent[1] && c.w + last_tap.w < p.x.extent[2]);
       }
 
-  // Enough groups that dynamic scheduling balances the threads, up to kMaxGroup panels sharing a pass
-  // over dy.
+  // A group is a tile's panels (up to kMaxGroup): they read the same x, which stays in cache between them
+  // (whole tiles ran 4-14% faster than groups of 4 panels on the wide layers, bench/ops 2026-11-27).
+  // Groups shrink where there would be fewer than two per thread.
   const std::int64_t panels = p.panels(), threads = omp_get_max_threads();
-  const std::int64_t group = std::clamp<std::int64_t>(panels / (8 * threads), 1, kMaxGroup);
+  const std::int64_t group =
+      std::clamp<std::int64_t>((panels + 2 * threads - 1) / (2 * threads), 1, std::min(kMaxGroup, p.tap_groups));
   const std::int64_t groups = (panels + group - 1) / group;
 #pragma omp parallel
   {
     alignas(32) float packed[kDepth * kColumns];
-    std::vector<float> sums;
+    std::vector<float> dy_rows, sums;
 #pragma omp for schedule(dynamic)
-    for (std::int64_t g = 0; g < groups; ++g) run_group(p, g * group, std::min(panels, (g + 1) * group), packed, sums);
+    for (std::int64_t g = 0; g < groups; ++g)
+      run_group(p, g * group, std::min(panels, (g + 1) * group), packed, dy_rows, sums);
   }
   return out;
 }
