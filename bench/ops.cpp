@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
   fmt::print(
       "# bw direct / bw GEMM: TLK's two kernels; bw dnnl: oneDNN on plain layouts (im2col+GEMM); bw dnnl*: oneDNN\n"
       "# on the layouts it chooses. TLK x: the better oneDNN time over the TLK kernel that conv3d_backward_weights\n"
-      "# picks without a oneDNN JIT (GEMM for planes <= 16 wide; above 1 means TLK is faster). Times include the\n"
+      "# picks without a oneDNN JIT (GEMM for planes <= 32 wide; above 1 means TLK is faster). Times include the\n"
       "# reorders each path needs from the blocked activations. %pk: of the FMA peak; %pk2: of the AVX2 FMA peak\n"
       "# (TLK's kernels are AVX2 code; TLK %pk2 is the picked kernel's, dnnl %pk2 the faster oneDNN path's).\n");
   return 0;

@@ -9,7 +9,7 @@ namespace tlk::kernels::cpu {
 // near forward speed and is taken. Without it (AVX2-only CPUs) oneDNN falls back to im2col + GEMM on plain
 // layouts. TLK's two kernels beat that on every layer of the UNet (bench/ops, figures in the README), and
 // they read the blocked activations without reordering them: the direct kernel where output planes are
-// wide, the packed GEMM where they are at most 16 positions wide (Note [Packed GEMM for small planes]).
+// wide, the packed GEMM where they are at most 32 positions wide (Note [Packed GEMM for small planes]).
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt) {
   check_backward_weights_arguments(grad_output, input, weight_shape, opt);
