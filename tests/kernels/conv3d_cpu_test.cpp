@@ -91,6 +91,8 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
       {"all rows per unit", {1, 16, 4, 5, 5}, {256, 16, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
       // Output channels in the lanes: 2 input channels, 40 output channels (a group of 4 tiles, then 1).
       {"output-channel lanes", {2, 2, 4, 5, 6}, {40, 2, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
+      // One tap and one tile: the pass's sums are a single register (Note [No lone vector by value]).
+      {"1x1x1, output-channel lanes", {2, 3, 4, 5, 6}, {8, 3, 1, 1, 1}, Conv3dOptions{}},
       // Planes of 96x96 positions do not fit L2 together: one plane per chunk, sums carried between chunks.
       {"plane chunks", {1, 8, 3, 96, 96}, {8, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
   };

@@ -130,6 +130,16 @@ template <int T, int J>
 struct Accumulators {
   __m256 acc[T][J];
 };
+// Note [No lone vector by value]: a struct holding a single __m256 is returned in ymm0, and GCC 12 puts a
+// vzeroupper before the return of such a target("avx2") function, which clears the upper four lanes
+// of the result (a 1x1x1 kernel with one tile of output channels lost half its weight gradient). A
+// spare member makes the one-register struct travel in memory like the others. Only there: a spare in
+// the twelve-register struct made GCC copy it through memory at every position.
+template <>
+struct Accumulators<1, 1> {
+  __m256 acc[1][1];
+  __m256 spare;  // never read
+};
 
 // The dy pointers of a pass: one for a group of output channels broadcast from one block, one per tile
 // where output channels fill the lanes.
