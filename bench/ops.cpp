@@ -3,8 +3,9 @@
 //
 //   build/bench/ops [--iters 5] [--threads 2] [--batch 2] [--patch 64] [--quick]
 //
-// Rows: conv3d forward and backward-data (oneDNN, blocked layout), and backward-weights four ways:
-// TLK's direct kernel, TLK's packed GEMM, oneDNN given plain layouts, oneDNN given the layouts it chooses.
+// Rows: conv3d forward and backward-data (oneDNN, blocked layout), and backward-weights five ways:
+// TLK's direct kernel, packed GEMM and pointwise (1x1x1 head) kernel, oneDNN given plain layouts, oneDNN
+// given the layouts it chooses.
 #include <fmt/format.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -19,6 +20,7 @@
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights_gemm.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights_pointwise.h"
 #include "tlk/tensor/blocked_format.h"
 #include "tlk/tensor/random.h"
 
@@ -148,9 +150,9 @@ int main(int argc, char** argv) {
                                 [&](const Layer& L) { return L.name.find(only) == std::string::npos; }),
                  layers.end());
 
-  fmt::print("{:<16} {:>6} | {:>7} {:>8} | {:>7} {:>9} | {:>9} {:>8} {:>8} {:>8} | {:>8} {:>9} | {:>6}  {}\n", "layer",
-             "GFLOP", "fwd ms", "bwd-d ms", "fwd %pk", "bwd-d %pk", "bw direct", "bw GEMM", "bw dnnl", "bw dnnl*",
-             "TLK %pk2", "dnnl %pk2", "TLK x", "oneDNN chosen impl");
+  fmt::print("{:<16} {:>6} | {:>7} {:>8} | {:>7} {:>9} | {:>9} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>9} | {:>6}  {}\n",
+             "layer", "GFLOP", "fwd ms", "bwd-d ms", "fwd %pk", "bwd-d %pk", "bw direct", "bw GEMM", "bw 1x1",
+             "bw dnnl", "bw dnnl*", "TLK %pk2", "dnnl %pk2", "TLK x", "oneDNN chosen impl");
   Generator gen(1);
   for (const auto& L : layers) {
     const auto opt = Conv3dOptions{}.with_stride(L.stride).with_padding({L.k[0] / 2, L.k[1] / 2, L.k[2] / 2});
@@ -165,33 +167,42 @@ int main(int argc, char** argv) {
         iters, [&] { cpu::conv3d_forward(xb, w, {}, opt); }, 1);
     const double bwd_data = bench::median_ms(
         iters, [&] { cpu::conv3d_backward_data(y, w, x.shape(), opt); }, 1);
-    // TLK's packed GEMM needs 8 input channels; where it cannot run, its column shows "-".
+    // TLK's packed GEMM needs 8 input channels, its pointwise kernel a 1x1x1 head; where one cannot run,
+    // its column shows "-".
     const bool gemm_runs = L.ci >= 8;
+    const bool pointwise_runs = cpu::conv3d_backward_weights_pointwise_fits(y.shape(), x.shape(), w.shape(), opt);
     const auto bw = bench::interleaved_medians_ms(
         iters, [&] { cpu::conv3d_backward_weights_avx2(y, xb, w.shape(), opt); },
         [&] {
           if (gemm_runs) cpu::conv3d_backward_weights_gemm(y, xb, w.shape(), opt);
         },
+        [&] {
+          if (pointwise_runs) cpu::conv3d_backward_weights_pointwise(y, xb, w.shape(), opt);
+        },
         [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::plain); },
         [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); });
-    const double bw_direct = bw[0], bw_gemm = bw[1], bw_onednn = std::min(bw[2], bw[3]);
+    const double bw_onednn = std::min(bw[3], bw[4]);
     // The kernel conv3d_backward_weights takes on an AVX2 machine.
-    const double bw_tlk = cpu::conv3d_backward_weights_prefers_gemm(y.shape(), x.shape()) ? bw_gemm : bw_direct;
+    const double bw_tlk = pointwise_runs                                                    ? bw[2]
+                          : cpu::conv3d_backward_weights_prefers_gemm(y.shape(), x.shape()) ? bw[1]
+                                                                                            : bw[0];
     const std::string impl = cpu::conv3d_backward_weights_onednn_impl(x.shape(), w.shape(), y.shape(), opt,
                                                                       cpu::OneDnnWeightsLayout::chosen);
     auto pct = [&](double ms, double of) { return 100.0 * gflop / (ms / 1e3) / of; };
+    auto ms_or_dash = [](bool runs, double ms) { return runs ? fmt::format("{:.1f}", ms) : std::string("-"); };
     fmt::print(
-        "{:<16} {:>6.2f} | {:>7.1f} {:>8.1f} | {:>6.0f}% {:>8.0f}% | {:>9.1f} {:>8} {:>8.1f} {:>8.1f} | {:>7.0f}% "
-        "{:>8.0f}% | "
-        "{:>5.2f}x  {}\n",
-        L.name, gflop, fwd, bwd_data, pct(fwd, peak), pct(bwd_data, peak), bw_direct,
-        gemm_runs ? fmt::format("{:.1f}", bw_gemm) : std::string("-"), bw[2], bw[3], pct(bw_tlk, peak_avx2),
-        pct(bw_onednn, peak_avx2), bw_onednn / bw_tlk, impl);
+        "{:<16} {:>6.2f} | {:>7.1f} {:>8.1f} | {:>6.0f}% {:>8.0f}% | {:>9.1f} {:>8} {:>8} {:>8.1f} {:>8.1f} | "
+        "{:>7.0f}% "
+        "{:>8.0f}% | {:>5.2f}x  {}\n",
+        L.name, gflop, fwd, bwd_data, pct(fwd, peak), pct(bwd_data, peak), bw[0], ms_or_dash(gemm_runs, bw[1]),
+        ms_or_dash(pointwise_runs, bw[2]), bw[3], bw[4], pct(bw_tlk, peak_avx2), pct(bw_onednn, peak_avx2),
+        bw_onednn / bw_tlk, impl);
   }
   fmt::print(
-      "# bw direct / bw GEMM: TLK's two kernels; bw dnnl: oneDNN on plain layouts (im2col+GEMM); bw dnnl*: oneDNN\n"
-      "# on the layouts it chooses. TLK x: the better oneDNN time over the TLK kernel that conv3d_backward_weights\n"
-      "# picks without a oneDNN JIT (GEMM for planes <= 32 wide; above 1 means TLK is faster). Times include the\n"
+      "# bw direct / bw GEMM / bw 1x1: TLK's three kernels; bw dnnl: oneDNN on plain layouts (im2col+GEMM); bw\n"
+      "# dnnl*: oneDNN on the layouts it chooses. TLK x: the better oneDNN time over the TLK kernel that\n"
+      "# conv3d_backward_weights picks without a oneDNN JIT (1x1 for heads of up to 3 classes, else GEMM for\n"
+      "# planes <= 32 wide, else direct; above 1 means TLK is faster). Times include the\n"
       "# reorders each path needs from the blocked activations. %pk: of the FMA peak; %pk2: of the AVX2 FMA peak\n"
       "# (TLK's kernels are AVX2 code; TLK %pk2 is the picked kernel's, dnnl %pk2 the faster oneDNN path's).\n");
   return 0;

@@ -1,8 +1,11 @@
 // The CPU fast path of conv3d (oneDNN + TLK's backward-weights kernel) against the reference.
+#include <algorithm>
+
 #include "test_util.h"
 #include "tlk/kernels/cpu/conv3d.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights_gemm.h"
+#include "tlk/kernels/cpu/conv3d_backward_weights_pointwise.h"
 #include "tlk/kernels/cpu/primitive_cache.h"
 #include "tlk/tensor/blocked_format.h"
 
@@ -150,6 +153,43 @@ TEST_CASE("TLK's packed-GEMM backward-weights kernel: edge tiles, strides, dilat
   CHECK_THROWS_WITH_AS(
       cpu::conv3d_backward_weights_gemm(randn({1, 8, 4, 4, 4}, gen), randn({1, 3, 4, 4, 4}, gen), {8, 3, 1, 1, 1}, {}),
       doctest::Contains("at least 8"), Error);
+}
+
+TEST_CASE("TLK's pointwise backward-weights kernel: 1x1x1 heads with 1 to 3 classes, partial tile groups") {
+  if (!cpu::conv3d_backward_weights_has_avx2()) {
+    MESSAGE("skipped: this CPU lacks AVX2/FMA");
+    return;
+  }
+  Generator gen(37);
+  // 8 to 44 input channels: one tile, a whole group of 4, a group of 4 and a partial one (44 = 5.5 tiles);
+  // 2 x 5 x 43 x 41 positions span several units of work, the last one partial.
+  for (std::int64_t ci : {8, 32, 44})
+    for (std::int64_t co : {1, 2, 3}) {
+      CAPTURE(ci);
+      CAPTURE(co);
+      Tensor x = randn({2, ci, 5, 43, 41}, gen), dy = randn({2, co, 5, 43, 41}, gen);
+      const Shape ws{co, ci, 1, 1, 1};
+      Tensor expected = ref::conv3d_backward_weights(dy, x, ws, {});
+      CHECK(cpu::conv3d_backward_weights_pointwise_fits(dy.shape(), x.shape(), ws, {}));
+      for (Layout layout : {Layout::plain, Layout::blocked}) {
+        CAPTURE(layout_name(layout));
+        Tensor first = cpu::conv3d_backward_weights_pointwise(dy.to(layout), x.to(layout), ws, {});
+        CHECK(rel_error(first, expected) < 1e-5);
+        // The same bits on a second call: no sum depends on thread timing.
+        Tensor second = cpu::conv3d_backward_weights_pointwise(dy.to(layout), x.to(layout), ws, {});
+        CHECK(std::equal(first.data<float>(), first.data<float>() + first.numel(), second.data<float>()));
+      }
+    }
+  // What it does not take: 4 classes, a 3x3x3 kernel, a stride, fewer than 8 input channels.
+  CHECK_FALSE(cpu::conv3d_backward_weights_pointwise_fits({1, 4, 4, 4, 4}, {1, 8, 4, 4, 4}, {4, 8, 1, 1, 1}, {}));
+  CHECK_FALSE(cpu::conv3d_backward_weights_pointwise_fits({1, 2, 4, 4, 4}, {1, 8, 4, 4, 4}, {2, 8, 3, 3, 3},
+                                                          Conv3dOptions{}.with_padding({1, 1, 1})));
+  CHECK_FALSE(cpu::conv3d_backward_weights_pointwise_fits({1, 2, 2, 2, 2}, {1, 8, 4, 4, 4}, {2, 8, 1, 1, 1},
+                                                          Conv3dOptions{}.with_stride({2, 2, 2})));
+  CHECK_FALSE(cpu::conv3d_backward_weights_pointwise_fits({1, 2, 4, 4, 4}, {1, 4, 4, 4, 4}, {2, 4, 1, 1, 1}, {}));
+  CHECK_THROWS_WITH_AS(cpu::conv3d_backward_weights_pointwise(randn({1, 4, 4, 4, 4}, gen), randn({1, 8, 4, 4, 4}, gen),
+                                                              {4, 8, 1, 1, 1}, {}),
+                       doctest::Contains("not a 1x1x1 convolution"), Error);
 }
 
 TEST_CASE("TLK's AVX2 backward-weights kernel reads a plain network input as it is") {

@@ -7,8 +7,9 @@ namespace tlk::kernels::cpu {
 
 /// Gradient of conv3d w.r.t. its weight, plain [Co, Ci, kD, kH, kW], by the fastest implementation
 /// this CPU has (Note [Backward-weights choice]): oneDNN's JIT primitive where oneDNN has one for the
-/// shape (AVX-512 machines), else TLK's own AVX2 kernels (conv3d_backward_weights_gemm for small output
-/// planes, conv3d_backward_weights_avx2 for the others), else oneDNN's plain-layout GEMM path.
+/// shape (AVX-512 machines), else TLK's own AVX2 kernels (conv3d_backward_weights_pointwise for 1x1x1
+/// heads with up to 3 output channels, conv3d_backward_weights_gemm for small output planes,
+/// conv3d_backward_weights_avx2 for the others), else oneDNN's plain-layout GEMM path.
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt);
 
