@@ -4,7 +4,8 @@
 
 namespace tlk::kernels::cpu {
 
-/// TLK's own AVX2/FMA backward-weights kernel. It reads x and dy in the channel-blocked layouts nCdhw8c
+/// TLK's direct AVX2/FMA backward-weights kernel (conv3d_backward_weights picks it for output planes
+/// wider than 32 positions and for shapes the other kernels do not take). It reads x and dy in nCdhw8c
 /// and nCdhw16c directly, and an x with fewer than 8 channels also in the plain layout; inputs in any
 /// other layout are reordered (counted). Requires AVX2 and FMA.
 ///

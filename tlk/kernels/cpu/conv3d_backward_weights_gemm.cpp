@@ -58,20 +58,21 @@ __attribute__((target("avx2,fma"))) void pack_panel(const Problem& p, const floa
   const Int3& e = p.x.extent;
   for (std::int64_t k = k0; k < k0 + depth; ++k, panel += kColumns) {
     const Place& c = p.corners[static_cast<std::size_t>(k)];
-    if (k + kPrefetchAhead < k0 + depth) {
-      const float* ahead = x + p.corners[static_cast<std::size_t>(k + kPrefetchAhead)].offset;
-      _mm_prefetch(reinterpret_cast<const char*>(ahead + taps[0].offset), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(ahead + taps[2].offset), _MM_HINT_T0);
+    const std::size_t ahead = static_cast<std::size_t>(k + kPrefetchAhead);
+    if (k + kPrefetchAhead < k0 + depth && p.inside[ahead]) {
+      const float* corner = x + p.corners[ahead].offset;
+      _mm_prefetch(reinterpret_cast<const char*>(corner + taps[0].offset), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(corner + taps[2].offset), _MM_HINT_T0);
     }
     if (p.inside[static_cast<std::size_t>(k)]) {
       for (int t = 0; t < kPanelTaps; ++t)
-        _mm256_storeu_ps(panel + t * kLanes, _mm256_loadu_ps(x + c.offset + taps[t].offset));
+        _mm256_storeu_ps(panel + t * kLanes, _mm256_loadu_ps(x + (c.offset + taps[t].offset)));
       continue;
     }
     for (int t = 0; t < kPanelTaps; ++t) {
       const std::int64_t d = c.d + taps[t].d, h = c.h + taps[t].h, w = c.w + taps[t].w;
       const bool in = d >= 0 && d < e[0] && h >= 0 && h < e[1] && w >= 0 && w < e[2];
-      _mm256_storeu_ps(panel + t * kLanes, in ? _mm256_loadu_ps(x + c.offset + taps[t].offset) : _mm256_setzero_ps());
+      _mm256_storeu_ps(panel + t * kLanes, in ? _mm256_loadu_ps(x + (c.offset + taps[t].offset)) : _mm256_setzero_ps());
     }
   }
 }
@@ -198,10 +199,10 @@ Tensor conv3d_backward_weights_gemm(const Tensor& grad_in, const Tensor& input_i
   check(conv3d_backward_weights_has_avx2(),
         "conv3d backward weights: TLK's kernel needs AVX2 and FMA, which this CPU lacks; call "
         "conv3d_backward_weights, which picks another implementation");
-  check(input.shape()[1] >= 8,
-        "conv3d backward weights (packed GEMM): input {} has {} channels, the kernel needs at least 8; call "
+  check(input.shape()[1] >= kLanes,
+        "conv3d backward weights (packed GEMM): input {} has {} channels, the kernel needs at least {}; call "
         "conv3d_backward_weights, which picks another implementation",
-        input.shape().str(), input.shape()[1]);
+        input.shape().str(), input.shape()[1], kLanes);
   if (grad.numel() == 0) return Tensor::zeros(weight_shape);
   std::int64_t x_block = 0, dy_block = 0;
   Tensor x = in_channel_blocks(input, x_block), dy = in_channel_blocks(grad, dy_block);
