@@ -29,6 +29,7 @@ const std::vector<Case>& cases() {
       {{2, 16, 7, 6, 6}, {24, 16, 3, 3, 3}, Conv3dOptions{}.with_stride({2, 2, 2}).with_padding({1, 1, 1})},
       {{1, 1, 6, 6, 6}, {8, 1, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},  // the UNet's first layer
       {{1, 9, 7, 7, 7}, {6, 9, 3, 2, 3}, Conv3dOptions{}.with_dilation({2, 1, 2}).with_padding({2, 0, 1})},
+      {{2, 16, 4, 5, 6}, {2, 16, 1, 1, 1}, Conv3dOptions{}},  // a 2-class segmentation head
   };
   return all;
 }
