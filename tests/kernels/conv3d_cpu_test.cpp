@@ -34,6 +34,29 @@ const std::vector<Case>& cases() {
   return all;
 }
 
+using BackwardWeightsKernel = Tensor (*)(const Tensor&, const Tensor&, const Shape&, const Conv3dOptions&);
+
+struct KernelCase {
+  std::string what;
+  Shape x, w;
+  Conv3dOptions opt;
+};
+
+// `kernel` against the reference on random inputs, plain and blocked, for every case.
+void check_kernel_cases(BackwardWeightsKernel kernel, const std::vector<KernelCase>& cases, std::uint64_t seed) {
+  Generator gen(seed);
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    Tensor x = randn(c.x, gen);
+    Tensor dy = randn(ref::conv3d_forward(x, randn(c.w, gen), {}, c.opt).shape(), gen);
+    Tensor expected = ref::conv3d_backward_weights(dy, x, c.w, c.opt);
+    for (Layout layout : {Layout::plain, Layout::blocked}) {
+      CAPTURE(layout_name(layout));
+      CHECK(rel_error(kernel(dy.to(layout), x.to(layout), c.w, c.opt), expected) < 1e-5);
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("cpu conv3d forward, backward-data, backward-weights and bias match the reference in every layout") {
@@ -71,11 +94,6 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
     MESSAGE("skipped: this CPU lacks AVX2/FMA");
     return;
   }
-  struct KernelCase {
-    std::string what;
-    Shape x, w;
-    Conv3dOptions opt;
-  };
   const std::vector<KernelCase> all = {
       // Kernel widths 5 (a pass of 3 columns, then 2) and 1 (passes of one column).
       {"kw 5", {2, 8, 5, 6, 9}, {8, 8, 2, 3, 5}, Conv3dOptions{}.with_padding({0, 1, 2})},
@@ -100,17 +118,7 @@ TEST_CASE("TLK's AVX2 backward-weights kernel: every pass width, lane choice, un
       // Planes of 96x96 positions do not fit L2 together: one plane per chunk, sums carried between chunks.
       {"plane chunks", {1, 8, 3, 96, 96}, {8, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
   };
-  Generator gen(34);
-  for (const auto& c : all) {
-    CAPTURE(c.what);
-    Tensor x = randn(c.x, gen);
-    Tensor dy = randn(ref::conv3d_forward(x, randn(c.w, gen), {}, c.opt).shape(), gen);
-    Tensor expected = ref::conv3d_backward_weights(dy, x, c.w, c.opt);
-    for (Layout layout : {Layout::plain, Layout::blocked}) {
-      CAPTURE(layout_name(layout));
-      CHECK(rel_error(cpu::conv3d_backward_weights_avx2(dy.to(layout), x.to(layout), c.w, c.opt), expected) < 1e-5);
-    }
-  }
+  check_kernel_cases(cpu::conv3d_backward_weights_avx2, all, 34);
 }
 
 TEST_CASE("TLK's packed-GEMM backward-weights kernel: edge tiles, strides, dilation, blocks of positions") {
@@ -118,39 +126,28 @@ TEST_CASE("TLK's packed-GEMM backward-weights kernel: edge tiles, strides, dilat
     MESSAGE("skipped: this CPU lacks AVX2/FMA");
     return;
   }
-  struct GemmCase {
-    std::string what;
-    Shape x, w;
-    Conv3dOptions opt;
-  };
-  const std::vector<GemmCase> all = {
-      // 8 x 27 = 216 columns: 9 whole panels; 16 output channels: whole tiles.
+  const std::vector<KernelCase> all = {
+      // 8 input channels (one tile), 27 taps (9 tap groups): 9 whole panels; 16 output channels: whole
+      // micro-tiles.
       {"whole tiles", {2, 8, 5, 6, 7}, {16, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
-      // 13 x 18 = 234 columns (a partial last panel), 11 output channels (a partial last tile).
+      // 13 input channels (a partial second tile), 11 output channels (a partial last micro-tile).
       {"edge tiles",
        {1, 13, 4, 9, 8},
        {11, 13, 2, 3, 3},
        Conv3dOptions{}.with_stride({1, 2, 2}).with_padding({0, 1, 1})},
+      // 8 taps: the last tap group has 2 real taps and a padding one.
+      {"taps not a multiple of 3", {1, 8, 4, 5, 6}, {16, 8, 2, 2, 2}, Conv3dOptions{}.with_padding({1, 0, 1})},
       {"stride 2", {2, 16, 7, 6, 6}, {24, 16, 3, 3, 3}, Conv3dOptions{}.with_stride({2, 2, 2}).with_padding({1, 1, 1})},
       {"dilation", {1, 9, 7, 7, 7}, {6, 9, 3, 2, 3}, Conv3dOptions{}.with_dilation({2, 1, 2}).with_padding({2, 0, 1})},
       {"no padding", {1, 8, 4, 5, 6}, {8, 8, 3, 3, 3}, Conv3dOptions{}},
       // 9 x 10 x 10 = 900 positions per sample: blocks of 128 positions summed into the weights, a partial
       // last block, and two samples.
       {"blocks of positions", {2, 8, 9, 10, 10}, {12, 8, 3, 3, 3}, Conv3dOptions{}.with_padding({1, 1, 1})},
-      // 1x1x1 with 40 input channels: 40 columns, one whole panel and a partial one.
+      // 1x1x1 with 40 input channels: 5 tiles of one tap group, one real tap and two padding ones.
       {"1x1x1", {2, 40, 3, 4, 5}, {8, 40, 1, 1, 1}, Conv3dOptions{}},
   };
-  Generator gen(36);
-  for (const auto& c : all) {
-    CAPTURE(c.what);
-    Tensor x = randn(c.x, gen);
-    Tensor dy = randn(ref::conv3d_forward(x, randn(c.w, gen), {}, c.opt).shape(), gen);
-    Tensor expected = ref::conv3d_backward_weights(dy, x, c.w, c.opt);
-    for (Layout layout : {Layout::plain, Layout::blocked}) {
-      CAPTURE(layout_name(layout));
-      CHECK(rel_error(cpu::conv3d_backward_weights_gemm(dy.to(layout), x.to(layout), c.w, c.opt), expected) < 1e-5);
-    }
-  }
+  check_kernel_cases(cpu::conv3d_backward_weights_gemm, all, 36);
+  Generator gen(38);
   CHECK_THROWS_WITH_AS(
       cpu::conv3d_backward_weights_gemm(randn({1, 8, 4, 4, 4}, gen), randn({1, 3, 4, 4, 4}, gen), {8, 3, 1, 1, 1}, {}),
       doctest::Contains("at least 8"), Error);

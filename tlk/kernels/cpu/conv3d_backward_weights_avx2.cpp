@@ -8,6 +8,7 @@
 #include <iterator>
 #include <vector>
 
+#include "tlk/kernels/cpu/avx2_sums.h"
 #include "tlk/kernels/cpu/channel_blocked_activation.h"
 
 namespace tlk::kernels::cpu {
@@ -127,19 +128,7 @@ std::vector<PassShape> pass_shapes(const Activation& x, const Activation& dy, co
 // that function instead of passing them in kept the assembly free of spills, yet ran every layer at half
 // speed too (2026-11-27, bench/ops under DNNL_MAX_CPU_ISA=AVX2); check bench/ops after any change here.
 template <int T, int J>
-struct Accumulators {
-  __m256 acc[T][J];
-};
-// Note [No lone vector by value]: a struct holding a single __m256 is returned in ymm0, and GCC 12 puts a
-// vzeroupper before the return of such a target("avx2") function, which clears the upper four lanes
-// of the result (a 1x1x1 kernel with one tile of output channels lost half its weight gradient). A
-// spare member makes the one-register struct travel in memory like the others. Only there: a spare in
-// the twelve-register struct made GCC copy it through memory at every position.
-template <>
-struct Accumulators<1, 1> {
-  __m256 acc[1][1];
-  __m256 spare;  // never read
-};
+using Accumulators = Avx2Sums<T, J>;
 
 // The dy pointers of a pass: one for a group of output channels broadcast from one block, one per tile
 // where output channels fill the lanes.
@@ -381,13 +370,19 @@ void check_backward_weights_arguments(const Tensor& grad, const Tensor& input, c
   }
 }
 
+void check_avx2_kernel_arguments(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
+                                 const Conv3dOptions& opt, const char* kernel) {
+  check_backward_weights_arguments(grad_output, input, weight_shape, opt);
+  check(conv3d_backward_weights_has_avx2(),
+        "conv3d backward weights ({}): TLK's kernel needs AVX2 and FMA, which this CPU lacks; call "
+        "conv3d_backward_weights, which picks another implementation",
+        kernel);
+}
+
 Tensor conv3d_backward_weights_avx2(const Tensor& grad_in, const Tensor& input_in, const Shape& weight_shape,
                                     const Conv3dOptions& opt) {
   Tensor grad = grad_in.detach(), input = input_in.detach();
-  check_backward_weights_arguments(grad, input, weight_shape, opt);
-  check(conv3d_backward_weights_has_avx2(),
-        "conv3d backward weights: TLK's kernel needs AVX2 and FMA, which this CPU "
-        "lacks; call conv3d_backward_weights, which picks another implementation");
+  check_avx2_kernel_arguments(grad, input, weight_shape, opt, "direct");
 
   // Fewer than 8 input channels (the network's input) would leave most lanes of an input-channel register
   // empty, so output channels fill the lanes instead (Note [Backward-weights kernel]); x is then read one

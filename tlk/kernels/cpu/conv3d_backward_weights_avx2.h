@@ -31,4 +31,9 @@ bool conv3d_backward_weights_has_avx2();
 void check_backward_weights_arguments(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                       const Conv3dOptions& opt);
 
+/// check_backward_weights_arguments, and that this CPU has AVX2 and FMA: the checks every TLK AVX2
+/// backward-weights kernel makes; `kernel` names it in the message.
+void check_avx2_kernel_arguments(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
+                                 const Conv3dOptions& opt, const char* kernel);
+
 }  // namespace tlk::kernels::cpu

@@ -195,10 +195,7 @@ bool conv3d_backward_weights_prefers_gemm(const Shape& grad_output, const Shape&
 Tensor conv3d_backward_weights_gemm(const Tensor& grad_in, const Tensor& input_in, const Shape& weight_shape,
                                     const Conv3dOptions& opt) {
   Tensor grad = grad_in.detach(), input = input_in.detach();
-  check_backward_weights_arguments(grad, input, weight_shape, opt);
-  check(conv3d_backward_weights_has_avx2(),
-        "conv3d backward weights: TLK's kernel needs AVX2 and FMA, which this CPU lacks; call "
-        "conv3d_backward_weights, which picks another implementation");
+  check_avx2_kernel_arguments(grad, input, weight_shape, opt, "packed GEMM");
   check(input.shape()[1] >= kLanes,
         "conv3d backward weights (packed GEMM): input {} has {} channels, the kernel needs at least {}; call "
         "conv3d_backward_weights, which picks another implementation",

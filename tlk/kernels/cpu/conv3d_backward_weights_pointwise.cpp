@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "tlk/kernels/cpu/avx2_sums.h"
 #include "tlk/kernels/cpu/channel_blocked_activation.h"
 #include "tlk/kernels/cpu/conv3d_backward_weights_avx2.h"
 
@@ -26,16 +27,7 @@ struct Pointwise {
 };
 
 template <int CO, int TILES>
-struct Sums {
-  __m256 acc[CO][TILES];
-};
-// A spare member keeps the one-register struct out of ymm0 (Note [No lone vector by value] in
-// conv3d_backward_weights_avx2.cpp).
-template <>
-struct Sums<1, 1> {
-  __m256 acc[1][1];
-  __m256 spare;  // never read
-};
+using Sums = Avx2Sums<CO, TILES>;
 
 template <int TILES>
 struct TilePointers {
@@ -105,10 +97,7 @@ bool conv3d_backward_weights_pointwise_fits(const Shape& grad, const Shape& inpu
 Tensor conv3d_backward_weights_pointwise(const Tensor& grad_in, const Tensor& input_in, const Shape& weight_shape,
                                          const Conv3dOptions& opt) {
   Tensor grad = grad_in.detach(), input = input_in.detach();
-  check_backward_weights_arguments(grad, input, weight_shape, opt);
-  check(conv3d_backward_weights_has_avx2(),
-        "conv3d backward weights: TLK's kernel needs AVX2 and FMA, which this CPU lacks; call "
-        "conv3d_backward_weights, which picks another implementation");
+  check_avx2_kernel_arguments(grad, input, weight_shape, opt, "pointwise");
   check(conv3d_backward_weights_pointwise_fits(grad.shape(), input.shape(), weight_shape, opt),
         "conv3d backward weights (pointwise): grad_output {}, input {}, weight {} and {} are not a 1x1x1 "
         "convolution with stride 1, no padding, at most {} output and at least 8 input channels; call "
