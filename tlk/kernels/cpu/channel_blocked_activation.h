@@ -6,7 +6,7 @@
 #include "tlk/tensor/tensor.h"
 
 /// Raw access to 5-D activations in the channel-blocked layouts TLK's own conv3d backward-weights kernels
-/// read (conv3d_backward_weights_avx2.h, conv3d_backward_weights_gemm.h).
+/// read (conv3d_backward_weights_avx2.h, conv3d_backward_weights_gemm.h, conv3d_backward_weights_pointwise.h).
 namespace tlk::kernels::cpu {
 
 /// A 5-D f32 activation, plain (block 1) or channel-blocked (block 8 or 16): element (n, c, d, h, w) is at
