@@ -183,9 +183,10 @@ int main(int argc, char** argv) {
         [&] { cpu::conv3d_backward_weights_onednn(y, xb, w.shape(), opt, cpu::OneDnnWeightsLayout::chosen); });
     const double bw_onednn = std::min(bw[3], bw[4]);
     // The kernel conv3d_backward_weights takes on an AVX2 machine.
-    const double bw_tlk = pointwise_runs                                                    ? bw[2]
-                          : cpu::conv3d_backward_weights_prefers_gemm(y.shape(), x.shape()) ? bw[1]
-                                                                                            : bw[0];
+    const auto picked = cpu::avx2_backward_weights_kernel(y.shape(), x.shape(), w.shape(), opt);
+    const double bw_tlk = picked == cpu::Avx2WeightsKernel::pointwise ? bw[2]
+                          : picked == cpu::Avx2WeightsKernel::gemm    ? bw[1]
+                                                                      : bw[0];
     const std::string impl = cpu::conv3d_backward_weights_onednn_impl(x.shape(), w.shape(), y.shape(), opt,
                                                                       cpu::OneDnnWeightsLayout::chosen);
     auto pct = [&](double ms, double of) { return 100.0 * gflop / (ms / 1e3) / of; };

@@ -1,7 +1,5 @@
 #include "tlk/kernels/cpu/channel_blocked_activation.h"
 
-#include <algorithm>
-
 #include "tlk/kernels/cpu/same_layout.h"
 #include "tlk/tensor/blocked_format.h"
 
@@ -10,23 +8,6 @@ namespace tlk::kernels::cpu {
 ChannelBlockedActivation activation_of(const Tensor& t, std::int64_t block) {
   const Shape& s = t.shape();
   return {raw_f32(t), block, (s[1] + block - 1) / block, {s[2], s[3], s[4]}};
-}
-
-ChannelBlockedActivation zero_bordered(const ChannelBlockedActivation& x, std::int64_t n, const Int3& pad,
-                                       std::vector<float>& storage) {
-  ChannelBlockedActivation bordered{
-      nullptr, x.block, x.blocks, {x.extent[0] + 2 * pad[0], x.extent[1] + 2 * pad[1], x.extent[2] + 2 * pad[2]}};
-  storage.assign(static_cast<std::size_t>(n * bordered.sample()), 0.0f);
-  bordered.data = storage.data();
-  const std::int64_t volumes = n * x.blocks;
-#pragma omp parallel for collapse(2)
-  for (std::int64_t v = 0; v < volumes; ++v)
-    for (std::int64_t d = 0; d < x.extent[0]; ++d)
-      for (std::int64_t h = 0; h < x.extent[1]; ++h)
-        std::copy_n(x.data + (v * x.extent[0] + d) * x.plane() + h * x.row(), x.row(),
-                    storage.data() + (v * bordered.extent[0] + d + pad[0]) * bordered.plane() +
-                        (h + pad[1]) * bordered.row() + pad[2] * bordered.block);
-  return bordered;
 }
 
 namespace {

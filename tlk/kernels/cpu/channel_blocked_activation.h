@@ -1,6 +1,5 @@
 #pragma once
 #include <cstdint>
-#include <vector>
 
 #include "tlk/kernels/conv_params.h"
 #include "tlk/tensor/tensor.h"
@@ -24,10 +23,6 @@ struct ChannelBlockedActivation {
 
 /// The raw view of `t` (dense, in nCdhw<block>c, or plain for block 1).
 ChannelBlockedActivation activation_of(const Tensor& t, std::int64_t block);
-
-/// `x` (n samples) inside a border of `pad` zeros on each side, in `storage`.
-ChannelBlockedActivation zero_bordered(const ChannelBlockedActivation& x, std::int64_t n, const Int3& pad,
-                                       std::vector<float>& storage);
 
 /// `t` in nCdhw8c or nCdhw16c: as it is when already so, else reordered (counted) to the CPU's default
 /// channel-blocked format; `block` receives the block.

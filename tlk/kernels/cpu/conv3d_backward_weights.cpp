@@ -14,11 +14,19 @@ namespace tlk::kernels::cpu {
 // every layer of the UNet (figures in the README), reading the blocked activations without reordering
 // them: the packed GEMM where output planes are at most 32 positions wide (Note [Packed GEMM for small
 // planes]), the direct kernel elsewhere (Note [Backward-weights kernel]).
+Avx2WeightsKernel avx2_backward_weights_kernel(const Shape& grad_output, const Shape& input, const Shape& weight_shape,
+                                               const Conv3dOptions& opt) {
+  if (conv3d_backward_weights_pointwise_fits(grad_output, input, weight_shape, opt))
+    return Avx2WeightsKernel::pointwise;
+  return conv3d_backward_weights_prefers_gemm(grad_output, input) ? Avx2WeightsKernel::gemm : Avx2WeightsKernel::direct;
+}
+
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt) {
   check_backward_weights_arguments(grad_output, input, weight_shape, opt);
   const bool avx2 = conv3d_backward_weights_has_avx2();
-  if (avx2 && conv3d_backward_weights_pointwise_fits(grad_output.shape(), input.shape(), weight_shape, opt))
+  const Avx2WeightsKernel own = avx2_backward_weights_kernel(grad_output.shape(), input.shape(), weight_shape, opt);
+  if (avx2 && own == Avx2WeightsKernel::pointwise)
     return conv3d_backward_weights_pointwise(grad_output, input, weight_shape, opt);
   const bool onednn_jit = conv3d_backward_weights_onednn_impl(input.shape(), weight_shape, grad_output.shape(), opt,
                                                               OneDnnWeightsLayout::chosen)
@@ -26,9 +34,8 @@ Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, c
   if (onednn_jit)
     return conv3d_backward_weights_onednn(grad_output, input, weight_shape, opt, OneDnnWeightsLayout::chosen);
   if (avx2)
-    return conv3d_backward_weights_prefers_gemm(grad_output.shape(), input.shape())
-               ? conv3d_backward_weights_gemm(grad_output, input, weight_shape, opt)
-               : conv3d_backward_weights_avx2(grad_output, input, weight_shape, opt);
+    return own == Avx2WeightsKernel::gemm ? conv3d_backward_weights_gemm(grad_output, input, weight_shape, opt)
+                                          : conv3d_backward_weights_avx2(grad_output, input, weight_shape, opt);
   return conv3d_backward_weights_onednn(grad_output, input, weight_shape, opt, OneDnnWeightsLayout::plain);
 }
 

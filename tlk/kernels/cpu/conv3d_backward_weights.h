@@ -13,4 +13,12 @@ namespace tlk::kernels::cpu {
 Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, const Shape& weight_shape,
                                const Conv3dOptions& opt);
 
+/// TLK's AVX2 backward-weights kernels.
+enum class Avx2WeightsKernel { pointwise, gemm, direct };
+
+/// Which of TLK's AVX2 kernels conv3d_backward_weights takes for these shapes (the pointwise one even
+/// where oneDNN has a JIT, the others only where it has none).
+Avx2WeightsKernel avx2_backward_weights_kernel(const Shape& grad_output, const Shape& input, const Shape& weight_shape,
+                                               const Conv3dOptions& opt);
+
 }  // namespace tlk::kernels::cpu

@@ -24,6 +24,23 @@ enum class Lanes { input_channels, output_channels };
 
 using Activation = ChannelBlockedActivation;
 
+// `x` (n samples) inside a border of `pad` zeros on each side, in `storage`.
+Activation zero_bordered(const Activation& x, std::int64_t n, const Int3& pad, std::vector<float>& storage) {
+  Activation bordered{
+      nullptr, x.block, x.blocks, {x.extent[0] + 2 * pad[0], x.extent[1] + 2 * pad[1], x.extent[2] + 2 * pad[2]}};
+  storage.assign(static_cast<std::size_t>(n * bordered.sample()), 0.0f);
+  bordered.data = storage.data();
+  const std::int64_t volumes = n * x.blocks;
+#pragma omp parallel for collapse(2)
+  for (std::int64_t v = 0; v < volumes; ++v)
+    for (std::int64_t d = 0; d < x.extent[0]; ++d)
+      for (std::int64_t h = 0; h < x.extent[1]; ++h)
+        std::copy_n(x.data + (v * x.extent[0] + d) * x.plane() + h * x.row(), x.row(),
+                    storage.data() + (v * bordered.extent[0] + d + pad[0]) * bordered.plane() +
+                        (h + pad[1]) * bordered.row() + pad[2] * bordered.block);
+  return bordered;
+}
+
 // Where output plane (n, od) and the input plane (n, id) it reads for one kd lie, from a channel's first
 // element; the lists hold only the planes whose input plane exists.
 struct PlanePair {
