@@ -1,6 +1,10 @@
 #include "tlk/data/augment.h"
 
 #include <algorithm>
+#include <string>
+
+#include "tlk/data/device_augment.h"
+#include "tlk/tensor/error.h"
 
 namespace tlk::data {
 
@@ -36,21 +40,44 @@ Extent3 enlarged_patch_size(Extent3 patch, const AugmentOptions& options) {
   return enlarged_patch_size(patch, options.rotation, options.scaling);
 }
 
+AugmentDraws draw_augmentation(const AugmentOptions& options, std::int64_t channels, Generator& gen) {
+  AugmentDraws d;
+  d.spatial = draw_spatial(options.rotation, options.scaling, gen);
+  d.noise = draw_gaussian_noise(options.noise, channels, gen);
+  d.blur = draw_gaussian_blur(options.blur, channels, gen);
+  d.brightness = draw_brightness(options.brightness, channels, gen);
+  d.contrast = draw_contrast(options.contrast, channels, gen);
+  d.low_resolution = draw_low_resolution(options.low_resolution, channels, gen);
+  d.inverted_gamma = draw_gamma(options.inverted_gamma, channels, gen);
+  d.gamma = draw_gamma(options.gamma, channels, gen);
+  d.mirror = draw_mirror(options.mirror, gen);
+  return d;
+}
+
+AugmentedPatch apply_augmentation(const Tensor& image, const Tensor& labels, Extent3 out_patch,
+                                  const AugmentDraws& draws, int num_threads) {
+  check(image.defined(), "data::apply_augmentation: the image is undefined");
+  if (image.device().is_cuda()) return apply_augmentation_cuda(image, labels, out_patch, draws);
+  const int nt = num_threads;
+  AugmentedPatch p = draws.spatial.transformed ? resample_patch(image, labels, out_patch, draws.spatial.matrix, nt)
+                                               : centre_crop(image, labels, out_patch);
+  apply_gaussian_noise_(p.image, draws.noise, nt);
+  apply_gaussian_blur_(p.image, draws.blur, nt);
+  apply_brightness_(p.image, draws.brightness, nt);
+  apply_contrast_(p.image, draws.contrast, nt);
+  apply_low_resolution_(p.image, draws.low_resolution, nt);
+  apply_gamma_(p.image, draws.inverted_gamma, nt);
+  apply_gamma_(p.image, draws.gamma, nt);
+  mirror_(p, draws.mirror, nt);
+  return p;
+}
+
 AugmentedPatch augment_patch(const Tensor& image, const Tensor& labels, Extent3 out_patch,
                              const AugmentOptions& options, Generator& gen) {
-  const int nt = options.num_threads;
-  const SpatialDraw spatial = draw_spatial(options.rotation, options.scaling, gen);
-  AugmentedPatch p = spatial.transformed ? resample_patch(image, labels, out_patch, spatial.matrix, nt)
-                                         : centre_crop(image, labels, out_patch);
-  gaussian_noise_(p.image, options.noise, gen, nt);
-  gaussian_blur_(p.image, options.blur, gen, nt);
-  brightness_(p.image, options.brightness, gen, nt);
-  contrast_(p.image, options.contrast, gen, nt);
-  low_resolution_(p.image, options.low_resolution, gen, nt);
-  gamma_(p.image, options.inverted_gamma, gen, nt);
-  gamma_(p.image, options.gamma, gen, nt);
-  mirror_(p, draw_mirror(options.mirror, gen), nt);
-  return p;
+  check(image.defined() && image.dim() == 4, "data::augment_patch: expected an image [C, D, H, W], got {}",
+        image.defined() ? image.shape().str() : std::string("an undefined tensor"));
+  return apply_augmentation(image, labels, out_patch, draw_augmentation(options, image.size(0), gen),
+                            options.num_threads);
 }
 
 }  // namespace tlk::data

@@ -66,6 +66,31 @@ AugmentOptions dummy_2d_augment_options();
 /// Example: `Extent3 load = enlarged_patch_size({128, 128, 128}, AugmentOptions{});  // {249, 249, 249}`
 Extent3 enlarged_patch_size(Extent3 patch, const AugmentOptions& options);
 
+/// Every random draw of one sample's augmentation (Note [Draw, then apply]).
+struct AugmentDraws {
+  SpatialDraw spatial;
+  NoiseDraw noise;
+  BlurDraw blur;
+  ChannelFactorDraw brightness;
+  ContrastDraw contrast;
+  LowResolutionDraw low_resolution;
+  GammaDraw inverted_gamma, gamma;
+  std::array<bool, 3> mirror{};
+};
+
+/// Makes every draw augment_patch makes for an image of `channels` channels, in the same order, and
+/// reads no voxel: a loader thread can draw and a GPU apply (data/device_augment.h).
+/// Example: `AugmentDraws d = draw_augmentation(AugmentOptions{}, 1, gen);`
+AugmentDraws draw_augmentation(const AugmentOptions& options, std::int64_t channels, Generator& gen);
+
+/// Applies `draws` to `image` [C, D, H, W] and `labels` [D, H, W] (or undefined), giving a patch of
+/// extent `out_patch` on the inputs' device. On the CPU, augment_patch(image, labels, out, options,
+/// gen) equals apply_augmentation(image, labels, out, draw_augmentation(options, C, gen)) bit for bit;
+/// CUDA tensors go to data::apply_augmentation_cuda (Note [Augmentation on the GPU]).
+/// Example: `AugmentedPatch p = apply_augmentation(image, labels, {128, 128, 128}, draws);`
+AugmentedPatch apply_augmentation(const Tensor& image, const Tensor& labels, Extent3 out_patch,
+                                  const AugmentDraws& draws, int num_threads = 0);
+
 /// Augments one patch (Note [Augmentation order]): `image` f32 [C, D, H, W] and `labels` u8 [D, H, W]
 /// (or undefined), usually of the extent enlarged_patch_size gives, become a patch of extent
 /// `out_patch`. Every random draw comes from `gen`, so a seed gives bit-identical output (whatever

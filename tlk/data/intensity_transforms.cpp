@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "tlk/data/channel_statistics.h"
+#include "tlk/kernels/augment_voxel.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::data {
@@ -38,6 +40,12 @@ Volume prepare(const char* op, Tensor& image) {
   return v;
 }
 
+/// Checks that a draw made for `drawn` channels is applied to an image with that many.
+void check_channels(const char* op, const Volume& v, std::size_t drawn) {
+  check(static_cast<std::size_t>(v.channels) == drawn, "{}: the draw was made for {} channels, the image has {}", op,
+        drawn, v.channels);
+}
+
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
 
 /// Note [Split-range factors].
@@ -47,60 +55,8 @@ double split_range_draw(const std::array<double, 2>& range, Generator& gen) {
   return gen.uniform(range[0], range[1]);
 }
 
-struct ChannelStats {
-  double mean = 0.0;
-  double stddev = 0.0;  ///< population (ddof 0), as numpy's std
-  float min = 0.0f;
-  float max = 0.0f;
-};
-
-/// Mean, extrema and (with `with_stddev`) standard deviation of one channel, Note [Deterministic reductions].
 ChannelStats channel_stats(const Volume& v, const float* x, bool with_stddev, int nt) {
-  const std::int64_t slices = v.depth, plane = v.plane();
-  std::vector<double> sums(static_cast<std::size_t>(slices));
-  std::vector<float> mins(static_cast<std::size_t>(slices)), maxs(static_cast<std::size_t>(slices));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (std::int64_t z = 0; z < slices; ++z) {
-    const float* s = x + z * plane;
-    double sum = 0.0;
-    float lo = s[0], hi = s[0];
-    for (std::int64_t i = 0; i < plane; ++i) {
-      sum += s[i];
-      lo = std::min(lo, s[i]);
-      hi = std::max(hi, s[i]);
-    }
-    sums[static_cast<std::size_t>(z)] = sum;
-    mins[static_cast<std::size_t>(z)] = lo;
-    maxs[static_cast<std::size_t>(z)] = hi;
-  }
-  ChannelStats st;
-  double total = 0.0;
-  st.min = mins[0];
-  st.max = maxs[0];
-  for (std::size_t z = 0; z < sums.size(); ++z) {
-    total += sums[z];
-    st.min = std::min(st.min, mins[z]);
-    st.max = std::max(st.max, maxs[z]);
-  }
-  const double n = static_cast<double>(slices * plane);
-  st.mean = total / n;
-  if (with_stddev) {
-    const double mean = st.mean;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t z = 0; z < slices; ++z) {
-      const float* s = x + z * plane;
-      double ss = 0.0;
-      for (std::int64_t i = 0; i < plane; ++i) {
-        const double dlt = static_cast<double>(s[i]) - mean;
-        ss += dlt * dlt;
-      }
-      sums[static_cast<std::size_t>(z)] = ss;
-    }
-    double ss = 0.0;
-    for (double s : sums) ss += s;
-    st.stddev = std::sqrt(ss / n);
-  }
-  return st;
+  return channel_statistics(x, v.depth, v.plane(), with_stddev, nt);
 }
 
 /// x[i] = a * x[i] + b over one channel.
@@ -109,15 +65,7 @@ void affine_(float* x, std::int64_t n, float a, float b, int nt) {
   for (std::int64_t i = 0; i < n; ++i) x[i] = a * x[i] + b;
 }
 
-/// torch's 'reflect' index (mirror without repeating the edge), for any offset.
-std::int64_t reflect(std::int64_t i, std::int64_t n) {
-  if (n == 1) return 0;
-  const std::int64_t period = 2 * (n - 1);
-  i = std::abs(i) % period;
-  return i < n ? i : period - i;
-}
-
-std::vector<float> gaussian_kernel(double sigma) {
+std::vector<float> blur_kernel(double sigma) {
   const std::int64_t radius = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(3.0 * sigma)));
   std::vector<double> w(static_cast<std::size_t>(2 * radius + 1));
   double total = 0.0;
@@ -145,8 +93,8 @@ void blur_axis(const Volume& v, float* x, int axis, const std::vector<float>& ke
       for (std::int64_t r = 0; r < d * h; ++r) {
         const float* s = tmp.data() + r * w;
         for (std::int64_t i = 0; i < radius; ++i) {
-          row[static_cast<std::size_t>(i)] = s[reflect(i - radius, w)];
-          row[static_cast<std::size_t>(w + radius + i)] = s[reflect(w + i, w)];
+          row[static_cast<std::size_t>(i)] = s[kernels::augment::reflect_index(i - radius, w)];
+          row[static_cast<std::size_t>(w + radius + i)] = s[kernels::augment::reflect_index(w + i, w)];
         }
         std::memcpy(row.data() + radius, s, static_cast<std::size_t>(w) * sizeof(float));
         float* o = x + r * w;
@@ -168,8 +116,8 @@ void blur_axis(const Volume& v, float* x, int axis, const std::vector<float>& ke
       std::fill(o, o + w, 0.0f);
       for (std::int64_t k = 0; k < taps; ++k) {
         const float wk = kernel[static_cast<std::size_t>(k)];
-        const float* s = axis == 0 ? tmp.data() + reflect(z + k - radius, d) * plane + y * w
-                                   : tmp.data() + z * plane + reflect(y + k - radius, h) * w;
+        const float* s = axis == 0 ? tmp.data() + kernels::augment::reflect_index(z + k - radius, d) * plane + y * w
+                                   : tmp.data() + z * plane + kernels::augment::reflect_index(y + k - radius, h) * w;
 #pragma omp simd
         for (std::int64_t i = 0; i < w; ++i) o[i] += wk * s[i];
       }
@@ -198,13 +146,93 @@ std::uint64_t slice_seed(std::uint64_t seed, std::int64_t z) {
 
 }  // namespace
 
-bool gaussian_noise_(Tensor& image, const GaussianNoiseOptions& options, Generator& gen, int num_threads) {
+GammaConstants gamma_constants(const ChannelStats& before, double gamma) {
+  const double range = static_cast<double>(before.max) - static_cast<double>(before.min);
+  return {before.min, static_cast<float>(1.0 / (range + 1e-7)), static_cast<float>(gamma), static_cast<float>(range)};
+}
+
+AffineConstants retained_stats_affine(const ChannelStats& before, const ChannelStats& after) {
+  const double a = before.stddev / (after.stddev + 1e-8);
+  return {static_cast<float>(a), static_cast<float>(before.mean - a * after.mean)};
+}
+
+std::vector<float> gaussian_kernel(double sigma) { return blur_kernel(sigma); }
+
+std::int64_t low_resolution_extent(std::int64_t extent, double zoom) {
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::nearbyint(static_cast<double>(extent) * zoom)));
+}
+
+NoiseDraw draw_gaussian_noise(const GaussianNoiseOptions& options, std::int64_t channels, Generator& gen) {
+  NoiseDraw d;
+  if (!(gen.uniform() < options.probability)) return d;
+  d.acted = true;
+  d.sigma = gen.uniform(options.sigma_range[0], options.sigma_range[1]);
+  for (std::int64_t c = 0; c < channels; ++c) d.channel_seeds.push_back(gen.next_u64());
+  return d;
+}
+
+BlurDraw draw_gaussian_blur(const GaussianBlurOptions& options, std::int64_t channels, Generator& gen) {
+  BlurDraw d;
+  if (!(gen.uniform() < options.probability)) return d;
+  d.acted = true;
+  d.channel_sigmas.resize(static_cast<std::size_t>(channels));
+  for (auto& channel : d.channel_sigmas) {
+    if (!(gen.uniform() < options.probability_per_channel)) continue;
+    std::array<double, 3> sigma{};
+    sigma[0] = gen.uniform(options.sigma_range[0], options.sigma_range[1]);
+    for (std::size_t a = 1; a < 3; ++a)
+      sigma[a] = options.sigma_per_axis ? gen.uniform(options.sigma_range[0], options.sigma_range[1]) : sigma[0];
+    channel = sigma;
+  }
+  return d;
+}
+
+namespace {
+
+ChannelFactorDraw draw_factors(double probability, const std::array<double, 2>& range, std::int64_t channels,
+                               Generator& gen) {
+  ChannelFactorDraw d;
+  if (!(gen.uniform() < probability)) return d;
+  d.acted = true;
+  for (std::int64_t c = 0; c < channels; ++c) d.factors.push_back(split_range_draw(range, gen));
+  return d;
+}
+
+}  // namespace
+
+ChannelFactorDraw draw_brightness(const BrightnessOptions& options, std::int64_t channels, Generator& gen) {
+  return draw_factors(options.probability, options.multiplier_range, channels, gen);
+}
+
+ContrastDraw draw_contrast(const ContrastOptions& options, std::int64_t channels, Generator& gen) {
+  return {draw_factors(options.probability, options.factor_range, channels, gen), options.preserve_range};
+}
+
+LowResolutionDraw draw_low_resolution(const LowResolutionOptions& options, std::int64_t channels, Generator& gen) {
+  LowResolutionDraw d;
+  d.ignore_axis0 = options.ignore_axis0;
+  if (!(gen.uniform() < options.probability)) return d;
+  d.acted = true;
+  d.channel_zoom.resize(static_cast<std::size_t>(channels));
+  for (auto& zoom : d.channel_zoom)
+    if (gen.uniform() < options.probability_per_channel)
+      zoom = gen.uniform(options.zoom_range[0], options.zoom_range[1]);
+  return d;
+}
+
+GammaDraw draw_gamma(const GammaOptions& options, std::int64_t channels, Generator& gen) {
+  return {draw_factors(options.probability, options.gamma_range, channels, gen), options.invert_image,
+          options.retain_stats};
+}
+
+void apply_gaussian_noise_(Tensor& image, const NoiseDraw& draw, int num_threads) {
   const Volume v = prepare("data::gaussian_noise_", image);
-  if (!(gen.uniform() < options.probability)) return false;
+  if (!draw.acted) return;
+  check_channels("data::gaussian_noise_", v, draw.channel_seeds.size());
   const int nt = thread_count(num_threads);
-  const double sigma = gen.uniform(options.sigma_range[0], options.sigma_range[1]);
+  const double sigma = draw.sigma;
   for (std::int64_t c = 0; c < v.channels; ++c) {
-    const std::uint64_t seed = gen.next_u64();
+    const std::uint64_t seed = draw.channel_seeds[static_cast<std::size_t>(c)];
     float* x = v.channel(c);
     const std::int64_t plane = v.plane();
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -222,90 +250,79 @@ bool gaussian_noise_(Tensor& image, const GaussianNoiseOptions& options, Generat
       }
     }
   }
-  return true;
 }
 
-bool gaussian_blur_(Tensor& image, const GaussianBlurOptions& options, Generator& gen, int num_threads) {
+void apply_gaussian_blur_(Tensor& image, const BlurDraw& draw, int num_threads) {
   const Volume v = prepare("data::gaussian_blur_", image);
-  if (!(gen.uniform() < options.probability)) return false;
+  if (!draw.acted) return;
+  check_channels("data::gaussian_blur_", v, draw.channel_sigmas.size());
   const int nt = thread_count(num_threads);
   std::vector<float> tmp;
   for (std::int64_t c = 0; c < v.channels; ++c) {
-    if (!(gen.uniform() < options.probability_per_channel)) continue;
-    std::array<double, 3> sigma{};
-    sigma[0] = gen.uniform(options.sigma_range[0], options.sigma_range[1]);
-    for (std::size_t a = 1; a < 3; ++a)
-      sigma[a] = options.sigma_per_axis ? gen.uniform(options.sigma_range[0], options.sigma_range[1]) : sigma[0];
+    const auto& sigma = draw.channel_sigmas[static_cast<std::size_t>(c)];
+    if (!sigma) continue;
     if (tmp.empty()) tmp.resize(static_cast<std::size_t>(v.voxels()));
     for (int a = 0; a < 3; ++a) {
-      if (!(sigma[static_cast<std::size_t>(a)] > 0.0)) continue;
-      blur_axis(v, v.channel(c), a, gaussian_kernel(sigma[static_cast<std::size_t>(a)]), tmp, nt);
+      const double s = (*sigma)[static_cast<std::size_t>(a)];
+      if (!(s > 0.0)) continue;
+      blur_axis(v, v.channel(c), a, blur_kernel(s), tmp, nt);
     }
   }
-  return true;
 }
 
-bool brightness_(Tensor& image, const BrightnessOptions& options, Generator& gen, int num_threads) {
+void apply_brightness_(Tensor& image, const ChannelFactorDraw& draw, int num_threads) {
   const Volume v = prepare("data::brightness_", image);
-  if (!(gen.uniform() < options.probability)) return false;
+  if (!draw.acted) return;
+  check_channels("data::brightness_", v, draw.factors.size());
   const int nt = thread_count(num_threads);
-  for (std::int64_t c = 0; c < v.channels; ++c) {
-    const double factor = split_range_draw(options.multiplier_range, gen);
-    affine_(v.channel(c), v.voxels(), static_cast<float>(factor), 0.0f, nt);
-  }
-  return true;
+  for (std::int64_t c = 0; c < v.channels; ++c)
+    affine_(v.channel(c), v.voxels(), static_cast<float>(draw.factors[static_cast<std::size_t>(c)]), 0.0f, nt);
 }
 
-bool contrast_(Tensor& image, const ContrastOptions& options, Generator& gen, int num_threads) {
+void apply_contrast_(Tensor& image, const ContrastDraw& draw, int num_threads) {
   const Volume v = prepare("data::contrast_", image);
-  if (!(gen.uniform() < options.probability)) return false;
+  if (!draw.factor.acted) return;
+  check_channels("data::contrast_", v, draw.factor.factors.size());
   const int nt = thread_count(num_threads);
   for (std::int64_t c = 0; c < v.channels; ++c) {
-    const double factor = split_range_draw(options.factor_range, gen);
     float* x = v.channel(c);
     const ChannelStats st = channel_stats(v, x, false, nt);
-    const float f = static_cast<float>(factor), mean = static_cast<float>(st.mean);
+    const float f = static_cast<float>(draw.factor.factors[static_cast<std::size_t>(c)]);
+    const float mean = static_cast<float>(st.mean);
     const float lo = st.min, hi = st.max;
-    const bool clip = options.preserve_range;
+    const bool clip = draw.preserve_range;
     const std::int64_t n = v.voxels();
 #pragma omp parallel for simd schedule(static) num_threads(nt)
     for (std::int64_t i = 0; i < n; ++i) {
-      const float y = (x[i] - mean) * f + mean;
-      x[i] = clip ? std::min(hi, std::max(lo, y)) : y;
+      x[i] = kernels::augment::contrast_voxel(x[i], mean, f, lo, hi, clip);
     }
   }
-  return true;
 }
 
-bool low_resolution_(Tensor& image, const LowResolutionOptions& options, Generator& gen, int num_threads) {
+void apply_low_resolution_(Tensor& image, const LowResolutionDraw& draw, int num_threads) {
   const Volume v = prepare("data::low_resolution_", image);
-  if (!(gen.uniform() < options.probability)) return false;
+  if (!draw.acted) return;
+  check_channels("data::low_resolution_", v, draw.channel_zoom.size());
   const int nt = thread_count(num_threads);
   const std::array<std::int64_t, 3> extent{v.depth, v.height, v.width};
   for (std::int64_t c = 0; c < v.channels; ++c) {
-    if (!(gen.uniform() < options.probability_per_channel)) continue;
-    const double zoom = gen.uniform(options.zoom_range[0], options.zoom_range[1]);
+    const auto& zoom = draw.channel_zoom[static_cast<std::size_t>(c)];
+    if (!zoom) continue;
     std::array<std::int64_t, 3> small{};
-    for (std::size_t a = 0; a < 3; ++a)
-      small[a] =
-          std::max<std::int64_t>(1, static_cast<std::int64_t>(std::nearbyint(static_cast<double>(extent[a]) * zoom)));
-    if (options.ignore_axis0) small[0] = extent[0];
+    for (std::size_t a = 0; a < 3; ++a) small[a] = low_resolution_extent(extent[a], *zoom);
+    if (draw.ignore_axis0) small[0] = extent[0];
     if (small == extent) continue;
     // Note [Low-resolution interpolation]: nearest-exact down, then trilinear (half-pixel centres) up.
     std::array<std::vector<std::int64_t>, 3> pick, lo_idx, hi_idx;
     std::array<std::vector<float>, 3> frac;
     for (std::size_t a = 0; a < 3; ++a) {
-      const double down = static_cast<double>(extent[a]) / static_cast<double>(small[a]);
       for (std::int64_t t = 0; t < small[a]; ++t)
-        pick[a].push_back(
-            std::min<std::int64_t>(extent[a] - 1, static_cast<std::int64_t>(std::floor((t + 0.5) * down))));
-      const double up = static_cast<double>(small[a]) / static_cast<double>(extent[a]);
+        pick[a].push_back(kernels::augment::low_resolution_pick(t, extent[a], small[a]));
       for (std::int64_t t = 0; t < extent[a]; ++t) {
-        const double src = std::max(0.0, (t + 0.5) * up - 0.5);
-        const std::int64_t i0 = std::min<std::int64_t>(small[a] - 1, static_cast<std::int64_t>(std::floor(src)));
-        lo_idx[a].push_back(i0);
-        hi_idx[a].push_back(std::min<std::int64_t>(small[a] - 1, i0 + 1));
-        frac[a].push_back(static_cast<float>(src - static_cast<double>(i0)));
+        const kernels::augment::LinearTap tap = kernels::augment::low_resolution_tap(t, extent[a], small[a]);
+        lo_idx[a].push_back(tap.lo);
+        hi_idx[a].push_back(tap.hi);
+        frac[a].push_back(tap.frac);
       }
     }
     float* x = v.channel(c);
@@ -340,33 +357,65 @@ bool low_resolution_(Tensor& image, const LowResolutionOptions& options, Generat
         }
       }
   }
-  return true;
 }
 
-bool gamma_(Tensor& image, const GammaOptions& options, Generator& gen, int num_threads) {
+void apply_gamma_(Tensor& image, const GammaDraw& draw, int num_threads) {
   const Volume v = prepare("data::gamma_", image);
-  if (!(gen.uniform() < options.probability)) return false;
+  if (!draw.gamma.acted) return;
+  check_channels("data::gamma_", v, draw.gamma.factors.size());
   const int nt = thread_count(num_threads);
   const std::int64_t n = v.voxels();
   for (std::int64_t c = 0; c < v.channels; ++c) {
-    const double gamma = split_range_draw(options.gamma_range, gen);
+    const double gamma = draw.gamma.factors[static_cast<std::size_t>(c)];
     float* x = v.channel(c);
-    if (options.invert_image) affine_(x, n, -1.0f, 0.0f, nt);
-    const ChannelStats before = channel_stats(v, x, options.retain_stats, nt);
-    const float lo = before.min;
-    const double range = static_cast<double>(before.max) - static_cast<double>(before.min);
-    const float inv = static_cast<float>(1.0 / (range + 1e-7)), rng = static_cast<float>(range),
-                g = static_cast<float>(gamma);
+    if (draw.invert_image) affine_(x, n, -1.0f, 0.0f, nt);
+    const ChannelStats before = channel_stats(v, x, draw.retain_stats, nt);
+    const GammaConstants k = gamma_constants(before, gamma);
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t i = 0; i < n; ++i) x[i] = std::pow(std::max(0.0f, (x[i] - lo) * inv), g) * rng + lo;
-    if (options.retain_stats) {
-      const ChannelStats after = channel_stats(v, x, true, nt);
-      const double a = before.stddev / (after.stddev + 1e-8);
-      affine_(x, n, static_cast<float>(a), static_cast<float>(before.mean - a * after.mean), nt);
+    for (std::int64_t i = 0; i < n; ++i)
+      x[i] = kernels::augment::gamma_voxel(x[i], k.lo, k.inv_range, k.gamma, k.range);
+    if (draw.retain_stats) {
+      const AffineConstants r = retained_stats_affine(before, channel_stats(v, x, true, nt));
+      affine_(x, n, r.scale, r.shift, nt);
     }
-    if (options.invert_image) affine_(x, n, -1.0f, 0.0f, nt);
+    if (draw.invert_image) affine_(x, n, -1.0f, 0.0f, nt);
   }
-  return true;
+}
+
+bool gaussian_noise_(Tensor& image, const GaussianNoiseOptions& options, Generator& gen, int num_threads) {
+  const NoiseDraw d = draw_gaussian_noise(options, prepare("data::gaussian_noise_", image).channels, gen);
+  apply_gaussian_noise_(image, d, num_threads);
+  return d.acted;
+}
+
+bool gaussian_blur_(Tensor& image, const GaussianBlurOptions& options, Generator& gen, int num_threads) {
+  const BlurDraw d = draw_gaussian_blur(options, prepare("data::gaussian_blur_", image).channels, gen);
+  apply_gaussian_blur_(image, d, num_threads);
+  return d.acted;
+}
+
+bool brightness_(Tensor& image, const BrightnessOptions& options, Generator& gen, int num_threads) {
+  const ChannelFactorDraw d = draw_brightness(options, prepare("data::brightness_", image).channels, gen);
+  apply_brightness_(image, d, num_threads);
+  return d.acted;
+}
+
+bool contrast_(Tensor& image, const ContrastOptions& options, Generator& gen, int num_threads) {
+  const ContrastDraw d = draw_contrast(options, prepare("data::contrast_", image).channels, gen);
+  apply_contrast_(image, d, num_threads);
+  return d.factor.acted;
+}
+
+bool low_resolution_(Tensor& image, const LowResolutionOptions& options, Generator& gen, int num_threads) {
+  const LowResolutionDraw d = draw_low_resolution(options, prepare("data::low_resolution_", image).channels, gen);
+  apply_low_resolution_(image, d, num_threads);
+  return d.acted;
+}
+
+bool gamma_(Tensor& image, const GammaOptions& options, Generator& gen, int num_threads) {
+  const GammaDraw d = draw_gamma(options, prepare("data::gamma_", image).channels, gen);
+  apply_gamma_(image, d, num_threads);
+  return d.gamma.acted;
 }
 
 }  // namespace tlk::data

@@ -1,6 +1,10 @@
 #pragma once
 #include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
 
+#include "tlk/data/channel_statistics.h"
 #include "tlk/tensor/random.h"
 #include "tlk/tensor/tensor.h"
 
@@ -9,10 +13,9 @@
 /// (one uniform draw, always made), draws its parameters from the caller's Generator in a fixed order,
 /// and returns whether it acted. A probability of 0 disables a transform. Labels are never touched.
 ///
-/// Note [Deterministic reductions]: means, standard deviations and extrema are summed in double per
-/// z-slice in parallel and the slice partials are combined in slice order, so results are
-/// bit-identical for a seed whatever the thread count. Noise is drawn per z-slice from a Generator
-/// seeded by one 64-bit draw from the caller's generator and the slice index, for the same reason.
+/// Channel statistics follow Note [Deterministic reductions] (data/channel_statistics.h). Noise is
+/// drawn per z-slice from a Generator seeded by one 64-bit draw from the caller's generator and the
+/// slice index, so it too is bit-identical for a seed whatever the thread count.
 ///
 /// Note [Split-range factors]: brightness, contrast and gamma factors are drawn as nnUNet's BGContrast
 /// (batchgeneratorsv2; batchgenerators for contrast and gamma): when the range straddles 1, with
@@ -84,6 +87,79 @@ struct GammaOptions {
   bool invert_image = false;
   bool retain_stats = true;
 };
+
+/// What one transform drew for one sample (Note [Draw, then apply]): `acted` is the per-sample
+/// decision; the per-channel values follow, one per channel.
+///
+/// Note [Draw, then apply]: every transform makes all its random draws before it reads a voxel, and
+/// no draw depends on the image. So a sample's draws can be made on a loader thread and applied later
+/// anywhere - on the CPU, or on a GPU (data/device_augment.h) - and a seed gives the same draws.
+struct NoiseDraw {
+  bool acted = false;
+  double sigma = 0.0;
+  std::vector<std::uint64_t> channel_seeds;  ///< seeds of each channel's voxel noise
+};
+struct BlurDraw {
+  bool acted = false;
+  /// Per channel: the sigma of each axis (D, H, W), or none when the channel is not blurred.
+  std::vector<std::optional<std::array<double, 3>>> channel_sigmas;
+};
+/// Brightness multipliers, contrast factors or gamma exponents, one per channel.
+struct ChannelFactorDraw {
+  bool acted = false;
+  std::vector<double> factors;
+};
+struct ContrastDraw {
+  ChannelFactorDraw factor;
+  bool preserve_range = true;
+};
+struct LowResolutionDraw {
+  bool acted = false;
+  std::vector<std::optional<double>> channel_zoom;  ///< none: the channel is kept
+  bool ignore_axis0 = false;
+};
+struct GammaDraw {
+  ChannelFactorDraw gamma;
+  bool invert_image = false;
+  bool retain_stats = true;
+};
+
+/// The draws of each transform, in the order gaussian_noise_ etc. make them.
+/// Example: `NoiseDraw d = draw_gaussian_noise(GaussianNoiseOptions{}, 1, gen);`
+NoiseDraw draw_gaussian_noise(const GaussianNoiseOptions& options, std::int64_t channels, Generator& gen);
+BlurDraw draw_gaussian_blur(const GaussianBlurOptions& options, std::int64_t channels, Generator& gen);
+ChannelFactorDraw draw_brightness(const BrightnessOptions& options, std::int64_t channels, Generator& gen);
+ContrastDraw draw_contrast(const ContrastOptions& options, std::int64_t channels, Generator& gen);
+LowResolutionDraw draw_low_resolution(const LowResolutionOptions& options, std::int64_t channels, Generator& gen);
+GammaDraw draw_gamma(const GammaOptions& options, std::int64_t channels, Generator& gen);
+
+/// Applies drawn transforms to a CPU image [C, D, H, W] in place (a draw that did not act is a no-op).
+/// Example: `apply_gaussian_noise_(image, draw_gaussian_noise(opt, image.size(0), gen));`
+void apply_gaussian_noise_(Tensor& image, const NoiseDraw& draw, int num_threads = 0);
+void apply_gaussian_blur_(Tensor& image, const BlurDraw& draw, int num_threads = 0);
+void apply_brightness_(Tensor& image, const ChannelFactorDraw& draw, int num_threads = 0);
+void apply_contrast_(Tensor& image, const ContrastDraw& draw, int num_threads = 0);
+void apply_low_resolution_(Tensor& image, const LowResolutionDraw& draw, int num_threads = 0);
+void apply_gamma_(Tensor& image, const GammaDraw& draw, int num_threads = 0);
+
+/// What gamma_voxel (kernels/augment_voxel.h) takes for one channel with statistics `before`.
+struct GammaConstants {
+  float lo, inv_range, gamma, range;
+};
+GammaConstants gamma_constants(const ChannelStats& before, double gamma);
+/// x -> scale * x + shift.
+struct AffineConstants {
+  float scale, shift;
+};
+/// The affine map that gives back the mean and standard deviation `before` to a channel now at `after`.
+AffineConstants retained_stats_affine(const ChannelStats& before, const ChannelStats& after);
+
+/// The normalised Gaussian kernel of the blur: 2 * max(1, ceil(3 sigma)) + 1 taps.
+/// Example: `std::vector<float> k = gaussian_kernel(1.0);  // 7 taps`
+std::vector<float> gaussian_kernel(double sigma);
+/// The low-resolution extent of one axis: max(1, round(extent * zoom)).
+/// Example: `low_resolution_extent(128, 0.5)  // 64`
+std::int64_t low_resolution_extent(std::int64_t extent, double zoom);
 
 /// Adds N(0, sigma^2) noise (Note [Noise sigma]). Returns whether it acted.
 /// Example: `bool acted = gaussian_noise_(patch.image, GaussianNoiseOptions{}, gen);`

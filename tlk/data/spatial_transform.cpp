@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numbers>
 
+#include "tlk/kernels/augment_voxel.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::data {
@@ -47,20 +48,7 @@ void check_extent(const char* op, const Extent3& out) {
         out[1], out[2]);
 }
 
-/// floor(x) as an integer without a libm call (the library is built for baseline x86-64, where
-/// std::floor is not inlined); valid for |x| < 2^62, far beyond any patch coordinate.
-inline std::int64_t floor_int(double x) {
-  const auto i = static_cast<std::int64_t>(x);
-  return i - static_cast<std::int64_t>(static_cast<double>(i) > x);
-}
-
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
-
-/// floor((in - out) / 2), also for in < out.
-std::int64_t crop_start(std::int64_t in, std::int64_t out) {
-  const std::int64_t diff = in - out;
-  return diff >= 0 ? diff / 2 : -((-diff + 1) / 2);
-}
 
 Matrix3 multiply(const Matrix3& a, const Matrix3& b) {
   Matrix3 r{};
@@ -70,6 +58,11 @@ Matrix3 multiply(const Matrix3& a, const Matrix3& b) {
 }
 
 }  // namespace
+
+std::int64_t centre_crop_start(std::int64_t in, std::int64_t out) {
+  const std::int64_t diff = in - out;
+  return diff >= 0 ? diff / 2 : -((-diff + 1) / 2);
+}
 
 Matrix3 rotation_scale_matrix(std::array<double, 3> angles_rad, std::array<double, 3> scales) {
   const double c0 = std::cos(angles_rad[0]), s0 = std::sin(angles_rad[0]);
@@ -105,7 +98,8 @@ AugmentedPatch centre_crop(const Tensor& image, const Tensor& labels, Extent3 ou
   const PatchView v = check_patch("data::centre_crop", image, labels);
   check_extent("data::centre_crop", out);
   const Extent3& in = v.extent;
-  const Extent3 start{crop_start(in[0], out[0]), crop_start(in[1], out[1]), crop_start(in[2], out[2])};
+  const Extent3 start{centre_crop_start(in[0], out[0]), centre_crop_start(in[1], out[1]),
+                      centre_crop_start(in[2], out[2])};
   AugmentedPatch p;
   const bool pads = start[0] < 0 || start[1] < 0 || start[2] < 0 || start[0] + out[0] > in[0] ||
                     start[1] + out[1] > in[1] || start[2] + out[2] > in[2];
@@ -167,48 +161,11 @@ void sample_span(const Sampler& g, std::int64_t out_index, double bz, double by,
   const std::uint8_t* const lsrc = g.lsrc;
   std::uint8_t* const ldst = g.ldst;
   const std::int64_t channels = g.channels, in0 = g.in0, in1 = g.in1, in2 = g.in2, out_volume = g.out_volume;
-  const std::int64_t in_plane = in1 * in2, in_volume = in0 * in_plane;
   const double sz = g.step_z, sy = g.step_y, sx = g.step_x;
   for (std::int64_t i = 0; i < count; ++i) {
     const double t = static_cast<double>(i);
-    const double pz = bz + sz * t, py = by + sy * t, px = bx + sx * t;
-    const std::int64_t o = out_index + i;
-    // Labels: nearest neighbour, 0 outside.
-    if (ldst) {
-      const std::int64_t nz = floor_int(pz + 0.5), ny = floor_int(py + 0.5), nx = floor_int(px + 0.5);
-      const bool inside = nz >= 0 && nz < in0 && ny >= 0 && ny < in1 && nx >= 0 && nx < in2;
-      ldst[o] = inside ? lsrc[nz * in_plane + ny * in2 + nx] : std::uint8_t{0};
-    }
-    // Image: trilinear, corners outside the input read 0.
-    const std::int64_t iz = floor_int(pz), iy = floor_int(py), ix = floor_int(px);
-    const float tz = static_cast<float>(pz - static_cast<double>(iz));
-    const float ty = static_cast<float>(py - static_cast<double>(iy));
-    const float tx = static_cast<float>(px - static_cast<double>(ix));
-    const float w00 = (1 - tz) * (1 - ty), w01 = (1 - tz) * ty, w10 = tz * (1 - ty), w11 = tz * ty;
-    if (iz >= 0 && iz + 1 < in0 && iy >= 0 && iy + 1 < in1 && ix >= 0 && ix + 1 < in2) {
-      const std::int64_t base = iz * in_plane + iy * in2 + ix;
-      for (std::int64_t c = 0; c < channels; ++c) {
-        const float* s = src + c * in_volume + base;
-        const float r00 = s[0] + tx * (s[1] - s[0]);
-        const float r01 = s[in2] + tx * (s[in2 + 1] - s[in2]);
-        const float r10 = s[in_plane] + tx * (s[in_plane + 1] - s[in_plane]);
-        const float r11 = s[in_plane + in2] + tx * (s[in_plane + in2 + 1] - s[in_plane + in2]);
-        dst[c * out_volume + o] = w00 * r00 + w01 * r01 + w10 * r10 + w11 * r11;
-      }
-    } else {
-      const float w[8] = {w00 * (1 - tx), w00 * tx, w01 * (1 - tx), w01 * tx,
-                          w10 * (1 - tx), w10 * tx, w11 * (1 - tx), w11 * tx};
-      for (std::int64_t c = 0; c < channels; ++c) {
-        const float* s = src + c * in_volume;
-        float acc = 0.0f;
-        for (int k = 0; k < 8; ++k) {
-          const std::int64_t cz = iz + (k >> 2), cy = iy + ((k >> 1) & 1), cx = ix + (k & 1);
-          if (cz >= 0 && cz < in0 && cy >= 0 && cy < in1 && cx >= 0 && cx < in2)
-            acc += w[k] * s[cz * in_plane + cy * in2 + cx];
-        }
-        dst[c * out_volume + o] = acc;
-      }
-    }
+    kernels::augment::sample_voxel(src, dst, lsrc, ldst, channels, in0, in1, in2, out_volume, out_index + i,
+                                   bz + sz * t, by + sy * t, bx + sx * t);
   }
 }
 
@@ -239,11 +196,12 @@ AugmentedPatch resample_patch(const Tensor& image, const Tensor& labels, Extent3
   std::array<double, 3> c_out{}, c_in{};
   for (int a = 0; a < 3; ++a) {
     c_out[a] = static_cast<double>(out[a] - 1) / 2.0;
-    c_in[a] = static_cast<double>(crop_start(in[a], out[a])) + c_out[a];
+    c_in[a] = static_cast<double>(centre_crop_start(in[a], out[a])) + c_out[a];
   }
   // Note [Tiled sampling]: a rotated output row walks diagonally through the input, so the output is
-  // sampled in 16^3 tiles whose input footprint (about 40^3 floats at scale 1.4) stays in cache.
-  constexpr std::int64_t kTile = 16;
+  // sampled in 16^3 tiles whose input footprint (about 40^3 floats at scale 1.4) stays in cache. The
+  // GPU kernel starts its position sums from the same tile origins (kernels/augment_voxel.h).
+  constexpr std::int64_t kTile = kernels::augment::kResampleTile;
   const std::int64_t tiles_z = (out[0] + kTile - 1) / kTile, tiles_y = (out[1] + kTile - 1) / kTile,
                      tiles_x = (out[2] + kTile - 1) / kTile;
 #pragma omp parallel for collapse(3) schedule(static) num_threads(thread_count(num_threads))

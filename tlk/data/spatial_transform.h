@@ -81,6 +81,11 @@ Matrix3 rotation_scale_matrix(std::array<double, 3> angles_rad, std::array<doubl
 /// Example: `SpatialDraw s = draw_spatial(RotationOptions{}, ScalingOptions{}, gen);`
 SpatialDraw draw_spatial(const RotationOptions& rotation, const ScalingOptions& scaling, Generator& gen);
 
+/// Where a centred crop of `out` voxels starts in an axis of `in` voxels: floor((in - out) / 2), also
+/// for in < out (negative: the crop pads).
+/// Example: `centre_crop_start(249, 128)  // 60`
+std::int64_t centre_crop_start(std::int64_t in, std::int64_t out);
+
 /// The crop of extent `out` centred in the input: it starts at floor((in - out) / 2) per axis and
 /// pads with 0 (image) / 0 (labels) where the input is smaller.
 /// Example: `AugmentedPatch p = centre_crop(image, labels, {128, 128, 128});`
