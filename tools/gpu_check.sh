@@ -3,13 +3,13 @@
 # PyTorch (with its cuDNN and cuBLAS wheels) but no package registry and no TLK dependencies.
 #
 # Here (the build machine, CUDA 13 + cuDNN 9 in /usr/local/cuda):
-#   cmake --build build -j2 --target test_cuda unet_step
+#   cmake --build build -j2 --target test_cuda unet_step augment
 #   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
-# There (carrying .devrt, build/tests/test_cuda and build/bench/unet_step):
+# There (carrying .devrt, build/tests/test_cuda, build/bench/unet_step and build/bench/augment):
 #   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision|tests|check]
 # It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
 # against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
-# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone, `check` adds one f32 and one bf16 step timing. `diag` replaces the three-round comparison
+# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone, `check` adds one f32 and one bf16 step timing and bench/augment (augmentation on the CPU and the GPU); `full` runs bench/augment too. `diag` replaces the three-round comparison
 # with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
 # every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss. `precision` times
 # TLK's step in f32 (TF32), bf16 and f16 interleaved (two rounds of f32 and bf16, one of f16), with
@@ -64,8 +64,12 @@ if [[ "$mode" == check ]]; then  # the test suite, then one f32 and one bf16 ste
     timeout 60 build/bench/unet_step --device cuda --precision $p $flags 2>&1 | tail -1 | sed "s/^/$p /" \
       | tee -a "$out/precision.log" || status=1
   done
-  exit $status
 fi
+if [[ "$mode" == check || "$mode" == full ]]; then
+  echo "== bench/augment: one 128^3 sample on 1 CPU thread and on the GPU (interleaved)"
+  timeout 90 build/bench/augment --device cuda --patch 128,128,128 --iters 10 2>&1 | tee "$out/augment.log" || status=1
+fi
+[[ "$mode" == check ]] && exit $status
 if [[ "$mode" == precision ]]; then
   echo "== bench/unet_step: f32 (TF32), bf16 and f16 interleaved"
   for p in f32 bf16 f16 f32 bf16; do

@@ -65,6 +65,26 @@ TEST_CASE("GPU training: adapt trains, checkpoints and resumes on cuda; its firs
   CHECK(task::SegmentationTrainer(task::SegmentationTrainConfig::from(more)).run(true).size() == 1);
 }
 
+TEST_CASE("GPU training with data.augment_on device: adapt trains on GPU-augmented batches like loader-augmented ones") {
+  TLK_REQUIRE_GPU();
+  Tf32Scope fp32(false);
+  const auto dir = make_adaptation_domains("gpu_augment_on_device");
+  io::Config on_device = adapt_config(dir, "augment_device", "cuda");
+  on_device.set("data.augment_on", "device");
+  const auto results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(on_device)).run(false);
+  REQUIRE(results.size() == 1);
+  CHECK(std::isfinite(results[0].train_loss));
+  CHECK(std::isfinite(results[0].val_loss));
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(adapt_config(dir, "augment_loader", "cuda"))).run(false);
+  // The same draws applied on the GPU: the first step's loss agrees up to rounding and the noise's
+  // voxel values (Note [GPU noise]: same sigma, other values).
+  const std::vector<double> d = first_step(dir / "augment_device" / "steps.csv");
+  const std::vector<double> l = first_step(dir / "augment_loader" / "steps.csv");
+  REQUIRE(d.size() == l.size());
+  REQUIRE(d.size() >= 3);
+  CHECK(d[2] == doctest::Approx(l[2]).epsilon(0.05));
+}
+
 TEST_CASE("GPU training in bf16 and f16 (train.precision): the adapt strategy trains, f16 scales its loss and resumes") {
   TLK_REQUIRE_GPU();
   const auto dir = make_adaptation_domains("gpu_mixed_precision");

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "tlk/data/augment.h"
 #include "tlk/tensor/tensor.h"
 
 namespace tlk::data {
@@ -17,6 +18,9 @@ struct Batch {
   Tensor image;   ///< f32 [B, C, D, H, W]
   Tensor labels;  ///< u8 [B, D, H, W] (undefined for unlabelled data)
   std::int64_t index = 0;
+  /// One per sample when its augmentation is still to be applied: image and labels then hold the
+  /// enlarged regions (Note [Augmentation on the GPU]); empty for a finished batch.
+  std::vector<AugmentDraws> pending_augmentation;
 };
 
 /// Produces batches on background threads so that a training step rarely waits for data.

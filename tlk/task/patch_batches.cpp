@@ -17,6 +17,7 @@ PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const Segmenta
       global_batch_(ranks * config.batch),
       oversample_(config.oversample_foreground),
       augment_(augment),
+      augment_on_device_(augment && config.augment_on_device),
       seed_(mix_seed(config.seed, stream)) {
   check(!cases_.empty(), "training: no cases to draw batches from");
   if (augment_) {
@@ -29,10 +30,12 @@ PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const Segmenta
 data::Batch PatchBatches::make(std::int64_t index) const {
   const std::uint64_t batch_seed = mix_seed(seed_, static_cast<std::uint64_t>(index));
   const std::int64_t C = cases_[0].image.size(0);
-  const std::int64_t voxels = patch_[0] * patch_[1] * patch_[2];
+  const std::array<std::int64_t, 3>& extent = augment_on_device_ ? load_extent_ : patch_;
+  const std::int64_t voxels = extent[0] * extent[1] * extent[2];
   data::Batch batch;
-  batch.image = Tensor::empty({batch_, C, patch_[0], patch_[1], patch_[2]});
-  batch.labels = Tensor::empty({batch_, patch_[0], patch_[1], patch_[2]}, TensorOptions{}.with(DType::u8));
+  batch.index = index;
+  batch.image = Tensor::empty({batch_, C, extent[0], extent[1], extent[2]});
+  batch.labels = Tensor::empty({batch_, extent[0], extent[1], extent[2]}, TensorOptions{}.with(DType::u8));
   for (std::int64_t slot = 0; slot < batch_; ++slot) {
     const std::int64_t global_slot = first_slot_ + slot;  // Note [Batch slots]
     Generator gen(mix_seed(batch_seed, static_cast<std::uint64_t>(global_slot)));
@@ -41,7 +44,11 @@ data::Batch PatchBatches::make(std::int64_t index) const {
     const data::PatchChoice choice = data::choose_patch(source, load_extent_, force, gen);
     Tensor image, labels;
     data::extract_patch(source, choice, load_extent_, image, labels);
-    if (augment_) {
+    if (augment_on_device_) {
+      batch.pending_augmentation.push_back(data::draw_augmentation(augment_options_, C, gen));
+      image = image.contiguous();
+      labels = labels.contiguous();
+    } else if (augment_) {
       data::AugmentedPatch p = data::augment_patch(image, labels, patch_, augment_options_, gen);
       image = p.image.contiguous();
       labels = p.labels.contiguous();
@@ -50,6 +57,34 @@ data::Batch PatchBatches::make(std::int64_t index) const {
     std::memcpy(batch.labels.data<std::uint8_t>() + slot * voxels, labels.data<std::uint8_t>(), voxels);
   }
   return batch;
+}
+
+data::Batch PatchBatches::to_device(data::Batch batch, Device device) const {
+  data::Batch out;
+  out.index = batch.index;
+  out.image = batch.image.to(device);
+  out.labels = batch.labels.defined() ? batch.labels.to(device) : Tensor();
+  if (batch.pending_augmentation.empty()) return out;
+  const std::int64_t B = out.image.size(0), C = out.image.size(1);
+  check(static_cast<std::int64_t>(batch.pending_augmentation.size()) == B,
+        "training: a batch of {} samples carries {} pending augmentations", B, batch.pending_augmentation.size());
+  const Shape region{C, out.image.size(2), out.image.size(3), out.image.size(4)};
+  const Shape label_region{out.image.size(2), out.image.size(3), out.image.size(4)};
+  Tensor images = Tensor::empty({B, C, patch_[0], patch_[1], patch_[2]}, TensorOptions{}.with(device));
+  Tensor labels = out.labels.defined() ? Tensor::empty({B, patch_[0], patch_[1], patch_[2]},
+                                                       TensorOptions{}.with(DType::u8).with(device))
+                                       : Tensor();
+  for (std::int64_t s = 0; s < B; ++s) {
+    const Tensor slot_labels = labels.defined() ? out.labels.narrow(0, s, 1).reshape(label_region) : Tensor();
+    const data::AugmentedPatch p =
+        data::apply_augmentation(out.image.narrow(0, s, 1).reshape(region), slot_labels, patch_,
+                                 batch.pending_augmentation[static_cast<std::size_t>(s)]);
+    images.narrow(0, s, 1).copy_(p.image.reshape({1, C, patch_[0], patch_[1], patch_[2]}));
+    if (labels.defined()) labels.narrow(0, s, 1).copy_(p.labels.reshape({1, patch_[0], patch_[1], patch_[2]}));
+  }
+  out.image = images;
+  out.labels = labels;
+  return out;
 }
 
 }  // namespace tlk::task

@@ -23,7 +23,13 @@ class PatchBatches {
   /// `rank` of `ranks`: which slots of each global batch this process makes (Note [Batch slots]).
   PatchBatches(std::vector<data::SampleSource> cases, const SegmentationTrainConfig& config, bool augment,
                std::uint64_t stream, int rank = 0, int ranks = 1);
+  /// Batch `index` (a loader thread may call it). With data.augment_on device its images and labels
+  /// are the enlarged regions and it carries their draws (Note [Augmentation on the GPU]).
   data::Batch make(std::int64_t index) const;
+  /// `batch` on `device` with its pending augmentation applied there: the finished batch make() gives
+  /// with data.augment_on loader, bit for bit on the CPU and up to float rounding and the noise's values
+  /// (Note [GPU noise]) on a GPU.
+  data::Batch to_device(data::Batch batch, Device device) const;
   std::size_t size() const { return cases_.size(); }
 
  private:
@@ -32,6 +38,7 @@ class PatchBatches {
   std::int64_t batch_, first_slot_, global_batch_;
   double oversample_;
   bool augment_;
+  bool augment_on_device_;  ///< make() leaves the draws to to_device
   data::AugmentOptions augment_options_;
   std::uint64_t seed_;
 };

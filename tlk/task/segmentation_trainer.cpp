@@ -371,20 +371,22 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     io::ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), config_.iterations_per_epoch,
                         config_.quiet || !writes);
     for (std::int64_t it = 0; it < config_.iterations_per_epoch; ++it, ++iteration) {
-      data::Batch batch = loader.next();
+      // On the training device; with data.augment_on device, augmented there (Note [Augmentation on the GPU]).
+      const data::Batch batch = train_batches.to_device(loader.next(), device_);
       wait += loader.last_wait_seconds();
       Tensor target_images;
       if (target_loader) {
-        target_images = target_loader->next().image;
+        data::Batch target = target_loader->next();
+        target.labels = Tensor();  // never read (no target labels are used)
+        target_images = target_batches->to_device(std::move(target), device_).image;
         wait += target_loader->last_wait_seconds();
       }
       optimizer.zero_grad();
       if (discriminator_optimizer) discriminator_optimizer->zero_grad();
       const transfer::TransferLosses l = [&] {
         AutocastGuard amp(precision);
-        source_images = batch.image.to(device_);
-        return model.losses(source_images, batch.labels.to(device_),
-                            target_images.defined() ? target_images.to(device_) : target_images, iteration);
+        source_images = batch.image;
+        return model.losses(source_images, batch.labels, target_images, iteration);
       }();
       if (precision == DType::f16)
         scaler.scale(l.total).backward();

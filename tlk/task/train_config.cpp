@@ -13,7 +13,7 @@ namespace tlk::task {
 
 std::vector<std::string> SegmentationTrainConfig::known_keys() {
   std::vector<std::string> keys{"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
-          "data.loader_threads", "data.augment", "data.target", "model.name", "train.epochs", "train.iterations_per_epoch",
+          "data.loader_threads", "data.augment", "data.augment_on", "data.target", "model.name", "train.epochs", "train.iterations_per_epoch",
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
           "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
@@ -42,6 +42,11 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.oversample_foreground = c.get_double("data.oversample_foreground", t.oversample_foreground);
   t.loader_threads = static_cast<int>(c.get_int("data.loader_threads", t.loader_threads));
   t.augment = c.get_bool("data.augment", t.augment);
+  const std::string augment_on = c.get_string("data.augment_on", "loader");
+  check(augment_on == "loader" || augment_on == "device",
+        "{}: data.augment_on must be loader (augment on the loader threads) or device (on the GPU), got '{}'",
+        c.source(), augment_on);
+  t.augment_on_device = augment_on == "device";
   t.target_dir = c.get_string("data.target", "");
   t.model = c.get_string("model.name", t.model);
   for (const auto& [key, value] : c.take_subtree("model"))
@@ -65,6 +70,9 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   check(t.precision == DType::f32 || device.is_cuda(),
         "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}",
         c.source(), dtype_name(t.precision), t.device);
+  check(!t.augment_on_device || device.is_cuda(),
+        "{}: data.augment_on device needs train.device cuda (the augmentation runs on the training GPU); got "
+        "train.device {}", c.source(), t.device);
   t.strategy = c.get_string("transfer.strategy", t.strategy);
   t.pretrained = c.get_string("transfer.pretrained", "");
   t.pretrained_lr_scale = c.get_double("transfer.pretrained_lr_scale", t.pretrained_lr_scale);
@@ -129,14 +137,14 @@ std::string SegmentationTrainConfig::to_yaml() const {
   for (const auto& [key, value] : model_options) model_lines += fmt::format("  {}: {}\n", key, value);
   return fmt::format(
       "data:\n  train: {}\n  val: {}\n  val_fraction: {}\n  patch: [{}]\n  batch: {}\n  oversample_foreground: {}\n"
-      "  loader_threads: {}\n  augment: {}\n  target: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
+      "  loader_threads: {}\n  augment: {}\n  augment_on: {}\n  target: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
       "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
       "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
       "  grl_max_iters: {}\n  grl_delay: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
       "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\n  cache: {}\n  cache_batches: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n{}",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
-      oversample_foreground, loader_threads, augment, quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
+      oversample_foreground, loader_threads, augment, augment_on_device ? "device" : "loader", quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
       lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,

@@ -32,6 +32,9 @@ struct SegmentationTrainConfig {
   double oversample_foreground = 0.33;  ///< data.oversample_foreground
   int loader_threads = 2;               ///< data.loader_threads (0: on the training thread)
   bool augment = true;                  ///< data.augment: nnUNet's augmentation pipeline
+  /// data.augment_on: loader (false: the loader threads augment) or device (true: they only draw, and
+  /// the training GPU applies the draws; Note [Augmentation on the GPU])
+  bool augment_on_device = false;
   std::filesystem::path target_dir;     ///< data.target: unlabelled target-domain cases (adapt strategies)
   // model.*
   std::string model = "unet3d";                     ///< model.name (a ModuleRegistry name)
