@@ -114,10 +114,12 @@ TEST_CASE("cuda augment: batches augmented on the GPU match the loader's, and ba
   config.batch = 2;
   const task::PatchBatches on_loader(cases, config, true, 1);
   config.augment_on_device = true;
+  config.device = "cuda";  // batches for a GPU are made in pinned memory (Note [Pinned staging])
   const task::PatchBatches deferred(cases, config, true, 1);
   int compared = 0;
   for (std::int64_t index = 0; index < 12; ++index) {
     const Batch pending = deferred.make(index);
+    REQUIRE(pending.image.is_pinned());
     const Batch finished = on_loader.make(index);
     const Batch gpu = deferred.to_device(pending, Device::cuda());
     REQUIRE(gpu.image.device().is_cuda());

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
+#include "tlk/tensor/pinned_allocator.h"
 
 using namespace tlk;
 using testing::max_abs_diff;
@@ -209,4 +210,38 @@ TEST_CASE("cuda clone, channels-last and fill_ on views match the CPU") {
   }
   // A CUDA tensor prints (through a GPU-side conversion to the CPU).
   CHECK(to_gpu(Tensor::from_doubles({1, 2, 3}, {3})).permute({0}).str().find("{1, 2, 3}") != std::string::npos);
+}
+
+TEST_CASE("cuda pinned memory: to(cuda) is queued, keeps its source alive and reuses blocks after the copy") {
+  TLK_REQUIRE_GPU();
+  Generator gen(31);
+  const Tensor values = tlk::rand({3, 40, 50, 60}, gen);
+  Tensor pinned = Tensor::pinned_empty(values.shape());
+  CHECK(pinned.is_pinned());
+  CHECK(pinned.device().is_cpu());
+  pinned.copy_(values);
+  const Tensor on_gpu = pinned.to(Device::cuda());
+  CHECK(max_abs_diff(to_cpu(on_gpu), values) == 0.0);
+  // The source dropped right after the queued copy: the copy still reads it, and the block is
+  // reused only after the copy (many rounds, each checked).
+  auto& pinned_pool = cuda::PinnedHostAllocator::instance();
+  const auto hits_before = pinned_pool.stats().cache_hits;
+  std::vector<Tensor> copies;
+  for (int round = 0; round < 12; ++round) {
+    Tensor source = Tensor::pinned_empty(values.shape());
+    source.copy_(values);
+    source.narrow(0, 0, 1).fill_(static_cast<double>(round));
+    copies.push_back(source.to(Device::cuda()));
+  }
+  for (int round = 0; round < 12; ++round) {
+    CAPTURE(round);
+    const Tensor got = to_cpu(copies[static_cast<std::size_t>(round)]);
+    CHECK(max_abs_diff(got.narrow(0, 1, 2), values.narrow(0, 1, 2)) == 0.0);
+    for (double v : got.narrow(0, 0, 1).to_doubles()) REQUIRE(v == static_cast<double>(round));
+  }
+  CHECK(pinned_pool.stats().cache_hits > hits_before);
+  // u8 labels, and the copy back to the host.
+  Tensor labels = Tensor::pinned_empty({5, 6}, DType::u8);
+  labels.fill_(7.0);
+  CHECK(to_cpu(labels.to(Device::cuda())).to_doubles() == std::vector<double>(30, 7.0));
 }

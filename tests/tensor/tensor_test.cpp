@@ -1,4 +1,5 @@
 #include "test_util.h"
+#include "tlk/tensor/cuda_runtime.h"
 
 using namespace tlk;
 
@@ -92,6 +93,12 @@ TEST_CASE("caching allocator: alignment, reuse and statistics") {
   CHECK(alloc.stats().peak_bytes >= before.current_bytes + 4'000'000);
   alloc.empty_cache();
   CHECK(alloc.stats().cached_bytes == 0);
+}
+
+TEST_CASE("pinned memory: refused with the reason where no GPU is usable") {
+  if (cuda::is_available()) return;  // tests/cuda/tensor_cuda_test.cpp covers it on a GPU
+  CHECK_THROWS_WITH_AS(Tensor::pinned_empty({4, 4}), doctest::Contains("pinned host memory:"), Error);
+  CHECK_FALSE(Tensor::empty({4}).is_pinned());
 }
 
 TEST_CASE("seeded generator is reproducible and well distributed") {

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "tlk/task/mix_seed.h"
+#include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::task {
@@ -18,6 +19,7 @@ PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const Segmenta
       oversample_(config.oversample_foreground),
       augment_(augment),
       augment_on_device_(augment && config.augment_on_device),
+      pinned_(parse_device(config.device, "train.device").is_cuda() && cuda::is_available()),
       seed_(mix_seed(config.seed, stream)) {
   check(!cases_.empty(), "training: no cases to draw batches from");
   if (augment_) {
@@ -34,8 +36,11 @@ data::Batch PatchBatches::make(std::int64_t index) const {
   const std::int64_t voxels = extent[0] * extent[1] * extent[2];
   data::Batch batch;
   batch.index = index;
-  batch.image = Tensor::empty({batch_, C, extent[0], extent[1], extent[2]});
-  batch.labels = Tensor::empty({batch_, extent[0], extent[1], extent[2]}, TensorOptions{}.with(DType::u8));
+  const Shape image_shape{batch_, C, extent[0], extent[1], extent[2]},
+      label_shape{batch_, extent[0], extent[1], extent[2]};
+  batch.image = pinned_ ? Tensor::pinned_empty(image_shape) : Tensor::empty(image_shape);
+  batch.labels = pinned_ ? Tensor::pinned_empty(label_shape, DType::u8)
+                         : Tensor::empty(label_shape, TensorOptions{}.with(DType::u8));
   for (std::int64_t slot = 0; slot < batch_; ++slot) {
     const std::int64_t global_slot = first_slot_ + slot;  // Note [Batch slots]
     Generator gen(mix_seed(batch_seed, static_cast<std::uint64_t>(global_slot)));

@@ -39,6 +39,7 @@ class PatchBatches {
   double oversample_;
   bool augment_;
   bool augment_on_device_;  ///< make() leaves the draws to to_device
+  bool pinned_;             ///< batches for a GPU are made in pinned memory (Note [Pinned staging])
   data::AugmentOptions augment_options_;
   std::uint64_t seed_;
 };

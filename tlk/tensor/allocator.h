@@ -25,37 +25,64 @@ class Allocator {
   virtual AllocatorStats stats() const = 0;
 };
 
-/// The CPU allocator: 64-byte aligned blocks, reused by size class.
+/// What TLK's allocators share: blocks rounded to size classes and kept for reuse, with statistics.
 ///
-/// Note [Size classes]: a request is rounded up to a multiple of 64 bytes below 4 KiB, and above that
-/// to one of 8 steps between consecutive powers of two (waste under 12.5%). Freed blocks go to a free
-/// list for their class and are handed out again before new memory is asked of the system, so a
-/// training loop that allocates the same shapes every step stops calling the system allocator after
-/// its first step. When the system refuses memory, the cache is released and the request retried.
-///
-/// Example: `auto s = CpuAllocator::instance().stats(); fmt::print("{} MB peak", s.peak_bytes >> 20);`
-class CpuAllocator final : public Allocator {
+/// Note [Size classes]: a request is rounded up to its class (for the CPU a multiple of 64 bytes
+/// below 4 KiB, above that one of 8 steps between consecutive powers of two: waste under 12.5%).
+/// Freed blocks go to a free list for their class and are handed out again before new memory is
+/// asked of the system, so a training loop that allocates the same shapes every step stops calling
+/// the system allocator after its first step. When the system refuses memory, the cache is released
+/// and the request retried once. Each allocator (CPU, GPU, pinned host) says how to round, how to get
+/// and free a block, and what to do around that.
+class CachingAllocator : public Allocator {
  public:
-  static CpuAllocator& instance();
-
-  void* allocate(std::size_t nbytes) override;
-  void deallocate(void* ptr, std::size_t nbytes) override;
-  AllocatorStats stats() const override;
+  void* allocate(std::size_t nbytes) final;
+  void deallocate(void* ptr, std::size_t nbytes) final;
+  AllocatorStats stats() const final;
   /// Starts peak_bytes again from current_bytes.
   void reset_peak();
   /// Returns every cached block to the system.
   void empty_cache();
+
+ protected:
+  using RoundFn = std::size_t (*)(std::size_t);
+  explicit CachingAllocator(RoundFn round) : round_(round) {}
+  /// A block of `size` bytes from the system, or nullptr when it has none.
+  virtual void* system_allocate(std::size_t size) = 0;
+  virtual void system_free(void* ptr) = 0;
+  /// Throws the out-of-memory error for a request of `size` bytes, `in_use` bytes held by tensors.
+  [[noreturn]] virtual void out_of_memory(std::size_t size, std::size_t in_use) = 0;
+  /// Called before cached blocks go back to the system.
+  virtual void before_release() {}
+  /// Called on every block handed out.
+  virtual void handed_out(void* ptr, std::size_t size) {
+    (void)ptr;
+    (void)size;
+  }
+
+ private:
+  void release_cache_locked();
+
+  RoundFn round_;
+  mutable std::mutex mutex_;
+  std::map<std::size_t, std::vector<void*>> free_blocks_;
+  AllocatorStats stats_;
+};
+
+/// The CPU allocator: 64-byte aligned blocks, reused by size class (Note [Size classes]).
+///
+/// Example: `auto s = CpuAllocator::instance().stats(); fmt::print("{} MB peak", s.peak_bytes >> 20);`
+class CpuAllocator final : public CachingAllocator {
+ public:
+  static CpuAllocator& instance();
   /// The block size a request of `nbytes` is rounded to.
   static std::size_t round_size(std::size_t nbytes);
 
  private:
-  CpuAllocator() = default;
-  ~CpuAllocator() override;
-  void release_cache_locked();
-
-  mutable std::mutex mutex_;
-  std::map<std::size_t, std::vector<void*>> free_blocks_;
-  AllocatorStats stats_;
+  CpuAllocator() : CachingAllocator(&CpuAllocator::round_size) {}
+  void* system_allocate(std::size_t size) override;
+  void system_free(void* ptr) override;
+  [[noreturn]] void out_of_memory(std::size_t size, std::size_t in_use) override;
 };
 
 }  // namespace tlk

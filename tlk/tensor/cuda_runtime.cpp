@@ -109,6 +109,66 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 #endif
 }
 
+#ifdef TLK_HAVE_CUDA
+namespace {
+
+/// A queued copy from pinned memory and the source it keeps alive until its event has passed.
+struct PendingCopy {
+  cudaEvent_t done = nullptr;
+  std::shared_ptr<const void> source;
+};
+std::mutex pending_mutex;
+std::vector<PendingCopy>* pending = new std::vector<PendingCopy>();  // Note [Allocator lifetime]
+
+}  // namespace
+#endif
+
+void release_finished_copies() {
+#ifdef TLK_HAVE_CUDA
+  std::vector<PendingCopy> finished;
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex);
+    auto keep = pending->begin();
+    for (auto& copy : *pending) {
+      if (cudaEventQuery(copy.done) == cudaErrorNotReady)
+        *keep++ = std::move(copy);
+      else
+        finished.push_back(std::move(copy));
+    }
+    pending->erase(keep, pending->end());
+    cudaGetLastError();  // a failed query is reported by the next synchronizing call instead
+  }
+  for (PendingCopy& copy : finished) cudaEventDestroy(copy.done);
+  // The sources go here, outside the lock: a pinned block returns to its allocator's free list.
+#endif
+}
+
+void copy_from_pinned(void* dst, Device dst_device, const void* src, std::size_t nbytes,
+                      std::shared_ptr<const void> keep_alive) {
+  if (nbytes == 0) return;
+#ifdef TLK_HAVE_CUDA
+  release_finished_copies();
+  require_device(dst_device.index, "copy from pinned memory");
+  check_cuda(cudaSetDevice(dst_device.index), "cudaSetDevice");
+  PendingCopy copy{nullptr, std::move(keep_alive)};
+  check_cuda(cudaEventCreateWithFlags(&copy.done, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  const cudaError_t queued = cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, cudaStreamLegacy);
+  const cudaError_t recorded = queued == cudaSuccess ? cudaEventRecord(copy.done, cudaStreamLegacy) : queued;
+  if (recorded != cudaSuccess) {
+    cudaStreamSynchronize(cudaStreamLegacy);  // whatever was queued is done: the source may go
+    cudaEventDestroy(copy.done);
+    check_cuda(recorded, queued == cudaSuccess ? "cudaEventRecord" : "cudaMemcpyAsync");
+  }
+  std::lock_guard<std::mutex> lock(pending_mutex);
+  pending->push_back(std::move(copy));
+#else
+  (void)dst;
+  (void)src;
+  (void)keep_alive;
+  fail("copy to {}: {}", dst_device.str(), unavailable_reason());
+#endif
+}
+
 void set_poison_allocations(bool on) {
 #ifdef TLK_HAVE_CUDA
   for (auto& a : allocators()) a->set_poison(on);

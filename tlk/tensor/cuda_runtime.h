@@ -1,6 +1,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "tlk/tensor/device.h"
@@ -39,6 +40,15 @@ void synchronize();
 
 /// Copies `nbytes` between any two devices (host<->device, device<->device); synchronous.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes);
+
+/// Queues a copy of `nbytes` from pinned host memory `src` to `dst` on GPU `dst_device` on TLK's
+/// stream and returns at once; `keep_alive` (the source's storage) is held until an event recorded
+/// after the copy has passed (Note [Pinned staging] in tensor/pinned_allocator.h).
+void copy_from_pinned(void* dst, Device dst_device, const void* src, std::size_t nbytes,
+                      std::shared_ptr<const void> keep_alive);
+/// Drops the sources of the pinned copies that have finished (copy_from_pinned and
+/// Tensor::pinned_empty call it; a no-op without CUDA).
+void release_finished_copies();
 
 /// Sets `count` elements of dtype `dtype` (f32 or f64) at device pointer `dst` to `value`.
 void fill(void* dst, DType dtype, std::size_t count, double value, int device_index);

@@ -3,6 +3,7 @@
 #include "tlk/tensor/allocator.h"
 #include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/error.h"
+#include "tlk/tensor/pinned_allocator.h"
 
 namespace tlk {
 
@@ -15,6 +16,13 @@ Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(d
   allocator_ = &allocator_for(device);
   data_ = allocator_->allocate(nbytes);
 }
+
+Storage::Storage(std::size_t nbytes, Device device, Allocator& allocator)
+    : nbytes_(nbytes), device_(device), allocator_(&allocator) {
+  data_ = allocator_->allocate(nbytes);
+}
+
+bool Storage::pinned() const { return allocator_ == &cuda::PinnedHostAllocator::instance(); }
 
 Storage::~Storage() { allocator_->deallocate(data_, nbytes_); }
 

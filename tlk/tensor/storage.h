@@ -17,6 +17,8 @@ class Storage {
  public:
   /// Allocates `nbytes` on `device` from that device's allocator.
   Storage(std::size_t nbytes, Device device);
+  /// Allocates `nbytes` from `allocator`, whose blocks live on `device` (pinned host memory: the CPU).
+  Storage(std::size_t nbytes, Device device, Allocator& allocator);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -24,6 +26,8 @@ class Storage {
   void* data() const { return data_; }
   std::size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  /// True for page-locked host memory (Note [Pinned staging] in tensor/pinned_allocator.h).
+  bool pinned() const;
   std::uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   /// Called by every op that writes into existing memory.
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }

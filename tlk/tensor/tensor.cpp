@@ -8,6 +8,7 @@
 #include "tlk/tensor/blocked_format.h"
 #include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/error.h"
+#include "tlk/tensor/pinned_allocator.h"
 #include "tlk/tensor/strided_copy.h"
 
 namespace tlk {
@@ -66,6 +67,18 @@ Tensor Tensor::full(const Shape& shape, double value, TensorOptions options) {
 
 Tensor Tensor::scalar(double value, TensorOptions options) { return full(Shape{}, value, options); }
 
+Tensor Tensor::pinned_empty(const Shape& shape, DType dtype) {
+  for (auto e : shape) check(e >= 0, "tensor: negative extent in shape {}", shape.str());
+  cuda::release_finished_copies();  // their blocks can serve this one
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(dtype),
+                                            Device::cpu(), cuda::PinnedHostAllocator::instance());
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(impl);
+}
+
 template <class T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
   check(static_cast<std::int64_t>(values.size()) == shape.numel(),
@@ -102,6 +115,8 @@ Layout Tensor::layout() const {
     return Layout::channels_last;
   return Layout::plain;
 }
+
+bool Tensor::is_pinned() const { return impl().storage->pinned(); }
 
 bool Tensor::is_contiguous() const { return !impl().blocked && strides_match(*this, contiguous_strides(shape())); }
 
@@ -304,8 +319,11 @@ Tensor Tensor::to(Device target) const {
   check(src.is_contiguous(), "to({}): only contiguous tensors can move between devices (shape {}, strides {})",
         target.str(), shape().str(), strides().str());
   Tensor out = empty(shape(), TensorOptions{dtype(), target});
-  cuda::copy_bytes(out.raw_data(), target, src.raw_data(), device(),
-                   static_cast<std::size_t>(numel()) * element_size(dtype()));
+  const auto nbytes = static_cast<std::size_t>(numel()) * element_size(dtype());
+  if (src.is_pinned() && target.is_cuda())  // Note [Pinned staging]
+    cuda::copy_from_pinned(out.raw_data(), target, src.raw_data(), nbytes, src.impl().storage);
+  else
+    cuda::copy_bytes(out.raw_data(), target, src.raw_data(), device(), nbytes);
   detail::record_conversion(*this, out, "to(device)");
   return out;
 }

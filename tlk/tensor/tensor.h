@@ -79,6 +79,11 @@ class Tensor {
   static Tensor full(const Shape& shape, double value, TensorOptions options = {});
   /// A 0-D tensor holding `value`.
   static Tensor scalar(double value, TensorOptions options = {});
+  /// Uninitialised contiguous CPU tensor in page-locked memory, for data bound for a GPU: its
+  /// to(cuda) is queued asynchronously (Note [Pinned staging]). Throws tlk::Error saying why when no
+  /// GPU is usable.
+  /// Example: `Tensor batch = Tensor::pinned_empty({2, 1, 128, 128, 128});`
+  static Tensor pinned_empty(const Shape& shape, DType dtype = DType::f32);
   /// Copies `values` (row-major) into a new CPU tensor of `shape`; T's dtype unless `dtype` is given.
   template <class T>
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape);
@@ -99,6 +104,8 @@ class Tensor {
   Layout layout() const;
   /// Row-major dense (the plain NCDHW arrangement).
   bool is_contiguous() const;
+  /// True when the storage is page-locked host memory (pinned_empty).
+  bool is_pinned() const;
   /// The oneDNN format of a blocked tensor (throws for any other layout).
   const BlockedFormat& blocked_format() const;
 
