@@ -45,6 +45,17 @@ TEST_CASE("tlk preprocess, train, predict, evaluate end to end") {
   const io::NiftiImage prediction = io::read_nifti(dir / "pred" / "case_001.nii.gz");
   CHECK(prediction.data.shape() == image.data.shape());
   CHECK(prediction.affine() == image.affine());
+  // Mixed-precision prediction is a GPU feature; bad names are refused (one line each).
+  const std::string predict_again = "predict --model " + d + "/run/final.h5 --in " + d + "/raw/imagesTr --out " + d +
+                                    "/pred16 --quiet --precision ";
+  for (const auto& [precision, message] : {std::pair{"bf16", "precision bf16 needs a CUDA device"},
+                                           std::pair{"f8", "--precision must be f32, bf16 or f16, got 'f8'"}}) {
+    auto r = run_tlk(predict_again + precision);
+    CHECK(r.status == 1);
+    CHECK(count_lines(r.err) == 1);
+    CHECK_MESSAGE(r.err.find(message) != std::string::npos, r.err);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "pred16"));
 
   auto evaluate = run_tlk("evaluate --pred " + d + "/pred --ref " + d + "/raw/labelsTr --labels 1,2 --out " +
                           d + "/scores/");

@@ -6,6 +6,7 @@
 #include "compare_to_ref.h"
 #include "cuda_test_util.h"
 #include "tlk/io/config.h"
+#include "tlk/task/checkpoint.h"
 #include "tlk/task/classification_trainer.h"
 
 using namespace tlk;
@@ -65,4 +66,23 @@ TEST_CASE("GPU classification: DANN on LeNet trains on cuda and its first step m
   const auto distilled = task::ClassificationTrainer(task::ClassificationTrainConfig::from(d)).run(false);
   REQUIRE(distilled.size() == 1);
   CHECK(std::isfinite(distilled[0].distill_loss));
+}
+
+TEST_CASE("GPU classification in bf16 and f16 (train.precision): DANN on LeNet trains, f16 logs its loss scale") {
+  TLK_REQUIRE_GPU();
+  const fs::path dir = fresh_temp_dir("gpu_classification_precision");
+  write_bars(dir, "bars", 96, 2, 5);
+  write_unlabelled(dir, 48, 6);
+  for (const char* precision : {"bf16", "f16"}) {
+    CAPTURE(precision);
+    io::Config c = bars_config(dir, std::string("mixed_") + precision, "cuda");
+    c.set("train.precision", precision);
+    const auto results = task::ClassificationTrainer(task::ClassificationTrainConfig::from(c)).run(false);
+    REQUIRE(results.size() == 1);
+    CHECK(std::isfinite(results[0].train_loss));
+    const task::Checkpoint saved = task::load_checkpoint(dir / (std::string("mixed_") + precision) / "final.h5");
+    for (const auto& [name, t] : saved.model)
+      if (is_floating(t.dtype())) CHECK(t.dtype() == DType::f32);  // f32 master weights
+    CHECK(saved.metadata.count("train.loss_scale") == (std::string(precision) == "f16" ? 1u : 0u));
+  }
 }

@@ -172,4 +172,13 @@ TEST_CASE("GPU prediction equals the CPU prediction of the same checkpoint") {
   std::size_t differ = 0;
   for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
   CHECK(differ <= a.size() / 1000);
+  // Mixed precision (--precision bf16 / f16): 16-bit logits move a few more boundary voxels.
+  for (const DType precision : {DType::bf16, DType::f16}) {
+    CAPTURE(dtype_name(precision));
+    options.precision = precision;
+    const std::vector<double> p = task::Predictor(checkpoint, options).predict(raw.training[0]).data.to_doubles();
+    std::size_t moved = 0;
+    for (std::size_t i = 0; i < p.size(); ++i) moved += p[i] != b[i];
+    CHECK(moved <= p.size() / 100);
+  }
 }

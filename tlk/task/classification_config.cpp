@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/tensor/device.h"
 #include "tlk/tensor/error.h"
 #include "tlk/transfer/stage_distillation.h"
@@ -45,7 +46,7 @@ std::vector<std::string> ClassificationTrainConfig::known_keys() {
           "data.size", "data.fit", "data.grey_to_rgb", "data.mean", "data.std", "data.batch", "model.name",
           "train.epochs", "train.iterations_per_epoch", "train.optimizer", "train.lr", "train.momentum",
           "train.nesterov", "train.weight_decay", "train.schedule", "train.step_epochs", "train.gamma",
-          "train.grad_clip", "train.seed", "train.threads", "train.device", "transfer.strategy", "transfer.pretrained",
+          "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.method", "adapt.hidden",
           "adapt.regularizer", "adapt.dropout", "adapt.weight", "adapt.grl_alpha", "adapt.grl_lo", "adapt.grl_hi",
           "adapt.grl_max_iters", "adapt.lr_scale", "adapt.conditioning", "adapt.randomized_dim", "adapt.entropy",
@@ -110,7 +111,11 @@ ClassificationTrainConfig ClassificationTrainConfig::from(const io::Config& c) {
   t.seed = static_cast<std::uint64_t>(c.get_int("train.seed", static_cast<std::int64_t>(t.seed)));
   t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
   t.device = c.get_string("train.device", t.device);
-  parse_device(t.device, "train.device");
+  const Device device = parse_device(t.device, "train.device");
+  t.precision = autograd::parse_precision(c.get_string("train.precision", "f32"), fmt::format("{}: train.precision", src));
+  check(t.precision == DType::f32 || device.is_cuda(),
+        "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}", src,
+        dtype_name(t.precision), t.device);
 
   t.strategy = c.get_string("transfer.strategy", t.strategy);
   check_one_of(c, "transfer.strategy", t.strategy,
@@ -194,9 +199,9 @@ std::string ClassificationTrainConfig::to_yaml() const {
   out += fmt::format(
       "train:\n  epochs: {}\n  iterations_per_epoch: {}\n  optimizer: {}\n  lr: {}\n  momentum: {}\n  nesterov: {}\n"
       "  weight_decay: {}\n  schedule: {}\n  step_epochs: {}\n  gamma: {}\n  grad_clip: {}\n  seed: {}\n"
-      "  threads: {}\n  device: {}\n",
+      "  threads: {}\n  device: {}\n  precision: {}\n",
       epochs, iterations_per_epoch, optimizer, lr, momentum, nesterov, weight_decay, schedule, step_epochs, gamma,
-      grad_clip, seed, threads, device);
+      grad_clip, seed, threads, device, dtype_name(precision));
   out += fmt::format("transfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n  freeze: {}\n  skip: {}\n",
                      strategy, quoted(pretrained.string()), pretrained_lr_scale, quoted(freeze), quoted(skip));
   out += fmt::format(

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tlk/tensor/dtype.h"
 #include "tlk/task/distributed_options.h"
 #include "tlk/io/config.h"
 
@@ -57,6 +58,8 @@ struct ClassificationTrainConfig {
   std::uint64_t seed = 1;                  ///< train.seed
   int threads = 0;                         ///< train.threads: OpenMP threads (0: all cores)
   std::string device = "cpu";              ///< train.device: cpu, cuda or cuda:N
+  /// train.precision: f32, or bf16 / f16 mixed precision on a GPU (task::MixedPrecision).
+  DType precision = DType::f32;
   // transfer.*
   std::string strategy = "supervised";  ///< transfer.strategy
   std::filesystem::path pretrained;     ///< transfer.pretrained (finetune strategies)

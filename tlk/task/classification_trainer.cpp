@@ -10,6 +10,7 @@
 #include <fstream>
 #include <optional>
 
+#include "tlk/autograd/autocast.h"
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/losses.h"
@@ -22,6 +23,7 @@
 #include "tlk/task/checkpoint.h"
 #include "tlk/task/metrics.h"
 #include "tlk/task/mix_seed.h"
+#include "tlk/task/mixed_precision.h"
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/device.h"
@@ -290,11 +292,13 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
 
   std::int64_t start_epoch = 0, iteration = 0;
   double best = -1.0;
+  MixedPrecision mixed(config_.precision);  // train.precision
   if (resume) {
     check(fs::exists(latest), "train --resume: no checkpoint {} to resume from", latest.string());
     const Checkpoint c = load_checkpoint(latest);
     net_->load_state_dict(c.model);
     optimizer->load_state(c.optimizer);
+    mixed.load(c.metadata);
     // The discriminator's weights under their own names, the hint regressors' under "features.".
     std::vector<nn::NamedTensor> discriminator, regressors;
     for (const auto& [name, t] : c.auxiliary) {
@@ -342,6 +346,7 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
     c.metadata["data.grey_to_rgb"] = config_.grey_to_rgb ? "true" : "false";
     c.metadata["data.mean"] = fmt::format("{}", fmt::join(config_.mean, ","));
     c.metadata["data.std"] = fmt::format("{}", fmt::join(config_.stddev, ","));
+    mixed.save(c.metadata);
     save_checkpoint(path, c);
   };
 
@@ -428,8 +433,11 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
       r.lr = schedule->lr(iteration);
       optimizer->set_lr(r.lr);
       optimizer->zero_grad();
-      const transfer::TransferLosses l = model.losses(source_x, source_y, target_x, iteration);
-      l.total.backward();
+      const transfer::TransferLosses l = [&] {
+        autograd::AutocastGuard amp(config_.precision);
+        return model.losses(source_x, source_y, target_x, iteration);
+      }();
+      mixed.backward(l.total);
       parallel_.after_backward();
       // The step's terms as the mean over the ranks, so that every rank logs and checks the same values.
       const std::vector<double> terms = parallel_.mean(
@@ -438,8 +446,10 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
       const double value = terms[0];
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
-      if (config_.grad_clip > 0) nn::clip_grad_norm(trained, config_.grad_clip);
-      optimizer->step();
+      if (mixed.gradients_finite(trained)) {  // a step with inf/NaN gradients is skipped (f16)
+        if (config_.grad_clip > 0) nn::clip_grad_norm(trained, config_.grad_clip);
+        optimizer->step();
+      }
       const double batch_accuracy = terms[5];
       loss_sum += value;
       task_sum += terms[1];
@@ -448,11 +458,12 @@ std::vector<ClassificationEpoch> ClassificationTrainer::run(bool resume) {
       domain_sum += terms[4];
       right_sum += batch_accuracy;
       r.lambda = l.lambda;
-      if (step_log)
-        step_log->write({{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
-                         {"loss", value}, {"task_loss", terms[1]}, {"distill_loss", terms[2]},
-                         {"adversarial_loss", terms[3]}, {"lambda", l.lambda}, {"domain_accuracy", terms[4]},
-                         {"batch_accuracy", batch_accuracy}, {"lr", r.lr}});
+      LogRow row{{"step", static_cast<double>(iteration + 1)}, {"epoch", static_cast<double>(epoch + 1)},
+                 {"loss", value}, {"task_loss", terms[1]}, {"distill_loss", terms[2]},
+                 {"adversarial_loss", terms[3]}, {"lambda", l.lambda}, {"domain_accuracy", terms[4]},
+                 {"batch_accuracy", batch_accuracy}, {"lr", r.lr}};
+      mixed.log(row);
+      if (step_log) step_log->write(row);
       const double n = static_cast<double>(it + 1);
       bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  acc {:.3f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}",
                                             loss_sum / n, right_sum / n, adversarial_sum / n, l.lambda, domain_sum / n)

@@ -1,5 +1,7 @@
 #include "tlk/task/predictor.h"
 
+#include "tlk/autograd/autocast.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +26,11 @@ Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
   check(net_ != nullptr, "predict: the checkpoint's model ('{}') is not a segmentation UNet",
         checkpoint.metadata.count("model") ? checkpoint.metadata.at("model") : "?");
   net_->eval();
+  check(options.precision == DType::f32 || options.device.is_cuda(),
+        "predict: precision {} needs a CUDA device (16-bit tensors live on the GPU); got {}",
+        dtype_name(options.precision), options.device.str());
+  check(options.precision == DType::f32 || options.precision == DType::bf16 || options.precision == DType::f16,
+        "predict: precision must be f32, bf16 or f16, got {}", dtype_name(options.precision));
   if (options.device.is_cuda()) cuda::require_device(options.device.index, "predict");
   net_->to(options.device);
   long long d = 0, h = 0, w = 0;
@@ -35,6 +42,7 @@ Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
   window_.batch = options.batch;
   window_.progress = !options.quiet;
   class_map_ = options.class_map;
+  precision_ = options.precision;
   for (const auto& group : class_map_)
     for (int c : group)
       check(c >= 0 && c < plan_.num_classes(), "predict: the class map names model class {}, but the model has {} "
@@ -50,7 +58,10 @@ io::NiftiImage Predictor::predict(const data::RawCase& input) const {
   const data::PreprocessedCase c = data::finish_case(std::move(loaded), plan_, unused);
   SlidingWindowOptions window = window_;
   window.progress_label = input.id;
-  const Tensor probabilities = map_classes(predict_sliding_window(*net_, c.image, window), class_map_);
+  const Tensor probabilities = [&] {
+    autograd::AutocastGuard amp(precision_);  // f32: autocast off
+    return map_classes(predict_sliding_window(*net_, c.image, window), class_map_);
+  }();
   io::NiftiImage out = header;
   out.data = data::labels_in_file_geometry(probabilities, c.geometry);
   out.dims = {out.data.size(2), out.data.size(1), out.data.size(0)};

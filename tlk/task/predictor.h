@@ -20,6 +20,9 @@ struct PredictOptions {
   int batch = 1;        ///< windows per network call
   bool quiet = false;   ///< no progress bar
   Device device = Device::cpu();  ///< where the network runs (windows are cut and stitched on the CPU)
+  /// f32, or bf16 / f16: the network runs under autocast (Note [Autocast]) on a GPU; the
+  /// probabilities are stitched in f32 either way. 16-bit needs a CUDA device.
+  DType precision = DType::f32;
   /// Maps the model's classes onto the classes to write (a source model evaluated on a target task):
   /// output class k (k >= 1) takes the largest probability among its model classes, background the
   /// largest among the model classes no group lists (TLK's source_pred_to_target_pred). Empty: the
@@ -59,6 +62,7 @@ class Predictor {
   std::shared_ptr<nn::UNet> net_;
   SlidingWindowOptions window_;
   std::vector<std::vector<int>> class_map_;
+  DType precision_ = DType::f32;
 };
 
 /// The cases in `input`: one NIfTI file (a one-case, one-channel input, or `<case>_0000.nii.gz` of a

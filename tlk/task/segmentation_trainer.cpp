@@ -17,13 +17,13 @@
 #include "tlk/io/progress_bar.h"
 #include "tlk/nn/adam.h"
 #include "tlk/nn/deep_supervision_loss.h"
-#include "tlk/nn/grad_scaler.h"
 #include "tlk/nn/lr_schedule.h"
 #include "tlk/nn/registry.h"
 #include "tlk/nn/sgd.h"
 #include "tlk/task/checkpoint.h"
 #include "tlk/task/metrics.h"
 #include "tlk/task/mix_seed.h"
+#include "tlk/task/mixed_precision.h"
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/error.h"
 #include "tlk/transfer/distillation_losses.h"
@@ -220,7 +220,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
   // Mixed precision (train.precision): autocast around the forward and the losses, f32 master
   // weights; f16 adds dynamic loss scaling over every trained parameter (Note [Loss scaling]).
   const DType precision = config_.precision;
-  nn::GradScaler scaler;
+  MixedPrecision mixed(precision);
   const std::vector<const nn::Module*> trained_modules{net_.get(), adapter_.get(), stage_distillation_.get()};
   const std::vector<Tensor> trained = nn::parameters_of(trained_modules);
   const int rank = parallel_.rank(), ranks = parallel_.ranks();
@@ -248,8 +248,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     iteration = c.iteration;
     ema = std::stod(c.metadata.at("train.ema_dice"));
     best_ema = std::stod(c.metadata.at("train.best_ema_dice"));
-    if (precision == DType::f16 && c.metadata.count("train.loss_scale"))
-      scaler.load(std::stod(c.metadata.at("train.loss_scale")), std::stoll(c.metadata.at("train.loss_scale_growth")));
+    mixed.load(c.metadata);
   }
   // Data-parallel: the ranks agree on the inputs and start from rank 0's model, discriminator and
   // regressors, and every trained parameter's gradient is averaged, the discriminator's included.
@@ -286,10 +285,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     c.metadata["train.patch"] = fmt::format("{},{},{}", config_.patch[0], config_.patch[1], config_.patch[2]);
     c.metadata["train.ema_dice"] = fmt::format("{}", ema);
     c.metadata["train.best_ema_dice"] = fmt::format("{}", best_ema);
-    if (precision == DType::f16) {
-      c.metadata["train.loss_scale"] = fmt::format("{}", scaler.current_scale());
-      c.metadata["train.loss_scale_growth"] = fmt::format("{}", scaler.growth_tracker());
-    }
+    mixed.save(c.metadata);
     save_checkpoint(path, c);
   };
 
@@ -388,10 +384,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
         source_images = batch.image;
         return model.losses(source_images, batch.labels, target_images, iteration);
       }();
-      if (precision == DType::f16)
-        scaler.scale(l.total).backward();
-      else
-        l.total.backward();
+      mixed.backward(l.total);
       parallel_.after_backward();
       // The loss terms as the mean over the ranks, so that every rank logs and checks the same values.
       const std::vector<double> terms =
@@ -399,12 +392,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
       const double value = terms[0];
       check(std::isfinite(value), "train: the loss is {} at epoch {}, iteration {} (lr {}); stopped. The last good "
             "checkpoint is {}; lower train.lr or check the data", value, epoch + 1, it + 1, r.lr, latest.string());
-      bool finite_grads = true;
-      if (precision == DType::f16) {
-        finite_grads = scaler.unscale(trained);  // a step with inf/NaN gradients is skipped
-        scaler.update(!finite_grads);
-      }
-      if (finite_grads) {
+      if (mixed.gradients_finite(trained)) {  // a step with inf/NaN gradients is skipped (f16)
         if (config_.grad_clip > 0) nn::clip_grad_norm(net_->parameters(), config_.grad_clip);
         optimizer.step();
         if (discriminator_optimizer) discriminator_optimizer->step();
@@ -420,10 +408,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
           {"loss", value}, {"task_loss", terms[1]}, {"distill_loss", terms[2]},
           {"adversarial_loss", terms[3]}, {"lambda", l.lambda}, {"domain_accuracy", terms[4]},
           {"lr", r.lr}, {"data_wait_seconds", loader.last_wait_seconds()}};
-      if (precision == DType::f16) {  // the scale after this step's update; skipped steps show as a drop
-        row.emplace_back("loss_scale", scaler.current_scale());
-        row.emplace_back("step_skipped", finite_grads ? 0.0 : 1.0);
-      }
+      mixed.log(row);
       if (step_log) step_log->write(row);
       const double n = static_cast<double>(it + 1);
       bar.advance(1, adapter_ ? fmt::format("loss {:.4f}  adv {:.3f}  λ {:.3f}  domain acc {:.2f}", loss_sum / n,

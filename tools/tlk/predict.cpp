@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "tlk/autograd/autocast.h"
 #include "tlk/io/nifti.h"
 #include "tlk/task/predictor.h"
 
@@ -16,7 +17,7 @@ const char* kHelp = R"(tlk predict - segment NIfTI volumes with a trained model
 
 Usage:
   tlk predict --model CKPT --in DIR_OR_FILE --out DIR [--step 0.5] [--no-mirror] [--batch N]
-              [--class-map MAP] [--device cpu|cuda[:N]] [--quiet]
+              [--class-map MAP] [--device cpu|cuda[:N]] [--precision f32|bf16|f16] [--quiet]
 
 Preprocesses each input exactly as the model's training data (the plan stored in the checkpoint),
 runs sliding windows with Gaussian importance weighting (sigma = patch/8), averages softmax outputs
@@ -35,6 +36,8 @@ Options:
                       probability of model classes a and b, background the rest (a source model on a
                       target task: AMOS kidneys 2 and 3 -> kidney 1 is "1=2+3")
   --device D          where the network runs: cpu (default), cuda or cuda:N
+  --precision P       f32 (default), or bf16 / f16: the network runs in mixed precision on the GPU
+                      (needs --device cuda; the probabilities are averaged in f32)
   --quiet             no progress bar
   --help              this text
 
@@ -43,11 +46,12 @@ Examples:
   tlk predict --model runs/amos/best.h5 --in case_00010_0000.nii.gz --out pred --no-mirror --step 0.75
   tlk predict --model runs/amos15/final.h5 --in raw/KiTS/imagesTs --out pred --class-map 1=2+3
   tlk predict --model runs/amos/best.h5 --in raw/KiTS/imagesTs --out pred --device cuda --batch 4
+  tlk predict --model runs/amos/best.h5 --in raw/KiTS/imagesTs --out pred --device cuda --precision bf16
 )";
 }  // namespace
 
 int predict(const std::vector<std::string>& args) {
-  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"device"}, {"quiet", false}});
+  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"device"}, {"precision"}, {"quiet", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -62,6 +66,7 @@ int predict(const std::vector<std::string>& args) {
   check(options.batch >= 1, "predict: --batch must be at least 1, got {}", options.batch);
   options.quiet = a.flag("quiet");
   options.device = parse_device(a.get("device", "cpu"), "predict --device");
+  options.precision = autograd::parse_precision(a.get("precision", "f32"), "predict: --precision");
   options.class_map = task::parse_class_map(a.get("class-map", ""));
   const std::string model = a.required("model"), in = a.required("in");
   const std::filesystem::path out = a.required("out");
