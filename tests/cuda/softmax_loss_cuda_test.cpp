@@ -208,6 +208,17 @@ TEST_CASE("cuda kl_div_with_temperature and mse_loss match the reference") {
         check_matches(cuda_k::kl_div_with_temperature_backward(to_gpu(g), to_gpu(s), to_gpu(t), temperature),
                       ref::kl_div_with_temperature_backward(g, s, t, temperature), tolerance(dtype),
                       what + " backward");
+        // With position weights (voxel KD over a region): some zero, some not.
+        Shape weight_shape{shape[0]};
+        for (int i = 2; i < shape.size(); ++i) weight_shape.push_back(shape[i]);
+        Tensor w = tlk::rand(weight_shape, gen, 0.0, 2.0, TensorOptions{}.with(DType::f64));
+        w.narrow(0, 0, 1).fill_(0.0);
+        check_matches(cuda_k::kl_div_with_temperature_forward(to_gpu(s), to_gpu(t), temperature, w),
+                      ref::kl_div_with_temperature_forward(s, t, temperature, w), tolerance(dtype),
+                      what + " weighted forward");
+        check_matches(cuda_k::kl_div_with_temperature_backward(to_gpu(g), to_gpu(s), to_gpu(t), temperature, w),
+                      ref::kl_div_with_temperature_backward(g, s, t, temperature, w), tolerance(dtype),
+                      what + " weighted backward");
       }
       const Tensor a = random(shape, gen, dtype), b = random(shape, gen, dtype);
       const std::string what = label("mse_loss", shape, dtype);

@@ -359,6 +359,40 @@ TEST_CASE("kl_div_with_temperature forward: hand-computed values and T² scaling
     CHECK(ops::kl_div_with_temperature(xs, xt, temp).item() == doctest::Approx(naive_kl(xs, xt, temp)).epsilon(1e-12));
 }
 
+TEST_CASE("kl_div_with_temperature with position weights: a weighted mean of the positions' KL") {
+  Generator gen(51);
+  const Tensor s = randn({2, 3, 4, 5}, gen, 0, 2, f64()), t = randn({2, 3, 4, 5}, gen, 0, 2, f64());
+  // Weights of 1 give the plain mean exactly.
+  CHECK(ops::kl_div_with_temperature(s, t, 2.0, Tensor::ones({2, 4, 5})).item() ==
+        ops::kl_div_with_temperature(s, t, 2.0).item());
+  // 0/1 weights: the mean over the chosen positions only, here one sample's (the [N, 1, ...] shape).
+  Tensor first = Tensor::zeros({2, 1, 4, 5});
+  first.narrow(0, 0, 1).fill_(1.0);
+  CHECK(ops::kl_div_with_temperature(s, t, 2.0, first).item() ==
+        doctest::Approx(ops::kl_div_with_temperature(s.narrow(0, 0, 1).contiguous(), t.narrow(0, 0, 1).contiguous(),
+                                                     2.0)
+                            .item())
+            .epsilon(1e-13));
+  // Scaling every weight changes nothing; all-zero weights give 0 and a zero gradient.
+  CHECK(ops::kl_div_with_temperature(s, t, 2.0, Tensor::full({2, 4, 5}, 3.5)).item() ==
+        doctest::Approx(ops::kl_div_with_temperature(s, t, 2.0).item()).epsilon(1e-13));
+  Tensor leaf = s.clone().set_requires_grad();
+  Tensor zero = ops::kl_div_with_temperature(leaf, t, 2.0, Tensor::zeros({2, 4, 5}));
+  CHECK(zero.item() == 0.0);
+  zero.backward();
+  for (double v : leaf.grad().to_doubles()) REQUIRE(v == 0.0);
+  // Gradients with uneven weights.
+  const Tensor w = tlk::rand({2, 4, 5}, gen, 0.0, 2.0, f64());
+  Tensor x = random_leaf({2, 3, 4, 5}, gen, -2, 2);
+  CHECK_GRADCHECK([&](const auto& in) { return std::vector<Tensor>{ops::kl_div_with_temperature(in[0], t, 1.5, w)}; },
+                  (std::vector<Tensor>{x}));
+  // Bad weights are named.
+  CHECK_THROWS_WITH_AS(ops::kl_div_with_temperature(s, t, 2.0, Tensor::ones({2, 4, 4})),
+                       doctest::Contains("position weights of shape [2, 4, 4] do not fit logits"), Error);
+  CHECK_THROWS_WITH_AS(ops::kl_div_with_temperature(s, t, 2.0, Tensor::full({2, 4, 5}, -1.0)),
+                       doctest::Contains("must be finite and >= 0"), Error);
+}
+
 TEST_CASE("kl_div_with_temperature: gradient to the student only") {
   Generator gen(50);
   for (const Shape& shape : {Shape{3, 5, 2, 3, 4}, Shape{4, 7}})

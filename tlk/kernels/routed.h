@@ -182,13 +182,15 @@ inline std::array<Tensor, 2> bce_with_logits_backward(const Tensor& grad_output,
   TLK_ROUTE(on_gpu(logits), bce_with_logits_backward(grad_output, logits, target, options, need_logits, need_target));
 }
 inline Tensor kl_div_with_temperature_forward(const Tensor& student_logits, const Tensor& teacher_logits,
-                                              double temperature) {
-  TLK_ROUTE(on_gpu(student_logits), kl_div_with_temperature_forward(student_logits, teacher_logits, temperature));
+                                              double temperature, const Tensor& weights = Tensor()) {
+  TLK_ROUTE(on_gpu(student_logits),
+            kl_div_with_temperature_forward(student_logits, teacher_logits, temperature, weights));
 }
 inline Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor& student_logits,
-                                               const Tensor& teacher_logits, double temperature) {
+                                               const Tensor& teacher_logits, double temperature,
+                                               const Tensor& weights = Tensor()) {
   TLK_ROUTE(on_gpu(student_logits),
-            kl_div_with_temperature_backward(grad_output, student_logits, teacher_logits, temperature));
+            kl_div_with_temperature_backward(grad_output, student_logits, teacher_logits, temperature, weights));
 }
 inline Tensor mse_loss_forward(const Tensor& a, const Tensor& b) { TLK_ROUTE(on_gpu(a), mse_loss_forward(a, b)); }
 inline Tensor mse_loss_backward(const Tensor& grad_output, const Tensor& a, const Tensor& b) {

@@ -21,11 +21,13 @@ namespace tlk::transfer {
 // deterministic block sums of kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair.
 // The teacher and the weights are left out of attach()'s inputs: no gradient is ever routed to them.
 //
-// Note [Distillation on the GPU]: these loops run on the CPU. Logits on a GPU (or in bf16/f16) go
-// there as f32 through recorded conversions (Tensor::to), and the loss comes back to the student's
-// device, so the gradient returns to the GPU like any other. It costs a copy of both logits tensors
-// and of the gradient per step; KD over every voxel (KdRegion::all) and the feature losses (hint,
-// attention transfer) are ops with CUDA kernels and stay on the GPU.
+// Note [Distillation on the GPU]: DKD's loops and the KD region mask run on the CPU. Logits on a
+// GPU (or in bf16/f16) go there as f32 through recorded conversions (Tensor::to), and DKD's loss
+// comes back to the student's device, so the gradient returns to the GPU like any other; that costs
+// a copy of both logits tensors and of the gradient per step. The region mask needs the teacher's
+// logits (and the labels) on the CPU, and goes back as the weights of the weighted KL. The KL
+// itself, weighted or not (voxel_kd_loss), and the feature losses (hint, attention transfer) are ops
+// with CUDA kernels and stay on the GPU.
 
 namespace {
 
@@ -199,76 +201,6 @@ Tensor dkd_backward(double g_tckd, double g_nckd, const DkdArgs& a, double tempe
   return out;
 }
 
-// ---- weighted KL ---------------------------------------------------------------------------------
-
-using Weights = std::shared_ptr<const std::vector<double>>;
-
-/// The weights as one double per position (the [N, ...spatial] order of a ChannelView's positions).
-Weights position_weights(const Tensor& weights, const Shape& logits, const char* op) {
-  check(weights.defined(), "{}: the voxel weights are undefined", op);
-  check(kernels::ref::loss_detail::is_label_shape(weights.shape(), logits),
-        "{}: voxel weights of shape {} do not fit logits {} (expected {} or with a size-1 axis 1)", op,
-        weights.shape().str(), logits.str(), kernels::ref::loss_detail::label_shape(logits).str());
-  const std::vector<double> w = weights.to_doubles();
-  for (std::size_t i = 0; i < w.size(); ++i)
-    check(std::isfinite(w[i]) && w[i] >= 0.0, "{}: voxel weight {} (element {}) must be finite and >= 0", op, w[i], i);
-  return std::make_shared<const std::vector<double>>(w);
-}
-
-Tensor weighted_kl_forward(const PairArgs& a, const std::vector<double>& w, double temperature) {
-  const ChannelView L = a.layout;
-  const double inv_t = 1.0 / temperature;
-  std::vector<double> sums;
-  visit_floating(a.student.dtype(), "weighted_kl_div_with_temperature", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
-    sums = blocked_sum(positions(L), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
-      for (std::int64_t p = begin; p < end; ++p) {
-        if (w[p] == 0.0) continue;
-        const std::int64_t base = position_base(L, p);
-        const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
-        const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
-        double kl = 0.0;
-        for (std::int64_t c = 0; c < L.channels; ++c)
-          kl += kl_term(inv_t * static_cast<double>(t[base + c * L.inner]) - lse_t,
-                        inv_t * static_cast<double>(s[base + c * L.inner]) - lse_s);
-        acc[0] += w[p] * kl;
-        acc[1] += w[p];
-      }
-    });
-  });
-  const double loss = sums[1] > 0.0 ? temperature * temperature * sums[0] / sums[1] : 0.0;
-  return Tensor::scalar(loss, TensorOptions{a.student.dtype()});
-}
-
-Tensor weighted_kl_backward(double g, const PairArgs& a, const std::vector<double>& w, double temperature) {
-  const ChannelView L = a.layout;
-  double total = 0.0;
-  for (double v : w) total += v;
-  Tensor out = zeros_like(a.student);
-  if (total <= 0.0) return out;
-  const double inv_t = 1.0 / temperature, scale = g * temperature / total;
-  visit_floating(a.student.dtype(), "weighted_kl_div_with_temperature backward", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
-    T* o = out.data<T>();
-#pragma omp parallel for if (positions(L) * L.channels > 32768)
-    for (std::int64_t p = 0; p < positions(L); ++p) {
-      if (w[p] == 0.0) continue;
-      const std::int64_t base = position_base(L, p);
-      const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
-      const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
-      for (std::int64_t c = 0; c < L.channels; ++c) {
-        const std::int64_t i = base + c * L.inner;
-        const double pc = std::exp(inv_t * static_cast<double>(s[i]) - lse_s);
-        const double qc = std::exp(inv_t * static_cast<double>(t[i]) - lse_t);
-        o[i] = static_cast<T>(scale * w[p] * (pc - qc));
-      }
-    }
-  });
-  return out;
-}
-
 // ---- region mask -----------------------------------------------------------------------------------
 
 /// Grows the nonzero voxels of `mask` ([N, ...spatial] as `spatial` extents per sample) by `radius`
@@ -401,24 +333,9 @@ Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels_in, con
   return Tensor::from_vector(mask, mask_shape);
 }
 
-Tensor weighted_kl_div_with_temperature(const Tensor& student_in, const Tensor& teacher_in, const Tensor& weights_in,
-                                        double temperature) {
-  if (!student_in.device().is_cpu())  // Note [Distillation on the GPU]
-    return weighted_kl_div_with_temperature(on_cpu(student_in), on_cpu(teacher_in), on_cpu(weights_in), temperature)
-        .to(student_in.device());
-  const Tensor &student_logits = student_in, &teacher_logits = teacher_in, &weights = weights_in;
-  const char* name = "weighted_kl_div_with_temperature";
-  const PairArgs args = pair_args(student_logits, teacher_logits, temperature, name);
-  const Weights w = position_weights(weights, args.student.shape(), name);
-  Tensor loss = weighted_kl_forward(args, *w, temperature);
-  attach(name, {student_logits}, {loss},
-         [ss = SavedTensor(args.student, name), ts = SavedTensor(args.teacher, name), w, temperature](const Grads& g,
-                                                                                                      const Node&) {
-           const PairArgs a{ss.unpack(), ts.unpack(), ChannelView::of(ss.unpack().shape())};
-           return Grads{weighted_kl_backward(
-               kernels::ref::loss_detail::grad_scalar(g[0], "weighted_kl_div_with_temperature"), a, *w, temperature)};
-         });
-  return loss;
+Tensor weighted_kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits,
+                                        const Tensor& weights, double temperature) {
+  return ops::kl_div_with_temperature(student_logits, teacher_logits, temperature, weights);
 }
 
 Tensor voxel_kd_loss(const Tensor& student_logits, const Tensor& teacher_logits, const VoxelKdOptions& options,

@@ -54,14 +54,15 @@ Tensor bce_with_logits(const Tensor& logits_in, const Tensor& target_in, const B
   return loss;
 }
 
-Tensor kl_div_with_temperature(const Tensor& student_in, const Tensor& teacher_in, double temperature) {
+Tensor kl_div_with_temperature(const Tensor& student_in, const Tensor& teacher_in, double temperature,
+                               const Tensor& weights) {
   const Tensor student_logits = widen_half(student_in), teacher_logits = widen_half(teacher_in);
-  Tensor loss = k::kl_div_with_temperature_forward(student_logits, teacher_logits, temperature);
+  Tensor loss = k::kl_div_with_temperature_forward(student_logits, teacher_logits, temperature, weights);
   const char* name = "kl_div_with_temperature";
   attach(name, {student_logits}, {loss},
-         [ss = SavedTensor(student_logits, name), ts = SavedTensor(teacher_logits, name), temperature](const Grads& g,
-                                                                                                       const Node&) {
-           return Grads{k::kl_div_with_temperature_backward(g[0], ss.unpack(), ts.unpack(), temperature)};
+         [ss = SavedTensor(student_logits, name), ts = SavedTensor(teacher_logits, name), w = weights.defined() ? weights.detach() : Tensor(),
+          temperature](const Grads& g, const Node&) {
+           return Grads{k::kl_div_with_temperature_backward(g[0], ss.unpack(), ts.unpack(), temperature, w)};
          });
   return loss;
 }

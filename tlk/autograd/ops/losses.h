@@ -40,7 +40,10 @@ Tensor bce_with_logits(const Tensor& logits, const Tensor& target, const BceOpti
 /// Gradient: to the student only. The teacher is a constant: it gets no gradient even when it
 /// requires grad (pass teacher outputs computed under NoGradGuard, or leave them; both are fine).
 /// Example: `Tensor kd = ops::kl_div_with_temperature(student(x), teacher(x), 4.0);`
-Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits, double temperature);
+/// With `weights` (one finite weight >= 0 per position, [N, ...spatial] or [N, 1, ...spatial]; no
+/// gradient) the weighted mean T²·Σ w·KL / Σ w, 0 when every weight is 0.
+Tensor kl_div_with_temperature(const Tensor& student_logits, const Tensor& teacher_logits, double temperature,
+                               const Tensor& weights = Tensor());
 
 /// Mean squared error mean((a − b)²) over all elements; a and b of one shape and dtype (no broadcasting).
 /// Gradient: to both inputs.

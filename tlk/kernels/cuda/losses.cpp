@@ -184,32 +184,61 @@ std::array<Tensor, 2> bce_with_logits_backward(const Tensor& grad_output, const 
   return out;
 }
 
-Tensor kl_div_with_temperature_forward(const Tensor& student, const Tensor& teacher, double temperature) {
+namespace {
+
+/// The position weights as f64 on the logits' GPU and their sum (the position count without them).
+struct KlWeights {
+  Tensor on_gpu;
+  double total = 0.0;
+  const double* data() const { return on_gpu.defined() ? static_cast<const double*>(on_gpu.raw_data()) : nullptr; }
+};
+
+KlWeights kl_weights(const Tensor& weights, const Tensor& student, const char* op) {
+  KlWeights k;
+  const Shape& shape = student.shape();
+  if (!weights.defined()) {
+    k.total = static_cast<double>(shape.numel() / shape[1]);
+    return k;
+  }
+  const std::vector<double> w = ref::loss_detail::position_weights(weights, shape, op);
+  for (double v : w) k.total += v;
+  k.on_gpu = Tensor::from_vector(w, Shape{static_cast<std::int64_t>(w.size())}).to(student.device());
+  return k;
+}
+
+}  // namespace
+
+Tensor kl_div_with_temperature_forward(const Tensor& student, const Tensor& teacher, double temperature,
+                                       const Tensor& weights) {
   const char* op = "kl_div_with_temperature";
   const std::array<Tensor, 2> st = kl_args(student, teacher, temperature);
+  const KlWeights w = kl_weights(weights, st[0], op);
   Tensor loss = scalar_like(st[0]), partial = scratch(st[0], launch::kLossScratch);
   visit_floating(st[0].dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_status(
-        launch::kl_div_forward<T>(ptr<const T>(st[0]), ptr<const T>(st[1]), loss_detail::layout_of(st[0].shape()),
-                                  temperature, ptr<T>(loss), ptr<double>(partial), stream()),
-        op, "kernel launch");
+    check_status(launch::kl_div_forward<T>(ptr<const T>(st[0]), ptr<const T>(st[1]), w.data(),
+                                           loss_detail::layout_of(st[0].shape()), temperature, ptr<T>(loss),
+                                           ptr<double>(partial), stream()),
+                 op, "kernel launch");
   });
   return loss;
 }
 
 Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor& student, const Tensor& teacher,
-                                        double temperature) {
+                                        double temperature, const Tensor& weights) {
   const char* op = "kl_div_with_temperature backward";
   require_cuda_float(student, op, "student logits");
   const Tensor g = loss_detail::grad_scalar(grad_output, student, "kl_div_with_temperature");
   const std::array<Tensor, 2> st = kl_args(student, teacher, temperature);
+  const KlWeights w = kl_weights(weights, st[0], op);
+  if (w.total <= 0.0) return Tensor::zeros(st[0].shape(), TensorOptions{st[0].dtype(), st[0].device()});
   Tensor out = empty_like_shape(st[0], st[0].shape());
   visit_floating(st[0].dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    check_status(launch::kl_div_backward<T>(ptr<const T>(g), ptr<const T>(st[0]), ptr<const T>(st[1]),
-                                            loss_detail::layout_of(st[0].shape()), temperature, ptr<T>(out), stream()),
-                 op, "kernel launch");
+    check_status(
+        launch::kl_div_backward<T>(ptr<const T>(g), ptr<const T>(st[0]), ptr<const T>(st[1]), w.data(), w.total,
+                                   loss_detail::layout_of(st[0].shape()), temperature, ptr<T>(out), stream()),
+        op, "kernel launch");
   });
   return out;
 }

@@ -29,11 +29,17 @@ std::array<Tensor, 2> bce_with_logits_backward(const Tensor& grad_output, const 
                                                const BceOptions& options, bool need_logits = true,
                                                bool need_target = false);
 
-/// T²·mean over N and spatial of Σ_c q_c·(log q_c − log p_c), q = softmax(teacher/T), p = softmax(student/T).
-Tensor kl_div_with_temperature_forward(const Tensor& student_logits, const Tensor& teacher_logits, double temperature);
-/// Gradient w.r.t. the student logits: g·T/M·(p − q), M = N·spatial.
+/// T²·mean over N and spatial of KL_p = Σ_c q_c·(log q_c − log p_c), q = softmax(teacher/T),
+/// p = softmax(student/T). With `weights` (one finite weight >= 0 per position, [N, ...spatial] or
+/// [N, 1, ...spatial], loss_detail::position_weights) the weighted mean T²·Σ_p w_p·KL_p / Σ_p w_p
+/// instead, 0 when every weight is 0 (voxel KD over a region, transfer::voxel_kd_loss).
+Tensor kl_div_with_temperature_forward(const Tensor& student_logits, const Tensor& teacher_logits, double temperature,
+                                       const Tensor& weights = Tensor());
+/// Gradient w.r.t. the student logits: g·T/M·w_p·(p − q), M = N·spatial (w_p = 1), or Σ_p w_p with
+/// `weights`. The teacher gets none.
 Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor& student_logits,
-                                        const Tensor& teacher_logits, double temperature);
+                                        const Tensor& teacher_logits, double temperature,
+                                        const Tensor& weights = Tensor());
 
 /// mean((a − b)²); a and b of one shape and dtype.
 Tensor mse_loss_forward(const Tensor& a, const Tensor& b);

@@ -142,16 +142,39 @@ struct KlTerm {
   const T *s, *t;
   LossLayout lay;
   double inv_t;
-  __device__ void operator()(std::int64_t p, double (&acc)[1]) const {
+  const double* w;  ///< position weights, or null (all 1)
+  __device__ void operator()(std::int64_t p, double (&acc)[2]) const {
+    const double wp = w ? w[p] : 1.0;
+    if (wp == 0.0) return;
     const std::int64_t base = position_base(lay, p);
     const double lse_s = log_sum_exp(s + base, lay.inner, lay.channels, inv_t);
     const double lse_t = log_sum_exp(t + base, lay.inner, lay.channels, inv_t);
+    double kl = 0.0;
     for (std::int64_t c = 0; c < lay.channels; ++c) {
       const double log_q = inv_t * static_cast<double>(t[base + c * lay.inner]) - lse_t;
       const double log_p = inv_t * static_cast<double>(s[base + c * lay.inner]) - lse_s;
       const double q = exp(log_q);
-      if (q > 0.0) acc[0] += q * (log_q - log_p);  // 0·log 0 = 0
+      if (q > 0.0) kl += q * (log_q - log_p);  // 0·log 0 = 0
     }
+    acc[0] += wp * kl;
+    acc[1] += wp;
+  }
+};
+
+/// T²·Σ w·KL / M with M the position count (unweighted) or Σ w (0 when it is 0), as the reference.
+template <class T>
+struct KlLoss {
+  T* loss;
+  std::int64_t positions;
+  double factor;
+  bool weighted;
+  __device__ void operator()(const double (&s)[2]) const {
+    double value;
+    if (weighted)
+      value = s[1] > 0.0 ? factor * s[0] / s[1] : 0.0;
+    else
+      value = positions == 0 ? NAN : factor * s[0] / static_cast<double>(positions);
+    loss[0] = static_cast<T>(value);
   }
 };
 
@@ -160,18 +183,25 @@ struct KlGrad {
   const T *grad, *s, *t;
   LossLayout lay;
   double temperature;
+  const double* w;     ///< position weights, or null (all 1)
+  double weight_total;  ///< the position count, or Σ w
   T* dx;
   __device__ void operator()(std::int64_t p) const {
     const double inv_t = 1.0 / temperature;
-    const double scale = static_cast<double>(grad[0]) * temperature / static_cast<double>(lay.outer * lay.inner);
+    const double wp = w ? w[p] : 1.0;
+    const double scale = static_cast<double>(grad[0]) * temperature / weight_total;
     const std::int64_t base = position_base(lay, p);
+    if (wp == 0.0) {
+      for (std::int64_t c = 0; c < lay.channels; ++c) dx[base + c * lay.inner] = static_cast<T>(0);
+      return;
+    }
     const double lse_s = log_sum_exp(s + base, lay.inner, lay.channels, inv_t);
     const double lse_t = log_sum_exp(t + base, lay.inner, lay.channels, inv_t);
     for (std::int64_t c = 0; c < lay.channels; ++c) {
       const std::int64_t i = base + c * lay.inner;
       const double pc = exp(inv_t * static_cast<double>(s[i]) - lse_s);
       const double qc = exp(inv_t * static_cast<double>(t[i]) - lse_t);
-      dx[i] = static_cast<T>(scale * (pc - qc));
+      dx[i] = static_cast<T>(scale * wp * (pc - qc));
     }
   }
 };
@@ -236,16 +266,17 @@ cudaError_t bce_with_logits_backward(const T* grad, const T* x, const T* y, cons
 }
 
 template <class T>
-cudaError_t kl_div_forward(const T* student, const T* teacher, LossLayout layout, double temperature, T* loss,
-                           double* partial, cudaStream_t stream) {
-  return reduce<1>(layout.positions(), KlTerm<T>{student, teacher, layout, 1.0 / temperature},
-                   MeanLoss<T>{loss, layout.positions(), temperature * temperature}, partial, stream);
+cudaError_t kl_div_forward(const T* student, const T* teacher, const double* weights, LossLayout layout,
+                           double temperature, T* loss, double* partial, cudaStream_t stream) {
+  return reduce<2>(layout.positions(), KlTerm<T>{student, teacher, layout, 1.0 / temperature, weights},
+                   KlLoss<T>{loss, layout.positions(), temperature * temperature, weights != nullptr}, partial, stream);
 }
 
 template <class T>
-cudaError_t kl_div_backward(const T* grad, const T* student, const T* teacher, LossLayout layout, double temperature,
-                            T* dx, cudaStream_t stream) {
-  return each(layout.positions(), KlGrad<T>{grad, student, teacher, layout, temperature, dx}, stream);
+cudaError_t kl_div_backward(const T* grad, const T* student, const T* teacher, const double* weights,
+                            double weight_total, LossLayout layout, double temperature, T* dx, cudaStream_t stream) {
+  return each(layout.positions(),
+              KlGrad<T>{grad, student, teacher, layout, temperature, weights, weight_total, dx}, stream);
 }
 
 template <class T>
@@ -273,8 +304,10 @@ cudaError_t mse_backward(const T* grad, const T* a, const T* b, std::int64_t n, 
                                                   std::int64_t, T*, double*, cudaStream_t);                            \
   template cudaError_t bce_with_logits_backward<T>(const T*, const T*, const T*, const T*, std::int64_t, std::int64_t, \
                                                    std::int64_t, T*, T*, cudaStream_t);                                \
-  template cudaError_t kl_div_forward<T>(const T*, const T*, LossLayout, double, T*, double*, cudaStream_t);           \
-  template cudaError_t kl_div_backward<T>(const T*, const T*, const T*, LossLayout, double, T*, cudaStream_t);         \
+  template cudaError_t kl_div_forward<T>(const T*, const T*, const double*, LossLayout, double, T*, double*,         \
+                                         cudaStream_t);                                                               \
+  template cudaError_t kl_div_backward<T>(const T*, const T*, const T*, const double*, double, LossLayout, double, T*, \
+                                          cudaStream_t);                                                              \
   template cudaError_t mse_forward<T>(const T*, const T*, std::int64_t, T*, double*, cudaStream_t);                    \
   template cudaError_t mse_backward<T>(const T*, const T*, const T*, std::int64_t, T*, cudaStream_t);
 TLK_LOSSES_INSTANTIATE(float)

@@ -48,12 +48,14 @@ cudaError_t bce_with_logits_backward(const T* grad, const T* x, const T* y, cons
                                      std::int64_t pw_channels, std::int64_t pw_inner, T* grad_x, T* grad_y,
                                      cudaStream_t stream);
 
+/// The distillation KL; `weights` (one double per position on the GPU) or null for the plain mean.
 template <class T>
-cudaError_t kl_div_forward(const T* student, const T* teacher, LossLayout layout, double temperature, T* loss,
-                           double* partial, cudaStream_t stream);
+cudaError_t kl_div_forward(const T* student, const T* teacher, const double* weights, LossLayout layout,
+                           double temperature, T* loss, double* partial, cudaStream_t stream);
+/// Its gradient; `weight_total` is the position count, or the sum of `weights` (> 0).
 template <class T>
-cudaError_t kl_div_backward(const T* grad, const T* student, const T* teacher, LossLayout layout, double temperature,
-                            T* dx, cudaStream_t stream);
+cudaError_t kl_div_backward(const T* grad, const T* student, const T* teacher, const double* weights,
+                            double weight_total, LossLayout layout, double temperature, T* dx, cudaStream_t stream);
 
 template <class T>
 cudaError_t mse_forward(const T* a, const T* b, std::int64_t n, T* loss, double* partial, cudaStream_t stream);

@@ -48,6 +48,19 @@ inline bool is_label_shape(const Shape& labels, const Shape& logits) {
   return true;
 }
 
+/// One weight per position of logits [N, C, ...spatial], read from `weights` [N, ...spatial] or
+/// [N, 1, ...spatial] (any dtype, any device) in position order; each must be finite and >= 0.
+inline std::vector<double> position_weights(const Tensor& weights, const Shape& logits, const char* op) {
+  check(weights.defined(), "{}: the position weights are undefined", op);
+  check(is_label_shape(weights.shape(), logits), "{}: position weights of shape {} do not fit logits {} (expected {} "
+        "or with a size-1 axis 1)", op, weights.shape().str(), logits.str(), label_shape(logits).str());
+  const std::vector<double> w = weights.to_doubles();
+  for (std::size_t i = 0; i < w.size(); ++i)
+    check(std::isfinite(w[i]) && w[i] >= 0.0, "{}: position weight {} (element {}) must be finite and >= 0", op, w[i],
+          i);
+  return w;
+}
+
 /// An integer label tensor as contiguous i64; floating labels are an error naming `op`.
 inline Tensor labels_as_i64(const Tensor& labels, const char* op, const char* what) {
   const DType t = labels.dtype();

@@ -235,46 +235,70 @@ KlArgs kl_args(const Tensor& student, const Tensor& teacher, double temperature)
 
 }  // namespace
 
-Tensor kl_div_with_temperature_forward(const Tensor& student, const Tensor& teacher, double temperature) {
+Tensor kl_div_with_temperature_forward(const Tensor& student, const Tensor& teacher, double temperature,
+                                       const Tensor& weights) {
+  const char* op = "kl_div_with_temperature";
   const KlArgs a = kl_args(student, teacher, temperature);
   const ChannelView L = a.layout;
+  const std::vector<double> w =
+      weights.defined() ? loss_detail::position_weights(weights, a.student.shape(), op) : std::vector<double>{};
   const double inv_t = 1.0 / temperature;
   double loss = 0.0;
-  visit_floating(a.student.dtype(), "kl_div_with_temperature", [&](auto tag) {
+  visit_floating(a.student.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
-    const auto sum = blocked_sum(positions(L), 1, [&](std::int64_t begin, std::int64_t end, double* acc) {
+    const auto sum = blocked_sum(positions(L), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
       for (std::int64_t p = begin; p < end; ++p) {
+        const double wp = w.empty() ? 1.0 : w[static_cast<std::size_t>(p)];
+        if (wp == 0.0) continue;
         const std::int64_t base = position_base(L, p);
         const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
         const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
+        double kl = 0.0;
         for (std::int64_t c = 0; c < L.channels; ++c) {
           const double log_q = inv_t * static_cast<double>(t[base + c * L.inner]) - lse_t;
           const double log_p = inv_t * static_cast<double>(s[base + c * L.inner]) - lse_s;
           const double q = std::exp(log_q);
-          if (q > 0.0) acc[0] += q * (log_q - log_p);  // 0·log 0 = 0
+          if (q > 0.0) kl += q * (log_q - log_p);  // 0·log 0 = 0
         }
+        acc[0] += wp * kl;
+        acc[1] += wp;
       }
     });
-    loss = positions(L) == 0 ? kNaN : temperature * temperature * sum[0] / static_cast<double>(positions(L));
+    const double t2 = temperature * temperature;
+    if (w.empty())
+      loss = positions(L) == 0 ? kNaN : t2 * sum[0] / static_cast<double>(positions(L));
+    else
+      loss = sum[1] > 0.0 ? t2 * sum[0] / sum[1] : 0.0;
   });
   return Tensor::scalar(loss, TensorOptions{a.student.dtype()});
 }
 
 Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor& student, const Tensor& teacher,
-                                        double temperature) {
-  check_same_dtype("kl_div_with_temperature backward", {&student, &teacher, &grad_output});
+                                        double temperature, const Tensor& weights) {
+  const char* op = "kl_div_with_temperature backward";
+  check_same_dtype(op, {&student, &teacher, &grad_output});
   const double g = grad_scalar(grad_output, "kl_div_with_temperature");
   const KlArgs a = kl_args(student, teacher, temperature);
   const ChannelView L = a.layout;
-  const double inv_t = 1.0 / temperature, scale = g * temperature / static_cast<double>(positions(L));
-  Tensor out = empty_like(a.student);
-  visit_floating(a.student.dtype(), "kl_div_with_temperature backward", [&](auto tag) {
+  const std::vector<double> w =
+      weights.defined() ? loss_detail::position_weights(weights, a.student.shape(), op) : std::vector<double>{};
+  double total = static_cast<double>(positions(L));
+  if (!w.empty()) {
+    total = 0.0;
+    for (double v : w) total += v;
+  }
+  Tensor out = zeros_like(a.student);
+  if (total <= 0.0) return out;
+  const double inv_t = 1.0 / temperature, scale = g * temperature / total;
+  visit_floating(a.student.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T *s = a.student.data<T>(), *t = a.teacher.data<T>();
     T* o = out.data<T>();
 #pragma omp parallel for if (positions(L) * L.channels > 32768)
     for (std::int64_t p = 0; p < positions(L); ++p) {
+      const double wp = w.empty() ? 1.0 : w[static_cast<std::size_t>(p)];
+      if (wp == 0.0) continue;
       const std::int64_t base = position_base(L, p);
       const double lse_s = log_sum_exp(s + base, L.inner, L.channels, inv_t);
       const double lse_t = log_sum_exp(t + base, L.inner, L.channels, inv_t);
@@ -282,7 +306,7 @@ Tensor kl_div_with_temperature_backward(const Tensor& grad_output, const Tensor&
         const std::int64_t i = base + c * L.inner;
         const double pc = std::exp(inv_t * static_cast<double>(s[i]) - lse_s);
         const double qc = std::exp(inv_t * static_cast<double>(t[i]) - lse_t);
-        o[i] = static_cast<T>(scale * (pc - qc));
+        o[i] = static_cast<T>(scale * wp * (pc - qc));
       }
     }
   });
