@@ -40,15 +40,6 @@ Example:
   build/bench/augment --device cuda --patch 128,128,128 --iters 20
 )";
 
-data::AugmentOptions all_forced() {
-  data::AugmentOptions o;
-  o.rotation.probability = o.scaling.probability = o.noise.probability = 1;
-  o.blur.probability = o.blur.probability_per_channel = 1;
-  o.brightness.probability = o.contrast.probability = 1;
-  o.low_resolution.probability = o.low_resolution.probability_per_channel = 1;
-  o.inverted_gamma.probability = o.gamma.probability = 1;
-  return o;
-}
 
 int run(int argc, char** argv) {
   data::Extent3 patch{128, 128, 128};
@@ -98,7 +89,7 @@ int run(int argc, char** argv) {
              load[2], channels, patch[0], patch[1], patch[2], threads, iters);
 
   for (const auto& [name, options] : {std::pair{std::string("defaults"), data::AugmentOptions{}},
-                                      std::pair{std::string("all_forced"), all_forced()}}) {
+                                      std::pair{std::string("all_forced"), data::AugmentOptions::all(1.0)}}) {
     data::AugmentOptions o = options;
     o.num_threads = threads;
     Generator cpu_gen(seed + 1), gpu_gen(seed + 1);
@@ -126,11 +117,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "augment: error: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tlk::bench::guarded_main("augment", run, argc, argv); }

@@ -1,10 +1,25 @@
 #pragma once
 // Timing helpers shared by the bench/ binaries (header-only: every .cpp here is its own program).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <vector>
 
 namespace tlk::bench {
+
+/// A benchmark's main: `run(argc, argv)`, with any exception printed as one line "<name>: error:
+/// <message>" on stderr and exit status 1.
+/// Example: `int main(int argc, char** argv) { return tlk::bench::guarded_main("augment", run, argc, argv); }`
+inline int guarded_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}: error: {}\n", name, e.what());
+    return 1;
+  }
+}
 
 /// Wall-clock milliseconds of one call of `fn`.
 template <class Fn>

@@ -286,11 +286,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "unet_step: error: {}\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tlk::bench::guarded_main("unet_step", run, argc, argv); }

@@ -32,6 +32,10 @@ endif()
 function(tlk_add_cuda_sources target)
   file(GLOB_RECURSE cu_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tlk/*.cu)
   target_sources(${target} PRIVATE ${cu_sources})
+  # Note [Kernel bodies on the host]: the augmentation kernels sum positions as the CPU does, without
+  # fused multiply-adds, so that nearest-neighbour labels agree with the CPU's to the bit.
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/tlk/kernels/cuda/augment_launch.cu PROPERTIES COMPILE_OPTIONS
+    "--fmad=false")
   target_include_directories(${target} PRIVATE ${TLK_CUDNN_INCLUDE_DIR})
   target_link_libraries(${target} PUBLIC CUDA::cudart PRIVATE ${TLK_CUDNN_LIBRARY} CUDA::cublas)
 endfunction()

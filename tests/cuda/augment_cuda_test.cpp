@@ -27,18 +27,8 @@ Tensor random_labels(Extent3 e, Generator& gen) {
 
 /// Every transform likely, noise off (its GPU values differ by design, Note [GPU noise]).
 AugmentOptions likely_without_noise() {
-  AugmentOptions o;
-  o.rotation.probability = 0.8;
-  o.scaling.probability = 0.8;
+  AugmentOptions o = AugmentOptions::all(0.75);
   o.noise.probability = 0;
-  o.blur.probability = 0.7;
-  o.blur.probability_per_channel = 0.8;
-  o.brightness.probability = 0.6;
-  o.contrast.probability = 0.7;
-  o.low_resolution.probability = 0.7;
-  o.low_resolution.probability_per_channel = 0.8;
-  o.inverted_gamma.probability = 0.5;
-  o.gamma.probability = 0.7;
   return o;
 }
 
@@ -114,8 +104,8 @@ TEST_CASE("cuda augment: batches augmented on the GPU match the loader's, and ba
   config.batch = 2;
   const task::PatchBatches on_loader(cases, config, true, 1);
   config.augment_on_device = true;
-  config.device = "cuda";  // batches for a GPU are made in pinned memory (Note [Pinned staging])
-  const task::PatchBatches deferred(cases, config, true, 1);
+  task::PatchBatches deferred(cases, config, true, 1);
+  deferred.pin_for(Device::cuda());  // batches for a GPU are made in pinned memory (Note [Pinned staging])
   int compared = 0;
   for (std::int64_t index = 0; index < 12; ++index) {
     const Batch pending = deferred.make(index);

@@ -35,19 +35,7 @@ bool bit_identical(const Tensor& a, const Tensor& b) {
   return std::memcmp(a.raw_data(), b.raw_data(), static_cast<std::size_t>(a.numel()) * element_size(a.dtype())) == 0;
 }
 
-AugmentOptions often() {
-  AugmentOptions o;
-  o.rotation.probability = 0.7;
-  o.scaling.probability = 0.7;
-  o.noise.probability = 0.5;
-  o.blur.probability = 0.6;
-  o.brightness.probability = 0.5;
-  o.contrast.probability = 0.6;
-  o.low_resolution.probability = 0.6;
-  o.inverted_gamma.probability = 0.5;
-  o.gamma.probability = 0.6;
-  return o;
-}
+AugmentOptions often() { return AugmentOptions::all(0.6); }
 
 /// One channel of `image` as a plain vector.
 std::vector<float> channel_of(const Tensor& image, std::int64_t c) {

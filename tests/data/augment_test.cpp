@@ -38,21 +38,7 @@ bool bit_identical(const Tensor& a, const Tensor& b) {
 }
 
 /// Every transform forced on, so that each code path draws and acts.
-AugmentOptions all_forced() {
-  AugmentOptions o;
-  o.rotation.probability = 1;
-  o.scaling.probability = 1;
-  o.noise.probability = 1;
-  o.blur.probability = 1;
-  o.blur.probability_per_channel = 1;
-  o.brightness.probability = 1;
-  o.contrast.probability = 1;
-  o.low_resolution.probability = 1;
-  o.low_resolution.probability_per_channel = 1;
-  o.inverted_gamma.probability = 1;
-  o.gamma.probability = 1;
-  return o;
-}
+AugmentOptions all_forced() { return AugmentOptions::all(1.0); }
 
 /// The reference centre crop: starts at floor((in - out) / 2), zero outside.
 Tensor reference_crop(const Tensor& t, Extent3 out) {

@@ -75,7 +75,8 @@ TEST_CASE("patch batches: augmentation deferred to the device gives the loader's
 
 TEST_CASE("patch batches: without augmentation nothing is deferred") {
   Generator gen(4);
-  const task::PatchBatches plain(random_cases(gen), batch_config(true), false, 2);
+  task::PatchBatches plain(random_cases(gen), batch_config(true), false, 2);
+  CHECK_THROWS_WITH_AS(plain.pin_for(Device::cpu()), doctest::Contains("batches are pinned for a GPU, got cpu"), Error);
   const data::Batch b = plain.make(0);
   CHECK(b.pending_augmentation.empty());
   CHECK(b.image.shape() == Shape({3, 2, 12, 10, 14}));

@@ -9,17 +9,21 @@
 namespace tlk::data {
 
 AugmentOptions AugmentOptions::none() {
+  AugmentOptions o = all(0.0);
+  o.blur.probability_per_channel = AugmentOptions{}.blur.probability_per_channel;
+  o.low_resolution.probability_per_channel = AugmentOptions{}.low_resolution.probability_per_channel;
+  return o;
+}
+
+AugmentOptions AugmentOptions::all(double probability) {
   AugmentOptions o;
-  o.rotation.probability = 0;
-  o.scaling.probability = 0;
-  o.noise.probability = 0;
-  o.blur.probability = 0;
-  o.brightness.probability = 0;
-  o.contrast.probability = 0;
-  o.low_resolution.probability = 0;
-  o.inverted_gamma.probability = 0;
-  o.gamma.probability = 0;
-  o.mirror.probability_per_axis = {0, 0, 0};
+  for (double* p : {&o.rotation.probability, &o.scaling.probability, &o.noise.probability, &o.blur.probability,
+                    &o.brightness.probability, &o.contrast.probability, &o.low_resolution.probability,
+                    &o.inverted_gamma.probability, &o.gamma.probability})
+    *p = probability;
+  o.blur.probability_per_channel = 1.0;
+  o.low_resolution.probability_per_channel = 1.0;
+  o.mirror.probability_per_axis = {probability, probability, probability};
   return o;
 }
 

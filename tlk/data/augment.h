@@ -49,6 +49,10 @@ struct AugmentOptions {
   /// All transforms disabled: augment_patch then returns the centre crop.
   /// Example: `AugmentedPatch p = augment_patch(img, lab, {64, 64, 64}, AugmentOptions::none(), gen);`
   static AugmentOptions none();
+  /// Every transform with per-sample probability `probability` (and per channel, for blur and low
+  /// resolution, 1), mirroring each axis with it too; nnUNet's ranges.
+  /// Example: `AugmentOptions forced = AugmentOptions::all(1.0);  // every transform acts`
+  static AugmentOptions all(double probability);
 };
 
 /// nnUNet's rule for "dummy 2D" augmentation: max(patch) / patch[0] > 3 (Note [Dummy 2D]).

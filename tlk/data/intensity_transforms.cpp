@@ -382,40 +382,48 @@ void apply_gamma_(Tensor& image, const GammaDraw& draw, int num_threads) {
   }
 }
 
+namespace {
+
+/// The transforms' one-call form: checks the image, draws for its channels, applies, and returns
+/// the draw (whose `acted` says whether the transform fired).
+template <class DrawFn, class Draw>
+Draw draw_then_apply(const char* op, Tensor& image, int num_threads, DrawFn draw,
+                     void (*apply)(Tensor&, const Draw&, int)) {
+  const Draw d = draw(prepare(op, image).channels);
+  apply(image, d, num_threads);
+  return d;
+}
+
+}  // namespace
+
 bool gaussian_noise_(Tensor& image, const GaussianNoiseOptions& options, Generator& gen, int num_threads) {
-  const NoiseDraw d = draw_gaussian_noise(options, prepare("data::gaussian_noise_", image).channels, gen);
-  apply_gaussian_noise_(image, d, num_threads);
-  return d.acted;
+  const auto draw = [&](std::int64_t c) { return draw_gaussian_noise(options, c, gen); };
+  return draw_then_apply("data::gaussian_noise_", image, num_threads, draw, apply_gaussian_noise_).acted;
 }
 
 bool gaussian_blur_(Tensor& image, const GaussianBlurOptions& options, Generator& gen, int num_threads) {
-  const BlurDraw d = draw_gaussian_blur(options, prepare("data::gaussian_blur_", image).channels, gen);
-  apply_gaussian_blur_(image, d, num_threads);
-  return d.acted;
+  const auto draw = [&](std::int64_t c) { return draw_gaussian_blur(options, c, gen); };
+  return draw_then_apply("data::gaussian_blur_", image, num_threads, draw, apply_gaussian_blur_).acted;
 }
 
 bool brightness_(Tensor& image, const BrightnessOptions& options, Generator& gen, int num_threads) {
-  const ChannelFactorDraw d = draw_brightness(options, prepare("data::brightness_", image).channels, gen);
-  apply_brightness_(image, d, num_threads);
-  return d.acted;
+  const auto draw = [&](std::int64_t c) { return draw_brightness(options, c, gen); };
+  return draw_then_apply("data::brightness_", image, num_threads, draw, apply_brightness_).acted;
 }
 
 bool contrast_(Tensor& image, const ContrastOptions& options, Generator& gen, int num_threads) {
-  const ContrastDraw d = draw_contrast(options, prepare("data::contrast_", image).channels, gen);
-  apply_contrast_(image, d, num_threads);
-  return d.factor.acted;
+  const auto draw = [&](std::int64_t c) { return draw_contrast(options, c, gen); };
+  return draw_then_apply("data::contrast_", image, num_threads, draw, apply_contrast_).factor.acted;
 }
 
 bool low_resolution_(Tensor& image, const LowResolutionOptions& options, Generator& gen, int num_threads) {
-  const LowResolutionDraw d = draw_low_resolution(options, prepare("data::low_resolution_", image).channels, gen);
-  apply_low_resolution_(image, d, num_threads);
-  return d.acted;
+  const auto draw = [&](std::int64_t c) { return draw_low_resolution(options, c, gen); };
+  return draw_then_apply("data::low_resolution_", image, num_threads, draw, apply_low_resolution_).acted;
 }
 
 bool gamma_(Tensor& image, const GammaOptions& options, Generator& gen, int num_threads) {
-  const GammaDraw d = draw_gamma(options, prepare("data::gamma_", image).channels, gen);
-  apply_gamma_(image, d, num_threads);
-  return d.gamma.acted;
+  const auto draw = [&](std::int64_t c) { return draw_gamma(options, c, gen); };
+  return draw_then_apply("data::gamma_", image, num_threads, draw, apply_gamma_).gamma.acted;
 }
 
 }  // namespace tlk::data

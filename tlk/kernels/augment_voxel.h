@@ -6,8 +6,10 @@
 // the C++ compiler for the host. A CUDA kernel of augment_launch.cu is a loop over voxels calling
 // one function from here, so the tests (tests/data/augment_bodies_test.cpp) run the same function
 // over every voxel on the host and compare with the CPU transform, bit for bit: the kernels' index
-// math is checked on machines without a GPU. On a GPU, fused multiply-adds and the device's powf
-// may change the last bits; tests/cuda/augment_cuda_test.cpp compares there with a tolerance.
+// math is checked on machines without a GPU. augment_launch.cu is compiled without fused
+// multiply-adds (cmake/cuda.cmake), so the positions, and with them the nearest-neighbour labels,
+// are the CPU's to the bit; the device's powf, log and sin may still change the last bits of an
+// image, so tests/cuda/augment_cuda_test.cpp compares images there with a tolerance.
 #include <cmath>
 #include <cstdint>
 

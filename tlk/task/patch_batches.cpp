@@ -3,7 +3,6 @@
 #include <cstring>
 
 #include "tlk/task/mix_seed.h"
-#include "tlk/tensor/cuda_runtime.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::task {
@@ -19,7 +18,6 @@ PatchBatches::PatchBatches(std::vector<data::SampleSource> cases, const Segmenta
       oversample_(config.oversample_foreground),
       augment_(augment),
       augment_on_device_(augment && config.augment_on_device),
-      pinned_(parse_device(config.device, "train.device").is_cuda() && cuda::is_available()),
       seed_(mix_seed(config.seed, stream)) {
   check(!cases_.empty(), "training: no cases to draw batches from");
   if (augment_) {
@@ -38,9 +36,9 @@ data::Batch PatchBatches::make(std::int64_t index) const {
   batch.index = index;
   const Shape image_shape{batch_, C, extent[0], extent[1], extent[2]},
       label_shape{batch_, extent[0], extent[1], extent[2]};
-  batch.image = pinned_ ? Tensor::pinned_empty(image_shape) : Tensor::empty(image_shape);
-  batch.labels = pinned_ ? Tensor::pinned_empty(label_shape, DType::u8)
-                         : Tensor::empty(label_shape, TensorOptions{}.with(DType::u8));
+  batch.image = pinned_for_ ? Tensor::pinned_empty(image_shape, DType::f32, *pinned_for_) : Tensor::empty(image_shape);
+  batch.labels = pinned_for_ ? Tensor::pinned_empty(label_shape, DType::u8, *pinned_for_)
+                             : Tensor::empty(label_shape, TensorOptions{}.with(DType::u8));
   for (std::int64_t slot = 0; slot < batch_; ++slot) {
     const std::int64_t global_slot = first_slot_ + slot;  // Note [Batch slots]
     Generator gen(mix_seed(batch_seed, static_cast<std::uint64_t>(global_slot)));
@@ -62,6 +60,11 @@ data::Batch PatchBatches::make(std::int64_t index) const {
     std::memcpy(batch.labels.data<std::uint8_t>() + slot * voxels, labels.data<std::uint8_t>(), voxels);
   }
   return batch;
+}
+
+void PatchBatches::pin_for(Device device) {
+  check(device.is_cuda(), "training: batches are pinned for a GPU, got {}", device.str());
+  pinned_for_ = device;
 }
 
 data::Batch PatchBatches::to_device(data::Batch batch, Device device) const {

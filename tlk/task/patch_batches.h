@@ -1,6 +1,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "tlk/data/augment.h"
@@ -26,6 +27,9 @@ class PatchBatches {
   /// Batch `index` (a loader thread may call it). With data.augment_on device its images and labels
   /// are the enlarged regions and it carries their draws (Note [Augmentation on the GPU]).
   data::Batch make(std::int64_t index) const;
+  /// Makes batches in pinned memory for GPU `device` from now on (Note [Pinned staging]); call it
+  /// before a loader thread calls make().
+  void pin_for(Device device);
   /// `batch` on `device` with its pending augmentation applied there: the finished batch make() gives
   /// with data.augment_on loader, bit for bit on the CPU and up to float rounding and the noise's values
   /// (Note [GPU noise]) on a GPU.
@@ -39,7 +43,7 @@ class PatchBatches {
   double oversample_;
   bool augment_;
   bool augment_on_device_;  ///< make() leaves the draws to to_device
-  bool pinned_;             ///< batches for a GPU are made in pinned memory (Note [Pinned staging])
+  std::optional<Device> pinned_for_;  ///< batches for this GPU are made in pinned memory
   data::AugmentOptions augment_options_;
   std::uint64_t seed_;
 };

@@ -338,6 +338,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                                      {.task = 1.0, .distill = config_.distill_weight, .adversarial = config_.adapt_weight});
 
   PatchBatches train_batches(train_cases_, config_, config_.augment, 1, rank, ranks);
+  if (device_.is_cuda()) train_batches.pin_for(device_);  // Note [Pinned staging]
   data::BackgroundLoader loader([&](std::int64_t i) { return train_batches.make(batch_index(i)); },
                                 {.threads = config_.loader_threads, .prefetch = 4, .first_index = iteration});
   std::unique_ptr<PatchBatches> target_batches;
@@ -346,6 +347,7 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
     SegmentationTrainConfig target_config = config_;
     target_config.oversample_foreground = 0.0;  // no labels: patches anywhere
     target_batches = std::make_unique<PatchBatches>(target_cases_, target_config, config_.augment, 3, rank, ranks);
+    if (device_.is_cuda()) target_batches->pin_for(device_);
     target_loader = std::make_unique<data::BackgroundLoader>(
         [&](std::int64_t i) { return target_batches->make(batch_index(i)); },
         data::BackgroundLoader::Options{.threads = std::max(1, config_.loader_threads / 2), .prefetch = 4,

@@ -87,6 +87,13 @@ void require_device(int index, const char* op) {
         device_count());
 }
 
+void set_current_device(int index, const char* op) {
+  require_device(index, op);
+#ifdef TLK_HAVE_CUDA
+  check_cuda(cudaSetDevice(index), "cudaSetDevice");
+#endif
+}
+
 Allocator& device_allocator(int index) {
   require_device(index, "CUDA allocator");
 #ifdef TLK_HAVE_CUDA

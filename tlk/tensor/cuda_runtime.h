@@ -25,6 +25,9 @@ int device_count();
 std::string unavailable_reason();
 /// Throws a tlk::Error naming `op` unless GPU `index` is usable.
 void require_device(int index, const char* op);
+/// Makes GPU `index` this thread's current device (after require_device), so that the CUDA calls the
+/// thread makes next (pinned allocations, events) use it rather than GPU 0.
+void set_current_device(int index, const char* op);
 
 /// The caching allocator of GPU `index` (Note [CUDA caching allocator] in tensor/cuda_allocator.h).
 /// Example: `fmt::print("{} MB peak", cuda::device_allocator(0).stats().peak_bytes >> 20);`

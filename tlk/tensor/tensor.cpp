@@ -67,8 +67,11 @@ Tensor Tensor::full(const Shape& shape, double value, TensorOptions options) {
 
 Tensor Tensor::scalar(double value, TensorOptions options) { return full(Shape{}, value, options); }
 
-Tensor Tensor::pinned_empty(const Shape& shape, DType dtype) {
+Tensor Tensor::pinned_empty(const Shape& shape, DType dtype, Device for_device) {
   for (auto e : shape) check(e >= 0, "tensor: negative extent in shape {}", shape.str());
+  check(for_device.is_cuda(), "pinned memory: the data is bound for {}, expected a CUDA device", for_device.str());
+  // A loader thread's first CUDA call would otherwise open a context on GPU 0 in every process.
+  cuda::set_current_device(for_device.index, "pinned memory");
   cuda::release_finished_copies();  // their blocks can serve this one
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(dtype),

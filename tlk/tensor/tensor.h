@@ -79,11 +79,11 @@ class Tensor {
   static Tensor full(const Shape& shape, double value, TensorOptions options = {});
   /// A 0-D tensor holding `value`.
   static Tensor scalar(double value, TensorOptions options = {});
-  /// Uninitialised contiguous CPU tensor in page-locked memory, for data bound for a GPU: its
-  /// to(cuda) is queued asynchronously (Note [Pinned staging]). Throws tlk::Error saying why when no
-  /// GPU is usable.
-  /// Example: `Tensor batch = Tensor::pinned_empty({2, 1, 128, 128, 128});`
-  static Tensor pinned_empty(const Shape& shape, DType dtype = DType::f32);
+  /// Uninitialised contiguous CPU tensor in page-locked memory, for data bound for GPU `for_device`:
+  /// its to(cuda) is queued asynchronously (Note [Pinned staging]). The calling thread's current
+  /// device becomes `for_device`. Throws tlk::Error saying why when that GPU is not usable.
+  /// Example: `Tensor batch = Tensor::pinned_empty({2, 1, 128, 128, 128}, DType::f32, Device::cuda(1));`
+  static Tensor pinned_empty(const Shape& shape, DType dtype = DType::f32, Device for_device = Device::cuda());
   /// Copies `values` (row-major) into a new CPU tensor of `shape`; T's dtype unless `dtype` is given.
   template <class T>
   static Tensor from_vector(const std::vector<T>& values, const Shape& shape);

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "tlk/kernels/cuda/augment_launch.h"
+#include "tlk/kernels/cuda/grid_size.h"
 #include "tlk/kernels/cuda/block_sum.cuh"
 
 namespace tlk::kernels::cuda::launch {
@@ -13,11 +14,6 @@ namespace tlk::kernels::cuda::launch {
 namespace {
 
 constexpr unsigned kThreads = 256;
-
-unsigned blocks_for(std::int64_t n) {
-  const std::int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 8 ? 65535 * 8 : b));
-}
 
 /// An extent passed by value (a kernel cannot read the caller's host array).
 struct Extent {

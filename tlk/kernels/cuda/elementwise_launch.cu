@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "tlk/kernels/cuda/elementwise_launch.h"
+#include "tlk/kernels/cuda/grid_size.h"
 #include "tlk/kernels/cuda/numeric.cuh"
 
 namespace tlk::kernels::cuda {
@@ -18,11 +19,6 @@ constexpr std::int64_t kSerialSumMax = 64;
 constexpr std::int64_t kSumTargetBlocks = 2048;
 // Each chunk of a split reduction reads at least this many elements (8 per thread).
 constexpr std::int64_t kMinChunkLength = 8 * kThreads;
-
-unsigned blocks_for(std::int64_t n) {
-  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
-}
 
 // ---- Scalar math ----------------------------------------------------------------------------------
 

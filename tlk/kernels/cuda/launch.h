@@ -59,11 +59,4 @@ decltype(auto) visit_cuda_floating(DType t, std::string_view op, Fn&& fn) {
   }
 }
 
-/// Blocks for a grid-stride loop over `n` items at `threads` per block (at least 1, capped so the
-/// grid stays within limits; the kernel loops over the rest).
-inline unsigned grid_for(std::int64_t n, unsigned threads = 256) {
-  const std::int64_t blocks = (n + threads - 1) / threads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
-}
-
 }  // namespace tlk::kernels::cuda

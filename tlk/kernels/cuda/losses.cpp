@@ -197,7 +197,7 @@ KlWeights kl_weights(const Tensor& weights, const Tensor& student, const char* o
   KlWeights k;
   const Shape& shape = student.shape();
   if (!weights.defined()) {
-    k.total = static_cast<double>(shape.numel() / shape[1]);
+    k.total = static_cast<double>(loss_detail::layout_of(shape).positions());
     return k;
   }
   const std::vector<double> w = ref::loss_detail::position_weights(weights, shape, op);

@@ -4,15 +4,11 @@
 #include <cstdint>
 
 #include "tlk/kernels/cuda/optimizer_update_launch.h"
+#include "tlk/kernels/cuda/grid_size.h"
 
 namespace tlk::kernels::cuda::launch {
 
 namespace {
-
-unsigned blocks_for(std::int64_t n) {
-  const std::int64_t b = (n + 255) / 256;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 8 ? 65535 * 8 : b));
-}
 
 // The bodies are the CPU loops of nn/sgd.cpp and nn/adam.cpp, statement for statement, in T.
 template <class T>

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "tlk/kernels/cuda/pool3d_launch.h"
+#include "tlk/kernels/cuda/grid_size.h"
 
 namespace tlk::kernels::cuda {
 
@@ -15,11 +16,6 @@ namespace {
 using i64 = std::int64_t;
 
 constexpr unsigned kThreads = 256;
-
-unsigned blocks_for(i64 n) {
-  const i64 blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
-}
 
 __device__ inline i64 grid_start() { return blockIdx.x * static_cast<i64>(blockDim.x) + threadIdx.x; }
 __device__ inline i64 grid_step() { return static_cast<i64>(gridDim.x) * blockDim.x; }

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "tlk/kernels/cuda/softmax_launch.h"
+#include "tlk/kernels/cuda/grid_size.h"
 
 namespace tlk::kernels::cuda::launch {
 
@@ -18,11 +19,6 @@ namespace {
 // reference (Note [Stable softmax]) the maximum is subtracted first and everything is in double.
 
 constexpr unsigned kThreads = 256;
-
-unsigned blocks_for(std::int64_t n) {
-  const std::int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535 * 8 ? 65535 * 8 : b));
-}
 
 __device__ inline std::int64_t line_start(std::int64_t p, std::int64_t channels, std::int64_t inner) {
   const std::int64_t o = p / inner;

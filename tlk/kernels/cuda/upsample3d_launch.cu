@@ -5,17 +5,13 @@
 #include <cstdint>
 
 #include "tlk/kernels/cuda/upsample3d_launch.h"
+#include "tlk/kernels/cuda/grid_size.h"
 
 namespace tlk::kernels::cuda {
 
 namespace {
 
 constexpr unsigned kThreads = 256;
-
-unsigned blocks_for(std::int64_t n) {
-  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
-}
 
 template <class T>
 __global__ void upsample_forward_kernel(T* y, const T* x, UpsampleGeometry g, const std::int64_t* tap_index,
