@@ -54,7 +54,7 @@ ldd build/tests/test_cuda | grep -E "not found|cudnn|cublas|dnnl|mpi" | tee -a "
 export TLK_GOLDEN_DIR="$root/tests/goldens"
 status=0
 echo "== CUDA test suite"
-timeout 120 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
+timeout 180 build/tests/test_cuda 2>&1 | tee "$out/test_cuda.log" | tail -40
 [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 [[ "$mode" == tests ]] && exit $status
 
