@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace tlk::testing {
 
@@ -27,6 +28,18 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   double m = 0.0;
   for (std::size_t i = 0; i < va.size(); ++i) m = std::max(m, difference(va[i], vb[i]));
   return m;
+}
+
+bool bit_identical(const Tensor& a, const Tensor& b) {
+  if (!(a.shape() == b.shape()) || a.dtype() != b.dtype()) return false;
+  return std::memcmp(a.raw_data(), b.raw_data(), static_cast<std::size_t>(a.numel()) * element_size(a.dtype())) == 0;
+}
+
+Tensor random_labels(const Shape& shape, Generator& gen, const std::vector<std::uint8_t>& values) {
+  Tensor t = Tensor::empty(shape, TensorOptions{}.with(DType::u8));
+  std::uint8_t* p = t.data<std::uint8_t>();
+  for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = values[gen.below(values.size())];
+  return t;
 }
 
 std::filesystem::path shared_dir() {

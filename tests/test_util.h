@@ -17,6 +17,10 @@ Tensor random_leaf(const Shape& shape, Generator& gen, double low = -1.0, double
 double max_abs_diff(const Tensor& a, const Tensor& b);
 /// ../shared beside the checkout, or an empty path when it is absent (tests that need it skip).
 std::filesystem::path shared_dir();
+/// Same shape, dtype and bytes (NaN payloads included): the check for "bit for bit".
+bool bit_identical(const Tensor& a, const Tensor& b);
+/// A u8 label map of `shape`, each voxel one of `values` drawn uniformly from `gen`.
+Tensor random_labels(const Shape& shape, Generator& gen, const std::vector<std::uint8_t>& values);
 
 }  // namespace tlk::testing
 

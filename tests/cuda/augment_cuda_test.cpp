@@ -20,9 +20,7 @@ using testing::to_gpu;
 namespace {
 
 Tensor random_labels(Extent3 e, Generator& gen) {
-  Tensor t = Tensor::empty({e[0], e[1], e[2]}, TensorOptions{}.with(DType::u8));
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(gen.below(4));
-  return t;
+  return testing::random_labels({e[0], e[1], e[2]}, gen, {0, 1, 2, 3});
 }
 
 /// Every transform likely, noise off (its GPU values differ by design, Note [GPU noise]).

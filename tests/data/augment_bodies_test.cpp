@@ -17,6 +17,7 @@
 using namespace tlk;
 using namespace tlk::data;
 namespace body = tlk::kernels::augment;
+using testing::bit_identical;
 
 namespace {
 
@@ -25,14 +26,7 @@ Tensor random_image(std::int64_t c, Extent3 e, Generator& gen) {
 }
 
 Tensor random_labels(Extent3 e, Generator& gen) {
-  Tensor t = Tensor::empty({e[0], e[1], e[2]}, TensorOptions{}.with(DType::u8));
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(gen.below(5));
-  return t;
-}
-
-bool bit_identical(const Tensor& a, const Tensor& b) {
-  if (!(a.shape() == b.shape()) || a.dtype() != b.dtype()) return false;
-  return std::memcmp(a.raw_data(), b.raw_data(), static_cast<std::size_t>(a.numel()) * element_size(a.dtype())) == 0;
+  return testing::random_labels({e[0], e[1], e[2]}, gen, {0, 1, 2, 3, 4});
 }
 
 AugmentOptions often() { return AugmentOptions::all(0.6); }

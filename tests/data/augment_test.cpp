@@ -18,6 +18,7 @@
 
 using namespace tlk;
 using namespace tlk::data;
+using testing::bit_identical;
 
 namespace {
 
@@ -26,15 +27,7 @@ Tensor random_image(std::int64_t c, Extent3 e, Generator& gen, double low = -1.0
 }
 
 Tensor random_labels(Extent3 e, Generator& gen, const std::vector<std::uint8_t>& values) {
-  Tensor t = Tensor::empty({e[0], e[1], e[2]}, TensorOptions{}.with(DType::u8));
-  std::uint8_t* p = t.data<std::uint8_t>();
-  for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = values[gen.below(values.size())];
-  return t;
-}
-
-bool bit_identical(const Tensor& a, const Tensor& b) {
-  if (!(a.shape() == b.shape()) || a.dtype() != b.dtype()) return false;
-  return std::memcmp(a.raw_data(), b.raw_data(), static_cast<std::size_t>(a.numel()) * element_size(a.dtype())) == 0;
+  return testing::random_labels({e[0], e[1], e[2]}, gen, values);
 }
 
 /// Every transform forced on, so that each code path draws and acts.

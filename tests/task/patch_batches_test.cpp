@@ -10,6 +10,7 @@
 #include "tlk/io/config.h"
 
 using namespace tlk;
+using testing::bit_identical;
 
 namespace {
 
@@ -34,11 +35,6 @@ task::SegmentationTrainConfig batch_config(bool augment_on_device) {
   c.seed = 9;
   c.augment_on_device = augment_on_device;
   return c;
-}
-
-bool bit_identical(const Tensor& a, const Tensor& b) {
-  if (!(a.shape() == b.shape()) || a.dtype() != b.dtype()) return false;
-  return std::memcmp(a.raw_data(), b.raw_data(), static_cast<std::size_t>(a.numel()) * element_size(a.dtype())) == 0;
 }
 
 }  // namespace

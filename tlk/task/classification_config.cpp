@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "tlk/autograd/autocast.h"
+#include "tlk/task/mixed_precision.h"
 #include "tlk/tensor/device.h"
 #include "tlk/tensor/error.h"
 #include "tlk/transfer/stage_distillation.h"
@@ -111,11 +111,8 @@ ClassificationTrainConfig ClassificationTrainConfig::from(const io::Config& c) {
   t.seed = static_cast<std::uint64_t>(c.get_int("train.seed", static_cast<std::int64_t>(t.seed)));
   t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
   t.device = c.get_string("train.device", t.device);
-  const Device device = parse_device(t.device, "train.device");
-  t.precision = autograd::parse_precision(c.get_string("train.precision", "f32"), fmt::format("{}: train.precision", src));
-  check(t.precision == DType::f32 || device.is_cuda(),
-        "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}", src,
-        dtype_name(t.precision), t.device);
+  parse_device(t.device, "train.device");
+  t.precision = read_train_precision(c, t.device);
 
   t.strategy = c.get_string("transfer.strategy", t.strategy);
   check_one_of(c, "transfer.strategy", t.strategy,

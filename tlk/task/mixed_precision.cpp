@@ -2,9 +2,20 @@
 
 #include <fmt/format.h>
 
+#include "tlk/autograd/autocast.h"
+#include "tlk/tensor/device.h"
 #include "tlk/tensor/error.h"
 
 namespace tlk::task {
+
+DType read_train_precision(const io::Config& config, const std::string& device) {
+  const DType precision = autograd::parse_precision(config.get_string("train.precision", "f32"),
+                                                    fmt::format("{}: train.precision", config.source()));
+  check(precision == DType::f32 || parse_device(device, "train.device").is_cuda(),
+        "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}",
+        config.source(), dtype_name(precision), device);
+  return precision;
+}
 
 MixedPrecision::MixedPrecision(DType precision) : precision_(precision) {
   check(precision == DType::f32 || precision == DType::bf16 || precision == DType::f16,

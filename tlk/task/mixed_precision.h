@@ -3,11 +3,17 @@
 #include <string>
 #include <vector>
 
+#include "tlk/io/config.h"
 #include "tlk/nn/grad_scaler.h"
 #include "tlk/task/training_log.h"
 #include "tlk/tensor/tensor.h"
 
 namespace tlk::task {
+
+/// train.precision of a training config: f32, bf16 or f16, and 16-bit only with `device` (the
+/// config's train.device) on a GPU; a tlk::Error naming the config file otherwise.
+/// Example: `DType p = read_train_precision(config, "cuda");`
+DType read_train_precision(const io::Config& config, const std::string& device);
 
 /// What a trainer does differently under train.precision: bf16 and f16 run the forward and the
 /// losses under autocast (Note [Autocast]; the trainer holds the AutocastGuard), and f16 also scales

@@ -1,6 +1,6 @@
 #include "tlk/task/train_config.h"
 
-#include "tlk/autograd/autocast.h"
+#include "tlk/task/mixed_precision.h"
 #include "tlk/tensor/device.h"
 #include "tlk/transfer/stage_distillation.h"
 
@@ -65,11 +65,7 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.threads = static_cast<int>(c.get_int("train.threads", t.threads));
   t.device = c.get_string("train.device", t.device);
   const Device device = parse_device(t.device, "train.device");
-  t.precision = autograd::parse_precision(c.get_string("train.precision", "f32"),
-                                          fmt::format("{}: train.precision", c.source()));
-  check(t.precision == DType::f32 || device.is_cuda(),
-        "{}: train.precision {} needs train.device cuda (16-bit tensors live on the GPU); got train.device {}",
-        c.source(), dtype_name(t.precision), t.device);
+  t.precision = read_train_precision(c, t.device);
   check(!t.augment_on_device || device.is_cuda(),
         "{}: data.augment_on device needs train.device cuda (the augmentation runs on the training GPU); got "
         "train.device {}", c.source(), t.device);

@@ -155,8 +155,7 @@ void copy_from_pinned(void* dst, Device dst_device, const void* src, std::size_t
   if (nbytes == 0) return;
 #ifdef TLK_HAVE_CUDA
   release_finished_copies();
-  require_device(dst_device.index, "copy from pinned memory");
-  check_cuda(cudaSetDevice(dst_device.index), "cudaSetDevice");
+  set_current_device(dst_device.index, "copy from pinned memory");
   PendingCopy copy{nullptr, std::move(keep_alive)};
   check_cuda(cudaEventCreateWithFlags(&copy.done, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   const cudaError_t queued = cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, cudaStreamLegacy);

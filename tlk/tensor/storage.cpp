@@ -12,10 +12,7 @@ Allocator& allocator_for(Device device) {
   return cuda::device_allocator(device.index);
 }
 
-Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  allocator_ = &allocator_for(device);
-  data_ = allocator_->allocate(nbytes);
-}
+Storage::Storage(std::size_t nbytes, Device device) : Storage(nbytes, device, allocator_for(device)) {}
 
 Storage::Storage(std::size_t nbytes, Device device, Allocator& allocator)
     : nbytes_(nbytes), device_(device), allocator_(&allocator) {

@@ -15,13 +15,15 @@ namespace tlk {
 
 namespace {
 
-std::shared_ptr<TensorImpl> new_impl(const Shape& shape, TensorOptions options) {
+/// A contiguous tensor's state; its storage comes from `allocator` (default: the device's own).
+std::shared_ptr<TensorImpl> new_impl(const Shape& shape, TensorOptions options, Allocator* allocator = nullptr) {
   for (auto e : shape) check(e >= 0, "tensor: negative extent in shape {}", shape.str());
   check(options.device.is_cpu() || options.device.is_cuda(), "tensor: unknown device type {}",
         static_cast<int>(options.device.type));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage =
-      std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(options.dtype), options.device);
+  const auto nbytes = static_cast<std::size_t>(shape.numel()) * element_size(options.dtype);
+  impl->storage = std::make_shared<Storage>(nbytes, options.device,
+                                            allocator ? *allocator : allocator_for(options.device));
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = options.dtype;
@@ -68,18 +70,11 @@ Tensor Tensor::full(const Shape& shape, double value, TensorOptions options) {
 Tensor Tensor::scalar(double value, TensorOptions options) { return full(Shape{}, value, options); }
 
 Tensor Tensor::pinned_empty(const Shape& shape, DType dtype, Device for_device) {
-  for (auto e : shape) check(e >= 0, "tensor: negative extent in shape {}", shape.str());
   check(for_device.is_cuda(), "pinned memory: the data is bound for {}, expected a CUDA device", for_device.str());
   // A loader thread's first CUDA call would otherwise open a context on GPU 0 in every process.
   cuda::set_current_device(for_device.index, "pinned memory");
   cuda::release_finished_copies();  // their blocks can serve this one
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(shape.numel()) * element_size(dtype),
-                                            Device::cpu(), cuda::PinnedHostAllocator::instance());
-  impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
-  impl->dtype = dtype;
-  return Tensor(impl);
+  return Tensor(new_impl(shape, TensorOptions{dtype, Device::cpu()}, &cuda::PinnedHostAllocator::instance()));
 }
 
 template <class T>
