@@ -16,7 +16,9 @@ cd "$root"
 jobs=${TLK_JOBS:-$(nproc)}
 
 # ---- Debian packages --------------------------------------------------------------------------------
-packages=(g++ cmake make libdnnl-dev libhdf5-dev libfmt-dev doctest-dev zlib1g-dev libyaml-cpp-dev nlohmann-json3-dev
+# ocl-icd-opencl-dev: Debian's oneDNN CMake config asks for OpenCL (its GPU runtime), which libdnnl-dev
+# only recommends; without it find_package(dnnl) fails on a machine that skips recommends.
+packages=(g++ cmake make libdnnl-dev ocl-icd-opencl-dev libhdf5-dev libfmt-dev doctest-dev zlib1g-dev libyaml-cpp-dev nlohmann-json3-dev
           openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do
