@@ -44,6 +44,9 @@ TEST_CASE("GPU data-parallel: NCCL averages a bucket and the reducer's gradients
     CHECK_THROWS_WITH_AS(nccl.all_reduce_mean_async(Tensor::full({4}, 1.0), "a CPU tensor"),
                          doctest::Contains("expected a contiguous f32 tensor on cuda:0"), Error);
   }
+  // Full fp32 convolutions: under TF32 two cuDNN algorithms (the search runs several during the first
+  // pass) differ by about 1e-4 relative, which would hide a reducer error of that size.
+  Tf32Scope fp32(false);
   nn::UNetConfig config = nn::UNetConfig::isotropic(3, 1, 3);
   config.base_features = 4;
   Generator init(3), data(4);

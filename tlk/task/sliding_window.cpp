@@ -23,12 +23,14 @@ void check_patch(const Int3& patch, const char* op) {
   for (std::int64_t p : patch) check(p > 0, "{}: patch sizes must be positive, got {}", op, str3(patch));
 }
 
-// A plain contiguous f32 CPU copy of `t` (or `t` itself when it is one already).
+// A plain contiguous f32 CPU copy of `t` (or `t` itself when it is one already). The dtype changes
+// first: a GPU's 16-bit logits (prediction under autocast) have no CPU kernels.
 Tensor plain_cpu_f32(const Tensor& t) {
   Tensor x = t;
   if (x.layout() == Layout::blocked) x = x.to(Layout::plain);
+  x = x.to(DType::f32);
   if (!x.device().is_cpu()) x = x.contiguous().to(Device::cpu());
-  return x.to(DType::f32).contiguous();
+  return x.contiguous();
 }
 
 }  // namespace
