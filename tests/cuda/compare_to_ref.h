@@ -41,10 +41,12 @@ inline void check_matches(const Tensor& got, const Tensor& expected, double tol,
   CHECK_MESSAGE(err < tol, what << ": relative error " << err << " (tolerance " << tol << ")");
 }
 
-/// gpu_rel_error of a result that must be a plain (contiguous) CUDA tensor of `expected`'s shape.
-inline double gpu_error(const Tensor& got, const Tensor& expected) {
+/// gpu_rel_error of a result that must be a CUDA tensor of `expected`'s shape, dense in `layout`
+/// (plain or channels_last, Note [Channels-last on the GPU]).
+inline double gpu_error(const Tensor& got, const Tensor& expected, Layout layout = Layout::plain) {
   CHECK(got.device().is_cuda());
-  CHECK(got.is_contiguous());
+  CHECK_MESSAGE((layout == Layout::plain ? got.is_contiguous() : kernels::cuda::is_channels_last(got)),
+                "expected a dense " << std::string(layout_name(layout)) << " result, got strides " << got.strides().str());
   REQUIRE(got.shape() == expected.shape());
   return gpu_rel_error(got, expected);
 }

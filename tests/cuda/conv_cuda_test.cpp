@@ -15,6 +15,7 @@ namespace kc = kernels::cuda;
 namespace ref = kernels::ref;
 using testing::to_cpu;
 using testing::to_gpu;
+using testing::to_gpu_channels_last;
 
 using testing::gpu_error;
 using testing::Tf32Scope;
@@ -26,13 +27,6 @@ namespace {
 // A random CPU tensor of `dtype` (drawn in f64, then converted).
 Tensor random(const Shape& shape, Generator& gen, DType dtype, double stddev = 1.0) {
   return randn(shape, gen, 0.0, stddev, TensorOptions{DType::f64}).to(dtype);
-}
-
-// `t` (CPU) on the GPU in the channels-last (NDHWC) arrangement.
-Tensor to_gpu_channels_last(const Tensor& t) {
-  Tensor g = to_gpu(t.permute({0, 2, 3, 4, 1}).contiguous()).permute({0, 4, 1, 2, 3});
-  REQUIRE(g.layout() == Layout::channels_last);
-  return g;
 }
 
 struct ConvCase {
@@ -81,7 +75,7 @@ TEST_CASE("cuda conv3d: forward, backward-data, backward-weights and bias match 
   }
 }
 
-TEST_CASE("cuda conv3d: channels-last operands give the plain reference results") {
+TEST_CASE("cuda conv3d: channels-last operands give the reference results, channels-last") {
   TLK_REQUIRE_GPU();
   Generator gen(702);
   for (const Mode& mode : kModes) {
@@ -94,14 +88,24 @@ TEST_CASE("cuda conv3d: channels-last operands give the plain reference results"
       const Tensor y_ref = ref::conv3d_forward(x, w, b, c.opt);
       const Tensor dy = random(y_ref.shape(), gen, mode.dtype);
       const Tensor gx = to_gpu_channels_last(x), gdy = to_gpu_channels_last(dy);
-      CHECK(gpu_error(kc::conv3d_forward(gx, to_gpu(w), to_gpu(b), c.opt), y_ref) < mode.tol);
-      CHECK(gpu_error(kc::conv3d_forward(gx, to_gpu_channels_last(w), to_gpu(b), c.opt), y_ref) < mode.tol);
+      // Note [Channels-last convolutions]: activations come out channels-last, the weight gradient plain.
+      const Layout cl = Layout::channels_last;
+      CHECK(gpu_error(kc::conv3d_forward(gx, to_gpu(w), to_gpu(b), c.opt), y_ref, cl) < mode.tol);
+      CHECK(gpu_error(kc::conv3d_forward(gx, to_gpu_channels_last(w), to_gpu(b), c.opt), y_ref, cl) < mode.tol);
       CHECK(gpu_error(kc::conv3d_backward_data(gdy, to_gpu(w), c.x, c.opt),
-                      ref::conv3d_backward_data(dy, w, c.x, c.opt)) < mode.tol);
+                      ref::conv3d_backward_data(dy, w, c.x, c.opt), cl) < mode.tol);
       CHECK(gpu_error(kc::conv3d_backward_weights(gdy, gx, c.w, c.opt),
+                      ref::conv3d_backward_weights(dy, x, c.w, c.opt)) < mode.tol);
+      // A channels-last input with a plain output gradient (from a loss): the weight gradient is right.
+      CHECK(gpu_error(kc::conv3d_backward_weights(to_gpu(dy), gx, c.w, c.opt),
                       ref::conv3d_backward_weights(dy, x, c.w, c.opt)) < mode.tol);
       CHECK(gpu_error(kc::conv3d_backward_bias(gdy), ref::conv3d_backward_bias(dy)) <
             (mode.dtype == DType::f64 ? 1e-10 : 1e-5));
+      // A one-channel input (a CT batch) made channels-last keeps the convolution channels-last.
+      const Tensor x1 = random({c.x[0], 1, c.x[2], c.x[3], c.x[4]}, gen, mode.dtype);
+      const Tensor w1 = random({c.w[0], 1, c.w[2], c.w[3], c.w[4]}, gen, mode.dtype, 0.2);
+      CHECK(gpu_error(kc::conv3d_forward(to_gpu_channels_last(x1), to_gpu(w1), to_gpu(b), c.opt),
+                      ref::conv3d_forward(x1, w1, b, c.opt), cl) < mode.tol);
     }
   }
 }

@@ -17,6 +17,7 @@ namespace ref = kernels::ref;
 using testing::gpu_rel_error;
 using testing::to_cpu;
 using testing::to_gpu;
+using testing::to_gpu_channels_last;
 
 using testing::Tf32Scope;
 using Mode = testing::PrecisionMode;
@@ -36,21 +37,11 @@ Tensor random(const Shape& shape, Generator& gen, DType dtype, double stddev = 1
   return randn(shape, gen, 0.0, stddev, TensorOptions{DType::f64}).to(dtype);
 }
 
-// `t` (CPU) on the GPU in the channels-last (NDHWC) arrangement.
-Tensor to_gpu_channels_last(const Tensor& t) {
-  Tensor g = to_gpu(t.permute({0, 2, 3, 4, 1}).contiguous()).permute({0, 4, 1, 2, 3});
-  REQUIRE(g.layout() == Layout::channels_last);
-  return g;
-}
-
-// The error of a GPU result against an f64 reference, after checking it is a plain GPU tensor of
-// the reference's shape and of `dtype`.
-double error_of(const Tensor& got, const Tensor& expected, DType dtype) {
-  CHECK(got.device().is_cuda());
-  CHECK(got.is_contiguous());
+// The error of a GPU result against an f64 reference, after checking it is a GPU tensor of the
+// reference's shape and of `dtype`, dense in `layout`.
+double error_of(const Tensor& got, const Tensor& expected, DType dtype, Layout layout = Layout::plain) {
   CHECK(got.dtype() == dtype);
-  REQUIRE(got.shape() == expected.shape());
-  return gpu_rel_error(got, expected);
+  return testing::gpu_error(got, expected, layout);
 }
 
 struct ConvCase {
@@ -105,9 +96,10 @@ TEST_CASE("cuda conv engine: the three passes match the reference with the backe
         const Tensor gdy = c.channels_last ? to_gpu_channels_last(dy) : to_gpu(dy);
         const Tensor gw = to_gpu(w);
         const std::int64_t fallbacks = kc::conv_engine_fallbacks();
-        CHECK(error_of(kc::conv3d_forward(gx, gw, Tensor(), c.opt), y_ref, mode.dtype) < mode.tol);
+        const Layout layout = c.channels_last ? Layout::channels_last : Layout::plain;
+        CHECK(error_of(kc::conv3d_forward(gx, gw, Tensor(), c.opt), y_ref, mode.dtype, layout) < mode.tol);
         CHECK(error_of(kc::conv3d_backward_data(gdy, gw, c.x, c.opt), ref::conv3d_backward_data(dy64, w64, c.x, c.opt),
-                       mode.dtype) < mode.tol);
+                       mode.dtype, layout) < mode.tol);
         CHECK(error_of(kc::conv3d_backward_weights(gdy, gx, c.w, c.opt),
                        ref::conv3d_backward_weights(dy64, x64, c.w, c.opt), mode.dtype) < mode.tol);
         // The UNet's plain f32 shapes must be served by an engine; the others may fall back (reported).

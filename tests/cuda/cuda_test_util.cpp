@@ -18,6 +18,12 @@ bool gpu_or_skip() {
 
 Tensor to_gpu(const Tensor& t) { return t.detach().to(Layout::plain).contiguous().to(Device::cuda(0)); }
 
+Tensor to_gpu_channels_last(const Tensor& t) {
+  Tensor g = to_gpu(t).to(Layout::channels_last);
+  REQUIRE(g.strides() == channels_last_strides(t.shape()));
+  return g;
+}
+
 Tensor to_cpu(const Tensor& t) { return t.detach().to(Device::cpu()).to(Layout::plain).contiguous(); }
 
 std::vector<double> first_step(const std::filesystem::path& steps_csv) {

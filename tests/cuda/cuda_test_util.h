@@ -11,6 +11,9 @@ namespace tlk::testing {
 bool gpu_or_skip();
 /// `t` copied to cuda:0 (plain, contiguous).
 Tensor to_gpu(const Tensor& t);
+/// `t` copied to cuda:0 in the channels-last (NDHWC) arrangement (exactly channels_last_strides,
+/// also for one channel).
+Tensor to_gpu_channels_last(const Tensor& t);
 /// `t` copied to the CPU (plain, contiguous).
 Tensor to_cpu(const Tensor& t);
 /// The first data row of a training log (steps.csv), as numbers (NaN cells included).

@@ -18,6 +18,7 @@ namespace kc = kernels::cuda;
 namespace ref = kernels::ref;
 using testing::to_cpu;
 using testing::to_gpu;
+using testing::to_gpu_channels_last;
 
 using testing::gpu_error;
 using testing::Tf32Scope;
@@ -28,13 +29,6 @@ namespace {
 
 Tensor random(const Shape& shape, Generator& gen, DType dtype) {
   return randn(shape, gen, 0.0, 1.0, TensorOptions{DType::f64}).to(dtype);
-}
-
-// `t` (CPU) on the GPU in the channels-last (NDHWC) arrangement.
-Tensor to_gpu_channels_last(const Tensor& t) {
-  Tensor g = to_gpu(t.permute({0, 2, 3, 4, 1}).contiguous()).permute({0, 4, 1, 2, 3});
-  REQUIRE(g.layout() == Layout::channels_last);
-  return g;
 }
 
 std::vector<double> values_of(const Tensor& t) { return to_cpu(t).to_doubles(); }

@@ -76,6 +76,28 @@ TEST_CASE("layouts: channels-last and oneDNN blocked round trips") {
   for (double v : blocked.to_doubles()) CHECK(v == 2.0);
 }
 
+TEST_CASE("layouts: a one-channel tensor made channels-last keeps its channels-last strides") {
+  Generator gen(4);
+  const Tensor x = randn({2, 1, 3, 4, 5}, gen);
+  CHECK_FALSE(has_channels_last_strides(x));
+  // Its memory is plain and channels-last at once: layout() says plain, the strides say which.
+  const Tensor cl = x.to(Layout::channels_last);
+  CHECK(cl.layout() == Layout::plain);
+  CHECK(cl.strides() == channels_last_strides(x.shape()));
+  CHECK(has_channels_last_strides(cl));
+  CHECK(has_channels_last_strides(randn({2, 3, 4, 5, 6}, gen).to(Layout::channels_last)));
+  const Tensor copy = cl.clone();
+  CHECK(copy.strides() == channels_last_strides(x.shape()));
+  CHECK(testing::max_abs_diff(copy, x) == 0.0);
+  CHECK(parse_activation_layout("auto", Device::cpu(), "--layout") == Layout::plain);
+  CHECK(parse_activation_layout("auto", Device::cuda(1), "--layout") == Layout::channels_last);
+  CHECK(parse_activation_layout("plain", Device::cuda(), "--layout") == Layout::plain);
+  CHECK_THROWS_WITH_AS(parse_activation_layout("channels_last", Device::cpu(), "--layout"),
+                       doctest::Contains("--layout: channels_last needs a CUDA device"), Error);
+  CHECK_THROWS_WITH_AS(parse_activation_layout("ndhwc", Device::cuda(), "--layout"),
+                       doctest::Contains("unknown layout 'ndhwc'"), Error);
+}
+
 TEST_CASE("caching allocator: alignment, reuse and statistics") {
   auto& alloc = CpuAllocator::instance();
   CHECK(CpuAllocator::round_size(1) == 64);

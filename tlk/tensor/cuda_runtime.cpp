@@ -26,6 +26,15 @@ Device parse_device(const std::string& text, const char* what) {
   fail("{}: unknown device '{}' (expected cpu, cuda or cuda:N)", what, text);
 }
 
+Layout parse_activation_layout(const std::string& text, Device device, const char* what) {
+  if (text == "auto") return device.is_cuda() ? Layout::channels_last : Layout::plain;
+  if (text == "plain") return Layout::plain;
+  check(text == "channels_last", "{}: unknown layout '{}' (expected auto, plain or channels_last)", what, text);
+  check(device.is_cuda(), "{}: channels_last needs a CUDA device (the CPU picks oneDNN's blocked layouts itself); "
+        "got {}", what, device.str());
+  return Layout::channels_last;
+}
+
 }  // namespace tlk
 
 namespace tlk::cuda {

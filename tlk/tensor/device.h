@@ -44,4 +44,11 @@ constexpr const char* layout_name(Layout l) {
   return "?";
 }
 
+/// The layout a network's activations take on `device`, from a user's "auto", "plain" or
+/// "channels_last": auto is channels_last on a GPU (NDHWC end to end, Note [Channels-last on the GPU]
+/// in kernels/cuda/launch.h, faster there in f32 and bf16) and plain on the CPU (which picks oneDNN's
+/// blocked layouts itself). Throws tlk::Error naming `what` for another text or for channels_last on
+/// the CPU. Example: `Layout l = parse_activation_layout("auto", Device::cuda(), "--layout");`
+Layout parse_activation_layout(const std::string& text, Device device, const char* what);
+
 }  // namespace tlk

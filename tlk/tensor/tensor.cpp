@@ -302,6 +302,9 @@ Tensor Tensor::to(DType target) const {
   Tensor src = detach();
   if (src.layout() == Layout::blocked) src = plain_from_blocked(src);
   Tensor out = empty(shape(), TensorOptions{target, device()});
+  // A GPU cast keeps a channels-last tensor channels-last (Note [Channels-last on the GPU] in
+  // kernels/cuda/launch.h): autocast's casts sit between channels-last convolutions.
+  if (device().is_cuda() && has_channels_last_strides(src)) out.impl().strides = channels_last_strides(shape());
   if (device().is_cuda())
     gpu_copy(out, src);
   else
@@ -326,6 +329,10 @@ Tensor Tensor::to(Device target) const {
   return out;
 }
 
+bool has_channels_last_strides(const Tensor& t) {
+  return t.layout() == Layout::channels_last || (t.dim() == 5 && t.strides() == channels_last_strides(t.shape()));
+}
+
 Tensor Tensor::clone() const {
   Tensor out;
   if (impl().blocked) {
@@ -336,7 +343,7 @@ Tensor Tensor::clone() const {
     out = Tensor(copy);
   } else {
     out = empty(shape(), TensorOptions{dtype(), device()});
-    if (layout() == Layout::channels_last) out.impl().strides = strides();
+    if (has_channels_last_strides(*this)) out.impl().strides = channels_last_strides(shape());
     if (device().is_cuda())
       gpu_copy(out, detach());
     else

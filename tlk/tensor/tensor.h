@@ -191,6 +191,12 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, st
 /// An empty tensor shaped like `t` (same dtype and device, plain contiguous).
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
+/// True when `t` is dense channels-last: layout() is channels_last, or `t` is 5-D with strides exactly
+/// channels_last_strides(shape). The second case is a tensor whose memory is plain as well (one
+/// channel, like a CT batch, or one voxel), made by to(Layout::channels_last): clone() and GPU casts
+/// keep its strides, and the GPU kernels treat it as channels-last (Note [Channels-last on the GPU]
+/// in kernels/cuda/launch.h).
+bool has_channels_last_strides(const Tensor& t);
 
 namespace detail {
 /// Throws when `t` requires grad while grad mode is on: in-place writes are not recorded in the graph

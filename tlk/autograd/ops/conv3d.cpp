@@ -51,6 +51,15 @@ Tensor in_format_of(const Tensor& g, const std::shared_ptr<const BlockedFormat>&
   return format && g.layout() != Layout::blocked ? g.to(*format) : g;
 }
 
+// Note [Channels-last gradients]: a GPU convolution with a channels-last output (Note [Channels-last
+// convolutions] in kernels/cuda/conv3d.cpp) gets its output gradient channels-last as well; one
+// that arrives plain (from a loss, which works on plain memory) is converted once here, so the data
+// gradient, and with it the rest of the backward pass, stays channels-last.
+bool channels_last_on_gpu(const Tensor& y) { return y.device().is_cuda() && has_channels_last_strides(y); }
+Tensor in_output_layout(const Tensor& g, bool channels_last) {
+  return channels_last && !has_channels_last_strides(g) ? g.to(Layout::channels_last) : g;
+}
+
 }  // namespace
 
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv3dOptions& opt) {
@@ -61,10 +70,10 @@ Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
   Tensor y =
       fast ? kernels::cpu::conv3d_forward(input, weight, bias, opt) : k::conv3d_forward(input, weight, bias, opt);
   attach("conv3d", {input, weight, bias}, {y},
-         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast, y_format = format_of(y)](
-             const Grads& g, const Node& self) {
-           return conv3d_backward(fast ? in_format_of(g[0], y_format) : g[0], xs.unpack(), ws.unpack(), opt, fast,
-                                  self);
+         [xs = SavedTensor(input, "conv3d"), ws = SavedTensor(weight, "conv3d"), opt, fast, y_format = format_of(y),
+          channels_last = channels_last_on_gpu(y)](const Grads& g, const Node& self) {
+           return conv3d_backward(fast ? in_format_of(g[0], y_format) : in_output_layout(g[0], channels_last),
+                                  xs.unpack(), ws.unpack(), opt, fast, self);
          });
   return y;
 }
@@ -118,9 +127,10 @@ Tensor conv_transpose3d(const Tensor& input, const Tensor& weight, const Tensor&
   Tensor y = fast ? kernels::cpu::conv_transpose3d_forward(input, weight, bias, opt)
                   : k::conv_transpose3d_forward(input, weight, bias, opt);
   attach("conv_transpose3d", {input, weight, bias}, {y},
-         [xs = SavedTensor(input, "conv_transpose3d"), ws = SavedTensor(weight, "conv_transpose3d"), opt, fast](
-             const Grads& g, const Node& self) {
+         [xs = SavedTensor(input, "conv_transpose3d"), ws = SavedTensor(weight, "conv_transpose3d"), opt, fast,
+          channels_last = channels_last_on_gpu(y)](const Grads& g_in, const Node& self) {
            Grads out(3);
+           const Grads g{fast ? g_in[0] : in_output_layout(g_in[0], channels_last)};
            if (fast) {
              namespace cpu = kernels::cpu;
              const Tensor w = ws.unpack();
@@ -143,7 +153,7 @@ Tensor conv_transpose3d(const Tensor& input, const Tensor& weight, const Tensor&
              // past the last full window; the convolution then yields extra rows that match no input.
              const Shape in = xs.unpack().shape();
              Tensor dx = k::conv3d_forward(g[0], ws.unpack(), Tensor(), plain);
-             out[0] = dx.shape() == in ? dx : make_view(dx, in, dx.strides(), 0).contiguous();
+             out[0] = dx.shape() == in ? dx : make_view(dx, in, dx.strides(), 0).to(dx.layout());
            }
            if (self.needs_input_grad(1))
              out[1] = k::conv3d_backward_weights(xs.unpack(), g[0], ws.unpack().shape(), plain);

@@ -1,5 +1,7 @@
 #include "tlk/autograd/ops/view.h"
 
+#include <algorithm>
+
 #include "tlk/autograd/grad_mode.h"
 #include "tlk/autograd/ops/op_support.h"
 #include "tlk/kernels/cpu/concat.h"
@@ -169,6 +171,13 @@ Tensor cat(const std::vector<Tensor>& tensors, int dim) {
     return y;
   }
   Tensor y = Tensor::empty(shape, TensorOptions{first.dtype(), first.device()});
+  // Note [Channels-last concat]: GPU tensors that are all channels-last (the UNet's skip connections
+  // under Note [Channels-last on the GPU]) are joined into a channels-last result, and the backward
+  // hands each its gradient channels-last; the copies below follow any strides.
+  const bool channels_last = first.device().is_cuda() && y.dim() == 5 &&
+                             std::all_of(tensors.begin(), tensors.end(),
+                                         [](const Tensor& t) { return has_channels_last_strides(t); });
+  if (channels_last) y.impl().strides = channels_last_strides(shape);
   std::vector<std::int64_t> extents;
   std::int64_t offset = 0;
   for (const Tensor& t : tensors) {
@@ -178,13 +187,14 @@ Tensor cat(const std::vector<Tensor>& tensors, int dim) {
     extents.push_back(t.shape()[dim]);
     offset += t.shape()[dim];
   }
-  attach("cat", tensors, {y}, [dim, extents](const Grads& g, const Node& self) {
+  attach("cat", tensors, {y}, [dim, extents, channels_last](const Grads& g, const Node& self) {
     Grads out;
     std::int64_t start = 0;
     NoGradGuard guard;
+    const Layout layout = channels_last ? Layout::channels_last : Layout::plain;
     for (std::size_t i = 0; i < extents.size(); ++i) {
       if (self.needs_input_grad(static_cast<int>(i)))
-        out.push_back(narrow(g[0], dim, start, extents[i]).contiguous());
+        out.push_back(narrow(g[0], dim, start, extents[i]).to(layout));
       else
         out.push_back(Tensor());
       start += extents[i];

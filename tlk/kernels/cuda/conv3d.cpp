@@ -44,7 +44,8 @@ std::atomic<std::int64_t> g_searches{0};
 constexpr std::size_t kMaxWorkspace = kMaxConvWorkspace;
 
 // The operands of one cuDNN call: x the convolution's input, w its filter, y its output. The pass
-// decides which of them is written; outputs are always fresh plain tensors.
+// decides which of them is written; outputs are always fresh tensors, in the layout of the pass's
+// activation operand (Note [Channels-last convolutions]).
 struct Operands {
   Tensor x, w, y;
 };
@@ -242,6 +243,14 @@ bool run(Pass pass, const Operands& o, const Conv3dOptions& opt, const char* op)
   return true;
 }
 
+// Note [Channels-last convolutions]: a convolution works in the layout of its activation operand. A
+// channels-last input (forward, weight gradient) or output gradient (data gradient, and so the
+// transposed convolution's forward) makes every operand channels-last: the result is allocated so,
+// the filter is arranged so for the call (a copy of at most a few MB, small next to the
+// activations), and the weight gradient, computed channels-last, is returned plain like its
+// parameter. cuDNN then gets all-NDHWC operands, the arrangement of its tensor-core engines, which
+// otherwise transpose NCDHW operands in their workspace.
+//
 // Note [Mixed layouts]: operands go to cuDNN in the layouts they come in (a channels-last input with a
 // plain output, say). Where cuDNN offers no algorithm for such a mix, the inputs are copied to plain
 // and the pass runs again; the outcome is cached per key like any choice, so the retry costs one
@@ -255,6 +264,10 @@ void convolve(Pass pass, const Operands& o, const Conv3dOptions& opt, const char
                        dense_as(o.y, Layout::plain, op)};
   check(run(pass, plain, opt, op), "{}: cuDNN offers no algorithm for x {}, w {}, y {} ({}, {}), plain or not", op,
         o.x.shape().str(), o.w.shape().str(), o.y.shape().str(), opt.str(), dtype_name(o.x.dtype()));
+  // The pass wrote a plain copy of its output operand where that operand is channels-last.
+  const Tensor& written = pass == Pass::forward ? o.y : (pass == Pass::backward_data ? o.x : o.w);
+  const Tensor& result = pass == Pass::forward ? plain.y : (pass == Pass::backward_data ? plain.x : plain.w);
+  if (written.impl().storage != result.impl().storage) written.detach().copy_(result);
 }
 
 bool any_empty(std::initializer_list<const Tensor*> ts) {
@@ -284,14 +297,15 @@ Shape forward_shape(const Shape& in, const Shape& w, const Conv3dOptions& opt, c
 // window]: a transposed convolution's output_padding of at least the stride (allowed below the
 // dilation) makes the convolution's input longer than its natural forward output; those extra output
 // positions exist in no forward, so their gradient is zero and the gradient is padded with zeros.
-Tensor grad_of_shape(const Tensor& grad, const Shape& full, const char* op) {
-  if (grad.shape() == full) return dense(grad, op);
+// It is dense in `layout`.
+Tensor grad_of_shape(const Tensor& grad, const Shape& full, Layout layout, const char* op) {
+  if (grad.shape() == full) return dense_as(grad, layout, op);
   for (int i = 0; i < 5; ++i)
     check(grad.shape()[i] <= full[i] && (i >= 2 || grad.shape()[i] == full[i]),
           "{}: grad_output {} does not fit the convolution, whose output is {}", op, grad.shape().str(), full.str());
-  Tensor out = Tensor::zeros(full, TensorOptions{grad.dtype(), grad.device()});
-  const Dims out_strides = contiguous_strides(full);
-  tlk::cuda::copy_strided({out.raw_data(), out.dtype(), out_strides.begin()},
+  Tensor out = empty_in_layout(grad, full, layout);
+  out.zero_();
+  tlk::cuda::copy_strided({out.raw_data(), out.dtype(), out.strides().begin()},
                           {grad.raw_data(), grad.dtype(), grad.strides().begin()}, grad.shape().begin(), grad.dim(),
                           grad.device().index);
   return out;
@@ -305,11 +319,13 @@ Tensor backward_data(const Tensor& grad, const Tensor& weight, const Shape& inpu
             input_shape[1] == weight.shape()[1] && input_shape[0] == grad.shape()[0],
         "{}: grad_output {} and weight {} do not fit input shape {}", op, grad.shape().str(), weight.shape().str(),
         input_shape.str());
-  Tensor dx = empty_like_shape(grad, input_shape);
+  const Layout layout = layout_of(grad);
+  Tensor dx = empty_in_layout(grad, input_shape, layout);
   if (dx.numel() == 0) return dx;
   const Shape full = forward_shape(input_shape, weight.shape(), opt, op);
   if (any_empty({&grad, &weight})) return dx.zero_();
-  convolve(Pass::backward_data, Operands{dx, dense(weight, op), grad_of_shape(grad, full, op)}, opt, op);
+  convolve(Pass::backward_data,
+           Operands{dx, dense_as(weight, layout, op), grad_of_shape(grad, full, layout, op)}, opt, op);
   return dx;
 }
 
@@ -321,12 +337,13 @@ Tensor conv3d_forward(const Tensor& input, const Tensor& weight, const Tensor& b
   require_same(weight, input, op, "weight");
   if (bias.defined()) require_same(bias, input, op, "bias");
   const Shape out_shape = conv3d_output_shape(input, weight, bias, opt, op);
-  Tensor y = empty_like_shape(input, out_shape);
+  const Layout layout = layout_of(input);
+  Tensor y = empty_in_layout(input, out_shape, layout);
   if (y.numel() == 0) return y;
   if (any_empty({&input, &weight}))
     y.zero_();
   else
-    convolve(Pass::forward, Operands{dense(input, op), dense(weight, op), y}, opt, op);
+    convolve(Pass::forward, Operands{dense(input, op), dense_as(weight, layout, op), y}, opt, op);
   if (bias.defined()) add_channel_bias(y, bias, op);
   return y;
 }
@@ -346,12 +363,14 @@ Tensor conv3d_backward_weights(const Tensor& grad_output, const Tensor& input, c
             input.shape()[0] == grad_output.shape()[0],
         "{}: grad_output {} and input {} do not fit weight {}", op, grad_output.shape().str(), input.shape().str(),
         weight_shape.str());
-  Tensor dw = empty_like_shape(grad_output, weight_shape);
+  const Layout layout = layout_of(input);
+  Tensor dw = empty_in_layout(grad_output, weight_shape, layout);
   if (dw.numel() == 0) return dw;
   const Shape full = forward_shape(input.shape(), weight_shape, opt, op);
-  if (any_empty({&grad_output, &input})) return dw.zero_();
-  convolve(Pass::backward_filter, Operands{dense(input, op), dw, grad_of_shape(grad_output, full, op)}, opt, op);
-  return dw;
+  if (any_empty({&grad_output, &input})) return dense_as(dw.zero_(), Layout::plain, op);
+  convolve(Pass::backward_filter,
+           Operands{dense(input, op), dw, grad_of_shape(grad_output, full, layout, op)}, opt, op);
+  return dense_as(dw, Layout::plain, op);  // the parameter's layout
 }
 
 Tensor conv3d_backward_bias(const Tensor& grad_output) {

@@ -1,7 +1,7 @@
 #pragma once
 // What the cuDNN- and cuBLAS-backed kernel families (conv3d, linear) share: one library handle per
 // GPU, checked calls, dtype mapping, RAII descriptors built from a tensor's real strides, the TF32
-// switch, and dense copies done by cuDNN (cudnnTransformTensor).
+// switch, and cuDNN workspaces.
 #include <cublas_v2.h>
 #include <cudnn.h>
 
@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "tlk/kernels/conv_params.h"
+#include "tlk/kernels/cuda/launch.h"
 #include "tlk/tensor/tensor.h"
 
 namespace tlk::kernels::cuda {
@@ -109,18 +110,8 @@ class ConvDesc {
   cudnnConvolutionDescriptor_t desc_ = nullptr;
 };
 
-// ---- Dense copies ------------------------------------------------------------------------------------------
+// ---- Workspaces -------------------------------------------------------------------------------------------
 
-/// True when `t` is dense in the plain (row-major) arrangement.
-bool is_plain(const Tensor& t);
-/// True when `t` is a dense channels-last (NDHWC) 5-D tensor that is not also plain.
-bool is_channels_last(const Tensor& t);
-/// `t` (f32/f64 on a GPU) densely arranged in `layout` (plain or channels_last): `t` itself when it
-/// already is, else a copy made on the GPU by cudnnTransformTensor from its real strides.
-/// Example: `Tensor x = dense_as(input, Layout::plain, "max_pool3d");`
-Tensor dense_as(const Tensor& t, Layout layout, const char* op);
-/// `t` if it is plain or channels-last dense, else a plain copy (the arrangements cuDNN takes as is).
-Tensor dense(const Tensor& t, const char* op);
 /// An uninitialised byte buffer of `nbytes` on GPU `device_index` from the caching allocator (an
 /// undefined tensor for 0 bytes), for a cuDNN workspace. Example: `Tensor ws = workspace(bytes, 0);`
 Tensor workspace(std::size_t nbytes, int device_index);
@@ -129,10 +120,11 @@ void* workspace_ptr(const Tensor& ws);
 
 // ---- Per-channel bias --------------------------------------------------------------------------------------
 
-/// y[:, c, ...] += bias[c] in place on a plain `y` ([N, C, ...], 2 to 5 dimensions) by cudnnAddTensor.
+/// y[:, c, ...] += bias[c] in place on `y` ([N, C, ...], 2 to 5 dimensions, plain or channels-last).
 void add_channel_bias(const Tensor& y, const Tensor& bias, const char* op);
 /// The sum of `t` ([N, C, ...], 2 to 5 dimensions) over every axis but 1: a new [C] tensor (the bias
-/// gradient of a convolution or a linear layer), by TLK's deterministic reduction.
+/// gradient of a convolution or a linear layer), by TLK's deterministic reductions (Note [Channels-last
+/// channel sums] in norm_launch.cu for a channels-last `t`).
 Tensor channel_sum(const Tensor& t, const char* op);
 
 }  // namespace tlk::kernels::cuda

@@ -16,8 +16,8 @@ void check_backend(cudnnStatus_t s, const char* op, const char* call, const char
 // The strides cuDNN is given for `t`, in elements: the canonical ones of a dense plain or
 // channels-last tensor (TLK leaves strides of extent-1 axes arbitrary), else the real ones.
 Dims strides_of(const Tensor& t) {
+  if (is_channels_last(t)) return channels_last_strides(t.shape());  // first: it may be plain too
   if (is_plain(t)) return contiguous_strides(t.shape());
-  if (is_channels_last(t)) return channels_last_strides(t.shape());
   Dims s = t.strides();
   for (int i = 0; i < t.dim(); ++i)
     if (t.shape()[i] == 1) s[i] = 1;

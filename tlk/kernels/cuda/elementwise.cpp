@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <vector>
 
 #include "tlk/kernels/cuda/elementwise_launch.h"
 #include "tlk/kernels/cuda/launch.h"
@@ -56,8 +58,36 @@ BroadcastGeometry broadcast_geometry(const Shape& shape, const Dims& a, const Di
   return g;
 }
 
-// One side (kept or reduced) of a ReduceGeometry: appends dimension (extent, stride) of a contiguous
-// input, merged into the previous one of the same side when they are neighbours in memory.
+// Note [Channels-last elementwise]: an op whose output is channels-last walks the output in memory
+// order: every operand's (shape, strides) is permuted to N, D, H, W, C before the geometry is built,
+// so the output is contiguous in that order and broadcast_geometry merges as for a plain output.
+// Unary ops and ops with a scalar walk a dense input (plain or channels-last) as one array and give
+// their output its strides; sums read a dense input through its real strides.
+const std::vector<int> kChannelsLastOrder{0, 2, 3, 4, 1};
+
+template <class Array>
+Array in_channels_last_order(const Array& a) {
+  Array out;
+  for (int d : kChannelsLastOrder) out.push_back(a[d]);
+  return out;
+}
+
+// The layout of an elementwise op's output: channels-last when an operand of the output's shape is.
+Layout output_layout(const Shape& shape, std::initializer_list<const Tensor*> operands) {
+  for (const Tensor* t : operands)
+    if (t->shape() == shape && is_channels_last(*t)) return Layout::channels_last;
+  return Layout::plain;
+}
+
+BroadcastGeometry geometry_in_layout(const Shape& shape, const Tensor& a, const Tensor& b, Layout layout) {
+  const Dims as = broadcast_strides(a, shape), bs = broadcast_strides(b, shape);
+  if (layout != Layout::channels_last) return broadcast_geometry(shape, as, bs);
+  return broadcast_geometry(in_channels_last_order(shape), in_channels_last_order(as), in_channels_last_order(bs));
+}
+
+// One side (kept or reduced) of a ReduceGeometry: appends dimension (extent, stride) of a dense input
+// (plain or channels-last), merged into the previous one of the same side when they are neighbours in
+// memory.
 void append_dim(int& ndim, std::int64_t* shape, std::int64_t* strides, std::int64_t extent, std::int64_t stride) {
   if (ndim > 0 && strides[ndim - 1] == stride * extent) {
     shape[ndim - 1] *= extent;
@@ -76,9 +106,10 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
   require_cuda_floating(a, name, "left operand");
   require_same(b, a, name, "right operand");
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = empty_like_shape(a, shape);
+  const Layout layout = output_layout(shape, {&a, &b});
+  Tensor out = empty_in_layout(a, shape, layout);
   if (shape.numel() == 0) return out;
-  const BroadcastGeometry g = broadcast_geometry(shape, broadcast_strides(a, shape), broadcast_strides(b, shape));
+  const BroadcastGeometry g = geometry_in_layout(shape, a, b, layout);
   visit_cuda_floating(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_binary<T>(ptr<T>(out), ptr<const T>(a), ptr<const T>(b), g, static_cast<int>(op), stream());
@@ -91,14 +122,14 @@ void add_inplace(const Tensor& out, const Tensor& b) {
   const char* name = "add_";
   require_cuda_floating(out, name, "output");
   require_same(b, out, name, "addend");
-  check(out.is_contiguous(), "{}: the output must be contiguous, got shape {} strides {}", name, out.shape().str(),
+  check(is_plain(out) || is_channels_last(out),
+        "{}: the output must be dense (plain or channels-last), got shape {} strides {}", name, out.shape().str(),
         out.strides().str());
   check(broadcast_shapes(out.shape(), b.shape(), name) == out.shape(), "{}: {} does not broadcast to the output {}",
         name, b.shape().str(), out.shape().str());
   if (out.numel() == 0) return;
   // Each element reads only its own index of `out`, so writing in place is safe.
-  const BroadcastGeometry g =
-      broadcast_geometry(out.shape(), broadcast_strides(out, out.shape()), broadcast_strides(b, out.shape()));
+  const BroadcastGeometry g = geometry_in_layout(out.shape(), out, b, layout_of(out));
   visit_cuda_floating(out.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_binary<T>(ptr<T>(out), ptr<const T>(out), ptr<const T>(b), g, kAdd, stream());
@@ -109,8 +140,8 @@ void add_inplace(const Tensor& out, const Tensor& b) {
 Tensor binary_scalar(const Tensor& a_in, double s, BinaryOp op, bool scalar_first) {
   const char* name = op_name(op);
   require_cuda_floating(a_in, name, "operand");
-  Tensor a = contiguous(a_in);
-  Tensor out = empty_like_shape(a, a.shape());
+  Tensor a = dense(a_in, name);
+  Tensor out = empty_in_layout(a, a.shape(), layout_of(a));
   visit_cuda_floating(a.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_binary_scalar<T>(ptr<T>(out), ptr<const T>(a), a.numel(), s, static_cast<int>(op),
@@ -123,8 +154,8 @@ Tensor binary_scalar(const Tensor& a_in, double s, BinaryOp op, bool scalar_firs
 Tensor unary(const Tensor& x_in, UnaryOp op, double alpha) {
   const char* name = op_name(op);
   require_cuda_floating(x_in, name, "input");
-  Tensor x = contiguous(x_in);
-  Tensor out = empty_like_shape(x, x.shape());
+  Tensor x = dense(x_in, name);
+  Tensor out = empty_in_layout(x, x.shape(), layout_of(x));
   visit_cuda_floating(x.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_unary<T>(ptr<T>(out), ptr<const T>(x), x.numel(), static_cast<int>(op), alpha, stream());
@@ -141,16 +172,16 @@ Tensor unary_backward(const Tensor& grad_in, const Tensor& x_in, const Tensor& y
   const Tensor& saved_in = reads_input ? x_in : y_in;
   check(op == UnaryOp::neg || saved_in.defined(), "{} backward: needs the op's {}, which was not given", name,
         saved_name);
-  Tensor grad = contiguous(grad_in);
+  Tensor grad = dense(grad_in, name);
   Tensor saved;
   if (op != UnaryOp::neg) {
     require_same(saved_in, grad, name, saved_name);
     check(saved_in.shape() == grad.shape(), "{} backward: gradient {} {} does not match the saved {} {} {}", name,
           grad.shape().str(), dtype_name(grad.dtype()), saved_name, saved_in.shape().str(),
           dtype_name(saved_in.dtype()));
-    saved = contiguous(saved_in);
+    saved = dense_as(saved_in, layout_of(grad), name);
   }
-  Tensor out = empty_like_shape(grad, grad.shape());
+  Tensor out = empty_in_layout(grad, grad.shape(), layout_of(grad));
   visit_cuda_floating(grad.dtype(), name, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* s = saved.defined() ? ptr<const T>(saved) : nullptr;
@@ -180,7 +211,8 @@ Tensor expand_to(const Tensor& x, const Shape& shape) {
 
 Tensor sum(const Tensor& x_in, const std::vector<int>& axes_in, bool keepdim) {
   require_cuda_floating(x_in, "sum", "input");
-  Tensor x = contiguous(x_in);
+  // A channels-last input is read where it lies: the geometry below takes its real strides.
+  Tensor x = dense(x_in, "sum");
   const int nd = x.dim();
   std::vector<bool> reduce(static_cast<std::size_t>(nd), axes_in.empty());
   for (int a : axes_in) reduce[static_cast<std::size_t>(normalize_axis(a, nd, "sum"))] = true;
@@ -188,7 +220,7 @@ Tensor sum(const Tensor& x_in, const std::vector<int>& axes_in, bool keepdim) {
   for (int i = 0; i < nd; ++i) kept.push_back(reduce[static_cast<std::size_t>(i)] ? 1 : x.shape()[i]);
   Tensor out = empty_like_shape(x, kept);
   ReduceGeometry g;
-  const Dims strides = contiguous_strides(x.shape());
+  const Dims strides = x.strides();
   for (int d = 0; d < nd; ++d) {
     if (x.shape()[d] == 1) continue;
     if (reduce[static_cast<std::size_t>(d)])

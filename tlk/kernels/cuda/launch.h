@@ -41,6 +41,33 @@ Tensor contiguous(const Tensor& t);
 /// An uninitialised contiguous tensor of `shape` on `like`'s device with `like`'s dtype.
 Tensor empty_like_shape(const Tensor& like, const Shape& shape);
 
+// ---- Layouts -----------------------------------------------------------------------------------------------
+// Note [Channels-last on the GPU]: GPU tensors are plain (NCDHW row-major) or channels-last (NDHWC
+// in memory, `Tensor::to(Layout::channels_last)`). The convolutions, normalisations, elementwise ops,
+// channel sums, concatenation and casts keep a channels-last input channels-last, so a network fed
+// channels-last activations runs in NDHWC end to end and cuDNN's tensor-core engines take their
+// operands as they are, without transposing them in a workspace. Every other kernel reads its inputs
+// through contiguous(): correct in either layout, at the cost of one copy.
+
+/// True when `t` is dense in the plain (row-major) arrangement.
+bool is_plain(const Tensor& t);
+/// True when `t` is a dense channels-last (NDHWC) 5-D tensor (has_channels_last_strides): also one
+/// whose memory is plain too (one channel, like a CT image batch) when to(Layout::channels_last) or a
+/// channels-last kernel made it, so a network's first convolution keeps it channels-last.
+bool is_channels_last(const Tensor& t);
+/// `t` (on a GPU) densely arranged in `layout` (plain or channels_last): `t` itself when it already
+/// is, else a copy made on the GPU from its real strides. Never records autograd.
+/// Example: `Tensor x = dense_as(input, Layout::plain, "max_pool3d");`
+Tensor dense_as(const Tensor& t, Layout layout, const char* op);
+/// `t` if it is plain or channels-last dense, else a plain copy.
+Tensor dense(const Tensor& t, const char* op);
+/// The layout a GPU op's output takes when `t` is its input: channels_last for a channels-last `t`,
+/// else plain.
+Layout layout_of(const Tensor& t);
+/// An uninitialised tensor of `shape` with `like`'s dtype and device, in `layout` (channels_last only
+/// for 5-D shapes; others are plain).
+Tensor empty_in_layout(const Tensor& like, const Shape& shape, Layout layout);
+
 /// Calls `fn(TypeTag<T>{})` with T float, double, Bf16Bits or F16Bits for the floating dtype `t`.
 /// Example: `visit_cuda_floating(x.dtype(), "relu", [&](auto tag) { using T = typename decltype(tag)::type; });`
 template <class Fn>

@@ -39,15 +39,23 @@ void require_param(const Tensor& t, const Tensor& x, const char* op, const char*
         dtype_name(param_dtype(x.dtype())), x.device().str(), dtype_name(x.dtype()));
 }
 
-NormGroups instance_groups(const Shape& x) {
-  const ref::ChannelView v = ref::ChannelView::of(x);
+// The groups of instance norm over `x`, in x's layout (Note [Channels-last normalisation] in
+// norm_launch.cu for a channels-last x).
+NormGroups instance_groups(const Tensor& x) {
+  const ref::ChannelView v = ref::ChannelView::of(x.shape());
+  if (is_channels_last(x)) return {v.outer * v.channels, v.channels, 1, v.inner, 0, true};
   return {v.outer * v.channels, v.channels, 1, v.inner, 0};
 }
 
-NormGroups batch_groups(const Shape& x) {
-  const ref::ChannelView v = ref::ChannelView::of(x);
+NormGroups batch_groups(const Tensor& x) {
+  const ref::ChannelView v = ref::ChannelView::of(x.shape());
+  if (is_channels_last(x)) return {v.channels, v.channels, 1, v.outer * v.inner, 0, true};
   return {v.channels, v.channels, v.outer, v.inner, v.channels * v.inner};
 }
+
+// `t` densely arranged in `x`'s layout (the saved input of a backward sets the layout of its
+// gradient and saved output).
+Tensor dense_like(const Tensor& t, const Tensor& x, const char* op) { return dense_as(t, layout_of(x), op); }
 
 // Checks that `t`, when defined, is a [C] tensor on x's device with the parameter dtype of x.
 void check_per_channel(const char* op, const Tensor& t, const char* what, const Tensor& x) {
@@ -86,7 +94,8 @@ NormForward forward(const char* op, const Tensor& x, const Tensor& w, const Tens
                     const Shape& stats_shape, double eps, const Tensor& running_mean, const Tensor& running_var,
                     double momentum, bool from_running, const double* leaky_slope = nullptr) {
   check_grid(op, gr);
-  NormForward out{empty_like_shape(x, x.shape()), empty_params(x, stats_shape), empty_params(x, stats_shape)};
+  NormForward out{empty_in_layout(x, x.shape(), layout_of(x)), empty_params(x, stats_shape),
+                  empty_params(x, stats_shape)};
   Tensor scale_shift = scratch(x, 3 * gr.count);  // {scale, mean, bias} per group
   Tensor partial = from_running ? Tensor() : scratch(x, 2 * gr.count * launch::norm_parts(gr));
   visit_cuda_floating(x.dtype(), op, [&](auto tag) {
@@ -132,17 +141,18 @@ NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, co
         "{}: expected {} saved statistics for input {}, got mean {} and inv_std {}", op, gr.count, x_in.shape().str(),
         mean_in.shape().str(), inv_std_in.shape().str());
   check_grid(op, gr);
-  const Tensor g = contiguous(grad_in), x = contiguous(x_in), w = optional_contiguous(w_in);
+  const Tensor x = dense(x_in, op), g = dense_like(grad_in, x, op), w = optional_contiguous(w_in);
   const Tensor mean = contiguous(mean_in), inv_std = contiguous(inv_std_in);
   Tensor act;
   if (activation_output.defined()) {
     require_same(activation_output, x_in, op, "output");
     check(activation_output.shape() == x_in.shape(), "{}: the saved output has shape {}, expected the input's {}", op,
           activation_output.shape().str(), x_in.shape().str());
-    act = contiguous(activation_output);
+    act = dense_like(activation_output, x, op);
   }
   const Shape channel_shape{gr.channels};
-  NormGrads out{empty_like_shape(x, x.shape()), empty_params(x, channel_shape), empty_params(x, channel_shape)};
+  NormGrads out{empty_in_layout(x, x.shape(), layout_of(x)), empty_params(x, channel_shape),
+                empty_params(x, channel_shape)};
   Tensor partial = scratch(x, 2 * gr.count * launch::norm_parts(gr)), coef = scratch(x, 5 * gr.count);
   visit_cuda_floating(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -161,8 +171,8 @@ NormGrads backward(const char* op, const Tensor& grad_in, const Tensor& x_in, co
 NormForward instance_norm_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "instance_norm";
   check_common(op, input, weight, bias, 3, "[N, C, D, H, W]", eps);
-  const Tensor x = contiguous(input);
-  return forward(op, x, optional_contiguous(weight), optional_contiguous(bias), instance_groups(x.shape()),
+  const Tensor x = dense(input, op);
+  return forward(op, x, optional_contiguous(weight), optional_contiguous(bias), instance_groups(x),
                  Shape{x.shape()[0], x.shape()[1]}, eps, Tensor(), Tensor(), 0.0, false);
 }
 
@@ -170,7 +180,7 @@ NormGrads instance_norm_backward(const Tensor& grad_output, const Tensor& input,
                                  const Tensor& mean, const Tensor& inv_std) {
   const char* op = "instance_norm backward";
   check_saved_input(op, input, 3, "[N, C, D, H, W]");
-  return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true);
+  return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input), true);
 }
 
 NormForward instance_norm_leaky_relu_forward(const Tensor& input, const Tensor& weight, const Tensor& bias, double eps,
@@ -179,8 +189,8 @@ NormForward instance_norm_leaky_relu_forward(const Tensor& input, const Tensor& 
   check_common(op, input, weight, bias, 3, "[N, C, D, H, W]", eps);
   check(std::isfinite(negative_slope) && negative_slope >= 0.0, "{}: negative_slope must be finite and >= 0, got {}",
         op, negative_slope);
-  const Tensor x = contiguous(input);
-  return forward(op, x, optional_contiguous(weight), optional_contiguous(bias), instance_groups(x.shape()),
+  const Tensor x = dense(input, op);
+  return forward(op, x, optional_contiguous(weight), optional_contiguous(bias), instance_groups(x),
                  Shape{x.shape()[0], x.shape()[1]}, eps, Tensor(), Tensor(), 0.0, false, &negative_slope);
 }
 
@@ -192,7 +202,7 @@ NormGrads instance_norm_leaky_relu_backward(const Tensor& grad_output, const Ten
   check(output.defined(), "{}: the forward's output is needed (the activation's derivative comes from it)", op);
   check(std::isfinite(negative_slope) && negative_slope >= 0.0, "{}: negative_slope must be finite and >= 0, got {}",
         op, negative_slope);
-  return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input.shape()), true, output,
+  return backward(op, grad_output, input, weight, mean, inv_std, instance_groups(input), true, output,
                   negative_slope);
 }
 
@@ -206,7 +216,7 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
   check_per_channel(op, running_var, "running_var", input);
   check(std::isfinite(opt.momentum) && opt.momentum >= 0.0 && opt.momentum <= 1.0,
         "batch_norm: momentum must be in [0, 1], got {}", opt.momentum);
-  const NormGroups gr = batch_groups(input.shape());
+  const NormGroups gr = batch_groups(input);
   check(!opt.training || gr.size() > 1,
         "batch_norm: expected more than 1 value per channel when training, got input shape {}", input.shape().str());
   check(opt.training || running_mean.defined(),
@@ -216,7 +226,7 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
   if (opt.training && running_mean.defined())
     check(running_mean.is_contiguous() && running_var.is_contiguous(),
           "batch_norm: running_mean and running_var must be contiguous to be updated in place");
-  const Tensor x = contiguous(input);
+  const Tensor x = dense(input, op);
   const Tensor rm = opt.training ? running_mean : optional_contiguous(running_mean);
   const Tensor rv = opt.training ? running_var : optional_contiguous(running_var);
   NormForward out = forward(op, x, optional_contiguous(weight), optional_contiguous(bias), gr, Shape{gr.channels},
@@ -233,7 +243,25 @@ NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, co
                               const Tensor& inv_std, bool training) {
   const char* op = "batch_norm backward";
   check_saved_input(op, input, 2, "[N, C] or [N, C, D, H, W]");
-  return backward(op, grad_output, input, weight, mean, inv_std, batch_groups(input.shape()), training);
+  return backward(op, grad_output, input, weight, mean, inv_std, batch_groups(input), training);
+}
+
+Tensor channels_last_channel_sum(const Tensor& t, const char* op) {
+  require_cuda_floating(t, op, "input");
+  check(is_channels_last(t), "{}: expected a dense channels-last 5-D tensor, got shape {} strides {}", op,
+        t.shape().str(), t.strides().str());
+  const std::int64_t channels = t.size(1), rows = channels > 0 ? t.numel() / channels : 0;
+  Tensor out = empty_like_shape(t, Shape{channels});
+  if (channels == 0) return out;
+  if (rows == 0) return out.fill_(0.0);
+  Tensor partial = scratch(t, channels * launch::channel_sum_parts(rows, channels));
+  visit_cuda_floating(t.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    check_status(launch::channels_last_channel_sum<T>(ptr<T>(t), rows, channels, ptr<T>(out), ptr<double>(partial),
+                                                      stream()),
+                 op, "channel sum kernel launch");
+  });
+  return out;
 }
 
 }  // namespace tlk::kernels::cuda

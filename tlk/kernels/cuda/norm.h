@@ -40,4 +40,8 @@ NormForward batch_norm_forward(const Tensor& input, const Tensor& weight, const 
 NormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight, const Tensor& mean,
                               const Tensor& inv_std, bool training);
 
+/// The per-channel sums of a channels-last 5-D tensor: a [C] tensor of t's dtype (Note [Channels-last
+/// channel sums] in norm_launch.cu). Example: `Tensor db = channels_last_channel_sum(grad, "conv3d");`
+Tensor channels_last_channel_sum(const Tensor& t, const char* op);
+
 }  // namespace tlk::kernels::cuda

@@ -42,6 +42,80 @@ Parts parts_of(const NormGroups& g) {
   return {(per_group + part_len - 1) / part_len, part_len};
 }
 
+// The index of group g's first element, whose value shifts the group's sums (Note [GPU normalisation
+// statistics]).
+__device__ __forceinline__ std::int64_t first_element(const NormGroups& gr, std::int64_t g) {
+  return gr.channels_last ? (g / gr.channels) * gr.length * gr.channels + g % gr.channels : g * gr.length;
+}
+
+// Note [Channels-last normalisation]: in NDHWC memory the elements of one group (one channel of one
+// sample) lie `channels` apart, so the per-group blocks above would use one element of each 32-byte
+// sector they read. The channels-last kernels read the input as a [rows, channels] matrix instead: a
+// block of kTileColumns x kTileRows threads takes 32 neighbouring channels and a slice of one sample's
+// rows; a warp reads 32 neighbouring channels of one voxel (one 128-byte line in f32), each thread
+// adds its channel's rows ty, ty + 8, ..., and the eight row sums of a channel are added in ty order
+// through shared memory. Their partial sums have the plain kernels' layout (part k of group g at
+// g * parts + k), so the same finish kernels combine them in the same fixed order.
+constexpr int kTileColumns = 32, kTileRows = 8;
+
+struct ColumnParts {
+  std::int64_t parts, part_len, tiles, batches;
+};
+
+ColumnParts column_parts_of(std::int64_t batches, std::int64_t length, std::int64_t channels) {
+  const std::int64_t tiles = (channels + kTileColumns - 1) / kTileColumns;
+  if (length < 1 || batches < 1 || tiles < 1) return {1, 1, tiles, batches};
+  const std::int64_t want = (kWantBlocks + batches * tiles - 1) / (batches * tiles);
+  const std::int64_t most = (length + kTileRows * 16 - 1) / (kTileRows * 16);
+  std::int64_t parts = want < most ? want : most;
+  if (parts < 1) parts = 1;
+  const std::int64_t part_len = (length + parts - 1) / parts;
+  return {(length + part_len - 1) / part_len, part_len, tiles, batches};
+}
+
+ColumnParts column_parts_of(const NormGroups& g) { return column_parts_of(g.count / g.channels, g.length, g.channels); }
+
+dim3 column_grid(const ColumnParts& p) {
+  return dim3(static_cast<unsigned>(p.tiles * p.parts), static_cast<unsigned>(p.batches > 65535 ? 65535 : p.batches));
+}
+
+// Adds each column's K values over the block's kTileRows row threads, in row order; the totals are
+// valid in the threads of row 0. Every thread of the block must call it (it synchronises).
+template <int K>
+__device__ void column_sum(double (&acc)[K]) {
+  __shared__ double sums[K][kTileRows][kTileColumns];
+  for (int k = 0; k < K; ++k) sums[k][threadIdx.y][threadIdx.x] = acc[k];
+  __syncthreads();
+  if (threadIdx.y == 0)
+    for (int k = 0; k < K; ++k) {
+      double total = 0.0;
+      for (int r = 0; r < kTileRows; ++r) total += sums[k][r][threadIdx.x];
+      acc[k] = total;
+    }
+  __syncthreads();  // sums may be reused by the next batch of the loop
+}
+
+// The loop of a channels-last reduction block: blockIdx.x = tile * parts + part, blockIdx.y walks
+// the samples. For each sample b, a thread of channel c calls start(b, c), then add(element index,
+// acc) for its rows, and the row-0 threads get the channel's totals in done(b, c, part, acc).
+template <int K, class Start, class Add, class Done>
+__device__ void for_column_parts(std::int64_t channels, std::int64_t length, const ColumnParts& p, Start&& start,
+                                 Add&& add, Done&& done) {
+  const std::int64_t tile = blockIdx.x / p.parts, part = blockIdx.x % p.parts;
+  const std::int64_t c = tile * kTileColumns + threadIdx.x;
+  const std::int64_t begin = part * p.part_len;
+  const std::int64_t end = begin + p.part_len < length ? begin + p.part_len : length;
+  for (std::int64_t b = blockIdx.y; b < p.batches; b += gridDim.y) {  // uniform across the block
+    double acc[K] = {};
+    if (c < channels) {
+      start(b, c);
+      for (std::int64_t r = begin + threadIdx.y; r < end; r += kTileRows) add((b * length + r) * channels + c, acc);
+    }
+    column_sum<K>(acc);
+    if (threadIdx.y == 0 && c < channels) done(b, c, part, acc);
+  }
+}
+
 // Calls fn(element index) for group g's elements k in [begin, end) (k counts along the group's
 // runs), spreading them over the block's threads. Long runs are walked piece by piece (one division
 // per run); short runs (batch norm of [N, C]) divide per element.
@@ -85,6 +159,25 @@ __global__ void stats_partial_kernel(const T* x, NormGroups gr, Parts p, double*
   }
 }
 
+// The channels-last stats_partial_kernel (Note [Channels-last normalisation]).
+template <class T>
+__global__ void stats_partial_channels_last_kernel(const T* x, NormGroups gr, ColumnParts p, double* partial) {
+  double shift = 0.0;
+  for_column_parts<2>(
+      gr.channels, gr.length, p,
+      [&](std::int64_t b, std::int64_t c) { shift = static_cast<double>(load(x[first_element(gr, b * gr.channels + c)])); },
+      [&](std::int64_t i, double(&acc)[2]) {
+        const double d = static_cast<double>(load(x[i])) - shift;
+        acc[0] += d;
+        acc[1] += d * d;
+      },
+      [&](std::int64_t b, std::int64_t c, std::int64_t part, const double(&acc)[2]) {
+        const std::int64_t g = b * gr.channels + c;
+        partial[2 * (g * p.parts + part)] = acc[0];
+        partial[2 * (g * p.parts + part) + 1] = acc[1];
+      });
+}
+
 // One thread per group: adds the parts, writes the statistics, the affine map and (batch norm in
 // training) the running statistics (the reference's Note [Running statistics]).
 template <class T, class P>
@@ -102,7 +195,7 @@ __global__ void stats_finish_kernel(const T* x, NormGroups gr, Parts p, const do
     const double d = s1 / m;
     double var = s2 / m - d * d;
     if (var < 0.0) var = 0.0;
-    const double mu = static_cast<double>(load(x[g * gr.length])) + d;
+    const double mu = static_cast<double>(load(x[first_element(gr, g)])) + d;
     const double r = 1.0 / sqrt(var + eps);
     mean[g] = static_cast<P>(mu);
     inv_std[g] = static_cast<P>(r);
@@ -169,6 +262,33 @@ cudaError_t launch_rows(std::int64_t rows, std::int64_t length, const Op& op, cu
   return cudaGetLastError();
 }
 
+// The elementwise maps over a channels-last input: element i belongs to group
+// (i / (length · channels)) · channels + i % channels. 32-bit indices where they suffice (the two
+// divisions per element are then cheap).
+template <class I, class Op>
+__global__ void channels_last_kernel(I n, I channels, I per_sample, Op op) {
+  const I stride = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    op.element(static_cast<std::int64_t>((i / per_sample) * channels + i % channels), static_cast<std::int64_t>(i));
+}
+
+template <class Op>
+cudaError_t launch_groups(const NormGroups& gr, const Op& op, cudaStream_t stream) {
+  if (!gr.channels_last) return launch_rows(gr.count * gr.segments, gr.length, op, stream);
+  const std::int64_t per_sample = gr.length * gr.channels, n = (gr.count / gr.channels) * per_sample;
+  if (n == 0) return cudaSuccess;
+  constexpr unsigned threads = 256;
+  const std::int64_t blocks = (n + threads - 1) / threads;
+  const unsigned grid = static_cast<unsigned>(blocks > 65535 * 8 ? 65535 * 8 : blocks);
+  if (n < (std::int64_t{1} << 31))
+    channels_last_kernel<std::uint32_t><<<grid, threads, 0, stream>>>(
+        static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(gr.channels), static_cast<std::uint32_t>(per_sample),
+        op);
+  else
+    channels_last_kernel<std::int64_t><<<grid, threads, 0, stream>>>(n, gr.channels, per_sample, op);
+  return cudaGetLastError();
+}
+
 // Note [GPU norm + leaky ReLU]: with `activate`, the leaky ReLU is applied as the normalised value
 // is written, and the backward takes the activation's derivative from the sign of that output
 // (slope >= 0 keeps the sign of the pre-activation, and 0 maps to 0, whose derivative is the slope
@@ -186,8 +306,8 @@ struct ApplyOp {
   std::int64_t count;
   bool activate;
   double slope;
-  __device__ void operator()(std::int64_t row, std::int64_t i) const {
-    const std::int64_t g = row % count;
+  __device__ void operator()(std::int64_t row, std::int64_t i) const { element(row % count, i); }
+  __device__ void element(std::int64_t g, std::int64_t i) const {
     // Note [Centre before scaling]: (x − μ)·s + b, not x·s + (b − μ·s): the latter cancels two terms
     // of size |μ·s| and keeps their rounding (a group of one voxel would not come out as exactly b).
     const double* m = scale_shift + 3 * g;
@@ -224,6 +344,30 @@ __global__ void grad_partial_kernel(const T* grad, const T* x, NormGroups gr, Pa
     partial[2 * blockIdx.x] = acc[0];
     partial[2 * blockIdx.x + 1] = acc[1];
   }
+}
+
+// The channels-last grad_partial_kernel (Note [Channels-last normalisation]).
+template <class T, class P>
+__global__ void grad_partial_channels_last_kernel(const T* grad, const T* x, NormGroups gr, ColumnParts p,
+                                                  const P* mean, const P* inv_std, const T* act, double slope,
+                                                  double* partial) {
+  double mu = 0.0, r = 0.0;
+  for_column_parts<2>(
+      gr.channels, gr.length, p,
+      [&](std::int64_t b, std::int64_t c) {
+        mu = static_cast<double>(mean[b * gr.channels + c]);
+        r = static_cast<double>(inv_std[b * gr.channels + c]);
+      },
+      [&](std::int64_t i, double(&acc)[2]) {
+        const double gi = grad_at(grad, act, slope, i);
+        acc[0] += gi;
+        acc[1] += gi * (static_cast<double>(load(x[i])) - mu) * r;
+      },
+      [&](std::int64_t b, std::int64_t c, std::int64_t part, const double(&acc)[2]) {
+        const std::int64_t g = b * gr.channels + c;
+        partial[2 * (g * p.parts + part)] = acc[0];
+        partial[2 * (g * p.parts + part) + 1] = acc[1];
+      });
 }
 
 // One thread per group: coef[5g..5g+4] = {μ, σ⁻¹, γσ⁻¹, Σg, Σg·x̂}.
@@ -271,8 +415,9 @@ struct GradInputOp {
   bool stats_from_input;
   const T* act;
   double slope;
-  __device__ void operator()(std::int64_t row, std::int64_t i) const {
-    const double* c = coef + 5 * (row % count);
+  __device__ void operator()(std::int64_t row, std::int64_t i) const { element(row % count, i); }
+  __device__ void element(std::int64_t g, std::int64_t i) const {
+    const double* c = coef + 5 * g;
     using C = compute_t<T>;
     const double gi = grad_at(grad, act, slope, i);
     if (stats_from_input) {
@@ -289,17 +434,28 @@ unsigned small_grid(std::int64_t n) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 4096 ? 4096 : blocks));
 }
 
+// The plain layout's parts, or the channels-last ones (whose finish kernels only read `parts`).
+Parts parts_for(const NormGroups& g) {
+  if (!g.channels_last) return parts_of(g);
+  const ColumnParts c = column_parts_of(g);
+  return {c.parts, c.part_len};
+}
+
 }  // namespace
 
-std::int64_t norm_parts(const NormGroups& groups) { return parts_of(groups).parts; }
+std::int64_t norm_parts(const NormGroups& groups) { return parts_for(groups).parts; }
 
 template <class T, class P>
 cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const P* weight, const P* bias, P* mean,
                        P* inv_std, double* scale_shift, P* running_mean, P* running_var, double momentum,
                        double* partial, cudaStream_t stream) {
-  const Parts p = parts_of(groups);
-  stats_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(x, groups, p,
-                                                                                                     partial);
+  const Parts p = parts_for(groups);
+  if (groups.channels_last)
+    stats_partial_channels_last_kernel<<<column_grid(column_parts_of(groups)), dim3(kTileColumns, kTileRows), 0,
+                                         stream>>>(x, groups, column_parts_of(groups), partial);
+  else
+    stats_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(x, groups, p,
+                                                                                                       partial);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   stats_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(
       x, groups, p, partial, eps, weight, bias, mean, inv_std, scale_shift, running_mean, running_var, momentum);
@@ -319,7 +475,7 @@ template <class T>
 cudaError_t norm_apply(const T* x, const NormGroups& groups, const double* scale_shift, T* y, cudaStream_t stream,
                        const double* leaky_slope) {
   const ApplyOp<T> op{x, y, scale_shift, groups.count, leaky_slope != nullptr, leaky_slope ? *leaky_slope : 0.0};
-  return launch_rows(groups.count * groups.segments, groups.length, op, stream);
+  return launch_groups(groups, op, stream);
 }
 
 template <class T, class P>
@@ -327,9 +483,14 @@ cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, c
                           const P* inv_std, bool stats_from_input, T* grad_input, P* grad_weight, P* grad_bias,
                           double* partial, double* coef, cudaStream_t stream, const T* activation_output,
                           double leaky_slope) {
-  const Parts p = parts_of(groups);
-  grad_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(
-      grad, x, groups, p, mean, inv_std, activation_output, leaky_slope, partial);
+  const Parts p = parts_for(groups);
+  if (groups.channels_last)
+    grad_partial_channels_last_kernel<<<column_grid(column_parts_of(groups)), dim3(kTileColumns, kTileRows), 0,
+                                        stream>>>(grad, x, groups, column_parts_of(groups), mean, inv_std,
+                                                  activation_output, leaky_slope, partial);
+  else
+    grad_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(
+        grad, x, groups, p, mean, inv_std, activation_output, leaky_slope, partial);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   grad_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(groups, p, partial, weight, mean, inv_std, coef);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
@@ -337,7 +498,52 @@ cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, c
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   const GradInputOp<T> op{grad,        x, grad_input, coef, groups.count, static_cast<double>(groups.size()),
                           stats_from_input, activation_output, leaky_slope};
-  return launch_rows(groups.count * groups.segments, groups.length, op, stream);
+  return launch_groups(groups, op, stream);
+}
+
+// Note [Channels-last channel sums]: the bias gradient of a convolution with an NDHWC output is
+// the sum of each column of a [rows, channels] matrix: the channels-last reduction of the
+// normalisation (Note [Channels-last normalisation]) with one sample, then the parts of each channel
+// added in order by one thread.
+std::int64_t channel_sum_parts(std::int64_t rows, std::int64_t channels) {
+  return column_parts_of(1, rows, channels).parts;
+}
+
+namespace {
+
+template <class T>
+__global__ void channel_sum_partial_kernel(const T* x, std::int64_t rows, std::int64_t channels, ColumnParts p,
+                                           double* partial) {
+  for_column_parts<1>(
+      channels, rows, p, [](std::int64_t, std::int64_t) {},
+      [&](std::int64_t i, double(&acc)[1]) { acc[0] += static_cast<double>(load(x[i])); },
+      [&](std::int64_t, std::int64_t c, std::int64_t part, const double(&acc)[1]) {
+        partial[c * p.parts + part] = acc[0];
+      });
+}
+
+template <class T>
+__global__ void channel_sum_finish_kernel(const double* partial, std::int64_t channels, std::int64_t parts, T* out) {
+  for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c < channels;
+       c += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    double total = 0.0;
+    for (std::int64_t k = 0; k < parts; ++k) total += partial[c * parts + k];
+    out[c] = store<T>(static_cast<compute_t<T>>(total));
+  }
+}
+
+}  // namespace
+
+template <class T>
+cudaError_t channels_last_channel_sum(const T* x, std::int64_t rows, std::int64_t channels, T* out, double* partial,
+                                      cudaStream_t stream) {
+  if (channels == 0) return cudaSuccess;
+  const ColumnParts p = column_parts_of(1, rows, channels);
+  channel_sum_partial_kernel<<<column_grid(p), dim3(kTileColumns, kTileRows), 0, stream>>>(x, rows, channels, p,
+                                                                                           partial);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  channel_sum_finish_kernel<<<small_grid(channels), 256, 0, stream>>>(partial, channels, p.parts, out);
+  return cudaGetLastError();
 }
 
 #define TLK_NORM_INSTANTIATE(T, P)                                                                             \
@@ -346,6 +552,13 @@ cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, c
   template cudaError_t norm_apply<T>(const T*, const NormGroups&, const double*, T*, cudaStream_t, const double*);   \
   template cudaError_t norm_backward<T, P>(const T*, const T*, const NormGroups&, const P*, const P*, const P*, bool,  \
                                            T*, P*, P*, double*, double*, cudaStream_t, const T*, double);
+#define TLK_CHANNEL_SUM_INSTANTIATE(T) \
+  template cudaError_t channels_last_channel_sum<T>(const T*, std::int64_t, std::int64_t, T*, double*, cudaStream_t);
+TLK_CHANNEL_SUM_INSTANTIATE(float)
+TLK_CHANNEL_SUM_INSTANTIATE(double)
+TLK_CHANNEL_SUM_INSTANTIATE(Bf16Bits)
+TLK_CHANNEL_SUM_INSTANTIATE(F16Bits)
+#undef TLK_CHANNEL_SUM_INSTANTIATE
 TLK_NORM_INSTANTIATE(float, float)
 TLK_NORM_INSTANTIATE(double, double)
 TLK_NORM_INSTANTIATE(Bf16Bits, float)

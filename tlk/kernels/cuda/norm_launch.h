@@ -15,14 +15,28 @@ namespace tlk::kernels::cuda::launch {
 /// seg_stride and uses channel g % channels' weight and bias. Instance norm of [N, C, S]: count =
 /// N * C, segments = 1, length = S. Batch norm: count = C, segments = N, seg_stride = C * S.
 /// Row r of the [count * segments, length] element grid belongs to group r % count.
+///
+/// Channels-last inputs (`channels_last`, Note [Channels-last normalisation] in norm_launch.cu): the
+/// input is [B, length, channels] row-major and group g = b * channels + c holds the `length`
+/// elements (b * length + k) * channels + c; segments = 1. Instance norm of NDHWC [N, C, S]: count =
+/// N * C, length = S. Batch norm: count = C, length = N * S.
 struct NormGroups {
   std::int64_t count = 0, channels = 0, segments = 0, length = 0, seg_stride = 0;
+  bool channels_last = false;
   std::int64_t size() const { return segments * length; }
 };
 
 /// How many partial sums per group the reductions below write: the scratch `partial` arrays hold
 /// 2 * count * norm_parts(groups) doubles.
 std::int64_t norm_parts(const NormGroups& groups);
+
+/// out[c] = Σ over rows of x[r * channels + c] (a [rows, channels] row-major input, the channel sum of
+/// an NDHWC tensor), accumulated in double in a fixed order; `partial` holds channels *
+/// channel_sum_parts(rows, channels) doubles.
+std::int64_t channel_sum_parts(std::int64_t rows, std::int64_t channels);
+template <class T>
+cudaError_t channels_last_channel_sum(const T* x, std::int64_t rows, std::int64_t channels, T* out, double* partial,
+                                      cudaStream_t stream);
 
 /// T is the element type of the input, output and gradients (float, double, Bf16Bits, F16Bits); P
 /// that of the affine parameters, statistics and their gradients (T for float and double, float for
