@@ -50,6 +50,8 @@ def bench_args(argv):
     p.add_argument("--tf32", choices=["on", "off"], default="on")
     p.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32")
     p.add_argument("--conv-search", choices=["heuristic", "exhaustive"], default="heuristic")
+    # auto is plain here: PyTorch's default, and its faster layout for this network on an H200.
+    p.add_argument("--layout", choices=["auto", "plain", "channels_last"], default="auto")
     return p.parse_args(argv)
 
 
@@ -124,6 +126,8 @@ def torch_worker(a, kernels=0):
             radius = 0.2 * min(patch)
             labels[n][((grid - centre.view(3, 1, 1, 1)) ** 2).sum(0) < radius ** 2] = c
     net, x, labels = net.to(dev), x.to(dev), labels.to(dev)
+    if a.layout == "channels_last":  # PyTorch's way: the model's weights and the input in NDHWC
+        net, x = net.to(memory_format=torch.channels_last_3d), x.to(memory_format=torch.channels_last_3d)
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
 

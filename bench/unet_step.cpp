@@ -61,6 +61,9 @@ Options (defaults in brackets):
   --conv-api A         engine (cuDNN's graph API, falling back per shape) or legacy [engine]
   --precision P        f32, bf16 or f16 (GPU only: autocast with f32 master weights; f16 with
                        dynamic loss scaling) [f32]
+  --layout L           auto, plain or channels_last: the activations' layout (channels_last, GPU only:
+                       the input is made NDHWC and every layer keeps it, Note [Channels-last on the
+                       GPU]; auto: channels_last on a GPU, plain on the CPU) [auto]
   --conv-search S      heuristic (up to 10 plans from cuDNN's heuristics, as PyTorch) or exhaustive
                        (every engine that accepts a shape) [heuristic]
   --profile            after the timed steps, one profiled step: time per op, forward and backward
@@ -118,6 +121,7 @@ int run(int argc, char** argv) {
   Device device = Device::cpu();
   bool tf32 = true, profile = false, conv_engine = true, exhaustive = false;
   DType precision = DType::f32;
+  std::string layout_text = "auto";
   std::vector<std::int64_t> patch{64, 64, 64};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -162,6 +166,8 @@ int run(int argc, char** argv) {
         check(v == "heuristic" || v == "exhaustive", "unet_step: --conv-search must be heuristic or exhaustive, got '{}'",
               v);
         exhaustive = v == "exhaustive";
+      } else if (a == "--layout") {
+        layout_text = v;
       } else if (a == "--tf32") {
         check(v == "on" || v == "off", "unet_step: --tf32 must be on or off, got '{}'", v);
         tf32 = v == "on";
@@ -176,6 +182,7 @@ int run(int argc, char** argv) {
   check(batch >= 1 && iters >= 1 && levels >= 2 && classes >= 2, "unet_step: batch, iters >= 1, levels, classes >= 2");
   check(precision == DType::f32 || device.is_cuda(), "unet_step: --precision {} needs --device cuda (16-bit tensors "
         "live on the GPU)", dtype_name(precision));
+  const Layout layout = parse_activation_layout(layout_text, device, "unet_step: --layout");
 
   Generator gen(static_cast<std::uint64_t>(seed));
   nn::UNetConfig config = nn::UNetConfig::isotropic(static_cast<int>(levels), 1, classes);
@@ -194,7 +201,7 @@ int run(int argc, char** argv) {
   net.to(device);
   nn::Sgd sgd(nn::single_group(net), nn::SgdOptions{1e-2, 0.99, true, 3e-5});
   const Shape patch_shape{patch[0], patch[1], patch[2]};
-  Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen).to(device);
+  Tensor x = randn({batch, 1, patch[0], patch[1], patch[2]}, gen).to(device).to(layout);
   Tensor labels = ball_labels(batch, patch_shape, classes, gen).to(device);
   fmt::print("# UNet: {} stages, {}..{} features, {} parameters; batch {}, patch {}x{}x{}, {} thread(s), {}{}{}\n",
              levels, base, config.features(static_cast<int>(levels) - 1), net.parameter_count(), batch, patch[0],
@@ -203,6 +210,7 @@ int run(int argc, char** argv) {
              device.is_cuda() ? fmt::format(", {})", dtype_name(precision)) : "");
 
   double last_loss = 0, optimizer_ms = 0;
+  Layout output_layout = Layout::plain;
   nn::GradScaler scaler;  // f16 only (Note [Loss scaling])
   const std::vector<Tensor> params = net.parameters();
   auto train_step = [&] {
@@ -232,7 +240,7 @@ int run(int argc, char** argv) {
     AutocastGuard amp(precision);
     net.eval();
     net.set_deep_supervision(false);
-    net.forward(x);
+    output_layout = net.forward(x)[0].layout();
     cuda::synchronize();  // GPU work is asynchronous: time it to the end
   };
 
@@ -250,6 +258,9 @@ int run(int argc, char** argv) {
   for (int i = 0; i < iters; ++i) forward_ms.push_back(bench::time_ms(forward));
   fmt::print("# loss after {} steps: {:.4f}; primitives built in the timed steps: {}\n", iters + 1, last_loss,
              kernels::cpu::PrimitiveCache::instance().stats().builds - builds);
+  if (device.is_cuda())
+    fmt::print("# activations: {} requested, the network's output is {}\n", layout_name(layout),
+               layout_name(output_layout));
   fmt::print("# reorders per training step: {:.1f} activation, {:.1f} weight\n",
              static_cast<double>(step_reorders.activations - reorders.activations) / iters,
              static_cast<double>(step_reorders.weights - reorders.weights) / iters);

@@ -6,10 +6,10 @@
 #   cmake --build build -j2 --target test_cuda unet_step augment
 #   bash tools/gpu_check.sh --gather          # runtime .debs of oneDNN, HDF5, fmt, yaml-cpp into .devrt/
 # There (carrying .devrt, build/tests/test_cuda, build/bench/unet_step and build/bench/augment):
-#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision|tests|check]
+#   bash tools/gpu_check.sh --run OUTDIR [full|quick|diag|precision|tests|check|layout]
 # It runs the CUDA test suite (kernels against the CPU reference), then bench/unet_step on the GPU
 # against the same network in that machine's PyTorch (bench/compare_pytorch.py), and writes every
-# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone, `check` adds one f32 and one bf16 step timing and bench/augment (augmentation on the CPU and the GPU); `full` runs bench/augment too. `diag` replaces the three-round comparison
+# log under OUTDIR. `quick` skips the PyTorch comparison; `tests` runs the test suite alone, `check` adds one f32 and one bf16 step timing and bench/augment (augmentation on the CPU and the GPU); `full` runs bench/augment too; `layout` times plain against channels-last activations (f32 and bf16, two interleaved rounds, one profiled channels-last bf16 step), then PyTorch's step in both layouts once each. `diag` replaces the three-round comparison
 # with one round plus PyTorch's kernel table, and adds a profiled step whose convolutions searched
 # every cuDNN engine (--conv-search exhaustive), to find what the heuristics miss. `precision` times
 # TLK's step in f32 (TF32), bf16 and f16 interleaved (two rounds of f32 and bf16, one of f16), with
@@ -27,7 +27,7 @@ if [[ "${1:-}" == "--gather" ]]; then
   ls -1 *.deb
   exit 0
 fi
-[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision|tests|check]" >&2; exit 2; }
+[[ "${1:-}" == "--run" && -n "${2:-}" ]] || { echo "usage: $0 --gather | --run OUTDIR [full|quick|diag|precision|tests|check|layout]" >&2; exit 2; }
 out=$2
 mode=${3:-full}
 mkdir -p "$out" /opt/tlkrt
@@ -70,6 +70,32 @@ if [[ "$mode" == check || "$mode" == full ]]; then
   timeout 90 build/bench/augment --device cuda --patch 128,128,128 --iters 10 2>&1 | tee "$out/augment.log" || status=1
 fi
 [[ "$mode" == check ]] && exit $status
+if [[ "$mode" == layout ]]; then  # plain against channels-last activations, f32 and bf16, interleaved
+  echo "== bench/unet_step: plain and channels_last activations, f32 (TF32) and bf16, two rounds"
+  for round in 1 2; do
+    for p in f32 bf16; do
+      for l in plain channels_last; do
+        extra=""
+        [[ $round == 2 && $p == bf16 && $l == channels_last ]] && extra="--profile"
+        line=$(timeout 90 build/bench/unet_step --device cuda --precision $p --layout $l $extra $flags 2>&1 \
+          | tee "$out/unet.tmp" | tail -1)
+        [[ -n "$extra" ]] && cp "$out/unet.tmp" "$out/unet_channels_last_bf16_profile.log"
+        grep "^# activations" "$out/unet.tmp" | sed "s/^/$p $l /" >> "$out/layout.log"
+        echo "$p $l $line" | tee -a "$out/layout.log"
+      done
+    done
+  done
+  rm -f "$out/unet.tmp"
+  echo "== PyTorch in f32 (TF32) and under bf16 autocast, plain and channels_last_3d, once each"
+  for p in f32 bf16; do
+    for l in plain channels_last; do
+      PYTHONUNBUFFERED=1 timeout 60 python3 bench/compare_pytorch.py --worker --device cuda --precision $p --layout $l \
+        $flags 2>&1 | tail -1 | sed "s/^/torch-$p $l /" | tee -a "$out/layout.log"
+    done
+  done
+  grep -v "^#   " "$out/unet_channels_last_bf16_profile.log" | tail -24
+  exit $status
+fi
 if [[ "$mode" == precision ]]; then
   echo "== bench/unet_step: f32 (TF32), bf16 and f16 interleaved"
   for p in f32 bf16 f16 f32 bf16; do

@@ -56,6 +56,17 @@ TEST_CASE("tlk preprocess, train, predict, evaluate end to end") {
     CHECK_MESSAGE(r.err.find(message) != std::string::npos, r.err);
   }
   CHECK_FALSE(std::filesystem::exists(dir / "pred16"));
+  // Channels-last activations are a GPU feature too (auto, the default, is plain on the CPU).
+  const std::string predict_layout = "predict --model " + d + "/run/final.h5 --in " + d + "/raw/imagesTr --out " + d +
+                                     "/pred_cl --quiet --layout ";
+  for (const auto& [layout, message] : {std::pair{"channels_last", "--layout: channels_last needs a CUDA device"},
+                                        std::pair{"nhwc", "unknown layout 'nhwc' (expected auto, plain or channels_last)"}}) {
+    auto r = run_tlk(predict_layout + layout);
+    CHECK(r.status == 1);
+    CHECK(count_lines(r.err) == 1);
+    CHECK_MESSAGE(r.err.find(message) != std::string::npos, r.err);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "pred_cl"));
 
   auto evaluate = run_tlk("evaluate --pred " + d + "/pred --ref " + d + "/raw/labelsTr --labels 1,2 --out " +
                           d + "/scores/");

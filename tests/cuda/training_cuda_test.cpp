@@ -85,6 +85,27 @@ TEST_CASE("GPU training with data.augment_on device: adapt trains on GPU-augment
   CHECK(d[2] == doctest::Approx(l[2]).epsilon(0.05));
 }
 
+TEST_CASE("GPU training with train.layout channels_last: adapt trains in NDHWC with the plain run's first step") {
+  TLK_REQUIRE_GPU();
+  Tf32Scope fp32(false);
+  const auto dir = make_adaptation_domains("gpu_channels_last");
+  io::Config channels_last = adapt_config(dir, "channels_last", "cuda");
+  channels_last.set("train.layout", "channels_last");
+  const auto results = task::SegmentationTrainer(task::SegmentationTrainConfig::from(channels_last)).run(false);
+  REQUIRE(results.size() == 1);
+  CHECK(std::isfinite(results[0].val_loss));
+  task::SegmentationTrainer(task::SegmentationTrainConfig::from(adapt_config(dir, "plain", "cuda"))).run(false);
+  const std::vector<double> a = first_step(dir / "channels_last" / "steps.csv");
+  const std::vector<double> b = first_step(dir / "plain" / "steps.csv");
+  REQUIRE(a.size() == b.size());
+  REQUIRE(a.size() >= 6);
+  for (std::size_t i = 2; i < 6; ++i) {  // loss, task, distill (NaN here) and adversarial terms
+    CAPTURE(i);
+    CHECK(std::isnan(a[i]) == std::isnan(b[i]));
+    if (!std::isnan(b[i])) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-4).scale(1.0));
+  }
+}
+
 TEST_CASE("GPU training in bf16 and f16 (train.precision): the adapt strategy trains, f16 scales its loss and resumes") {
   TLK_REQUIRE_GPU();
   const auto dir = make_adaptation_domains("gpu_mixed_precision");
@@ -172,6 +193,13 @@ TEST_CASE("GPU prediction equals the CPU prediction of the same checkpoint") {
   std::size_t differ = 0;
   for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
   CHECK(differ <= a.size() / 1000);
+  // Channels-last activations (--layout channels_last): the same labels up to rounding ties.
+  options.layout = Layout::channels_last;
+  const std::vector<double> cl = task::Predictor(checkpoint, options).predict(raw.training[0]).data.to_doubles();
+  std::size_t cl_differ = 0;
+  for (std::size_t i = 0; i < cl.size(); ++i) cl_differ += cl[i] != b[i];
+  CHECK(cl_differ <= cl.size() / 1000);
+  options.layout = Layout::plain;
   // Mixed precision (--precision bf16 / f16): 16-bit logits move a few more boundary voxels.
   for (const DType precision : {DType::bf16, DType::f16}) {
     CAPTURE(dtype_name(precision));

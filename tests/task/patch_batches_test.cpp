@@ -97,3 +97,22 @@ TEST_CASE("patch batches: data.augment_on is checked and written back") {
   CHECK(yaml.find("augment_on: device") != std::string::npos);
   CHECK(task::SegmentationTrainConfig::from(io::Config::from_yaml_text(yaml)).augment_on_device);
 }
+
+TEST_CASE("train.layout: auto is channels-last on a GPU and plain on the CPU; channels_last needs a GPU") {
+  const auto config = [](const std::string& yaml) {
+    return task::SegmentationTrainConfig::from(io::Config::from_yaml_text(yaml, "run.yaml"));
+  };
+  CHECK(config("data: {train: p}").layout == Layout::plain);
+  CHECK(config("data: {train: p}\ntrain: {layout: plain}").layout == Layout::plain);
+  CHECK(config("data: {train: p}\ntrain: {device: cuda}").layout == Layout::channels_last);
+  CHECK(config("data: {train: p}\ntrain: {device: cuda, layout: plain}").layout == Layout::plain);
+  CHECK_THROWS_WITH_AS(config("data: {train: p}\ntrain: {layout: channels_last}"),
+                       doctest::Contains("run.yaml: train.layout: channels_last needs a CUDA device"), Error);
+  CHECK_THROWS_WITH_AS(config("data: {train: p}\ntrain: {layout: NDHWC}"),
+                       doctest::Contains("unknown layout 'NDHWC' (expected auto, plain or channels_last)"), Error);
+  // --print-config writes the layout it resolved, and that reads back.
+  task::SegmentationTrainConfig on_gpu = config("data: {train: prep}\ntrain: {device: cuda}");
+  const std::string yaml = on_gpu.to_yaml();
+  CHECK(yaml.find("layout: channels_last") != std::string::npos);
+  CHECK(task::SegmentationTrainConfig::from(io::Config::from_yaml_text(yaml)).layout == Layout::channels_last);
+}

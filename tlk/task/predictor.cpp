@@ -31,6 +31,9 @@ Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
         dtype_name(options.precision), options.device.str());
   check(options.precision == DType::f32 || options.precision == DType::bf16 || options.precision == DType::f16,
         "predict: precision must be f32, bf16 or f16, got {}", dtype_name(options.precision));
+  check(options.layout == Layout::plain || options.device.is_cuda(),
+        "predict: layout channels_last needs a CUDA device (the CPU picks oneDNN's blocked layouts itself); got {}",
+        options.device.str());
   if (options.device.is_cuda()) cuda::require_device(options.device.index, "predict");
   net_->to(options.device);
   long long d = 0, h = 0, w = 0;
@@ -41,6 +44,7 @@ Predictor::Predictor(const Checkpoint& checkpoint, PredictOptions options) {
   window_.mirror = options.mirror;
   window_.batch = options.batch;
   window_.progress = !options.quiet;
+  window_.layout = options.layout;
   class_map_ = options.class_map;
   precision_ = options.precision;
   for (const auto& group : class_map_)

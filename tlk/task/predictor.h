@@ -23,6 +23,9 @@ struct PredictOptions {
   /// f32, or bf16 / f16: the network runs under autocast (Note [Autocast]) on a GPU; the
   /// probabilities are stitched in f32 either way. 16-bit needs a CUDA device.
   DType precision = DType::f32;
+  /// plain, or channels_last on a GPU: the network's activations in NDHWC (Note [Channels-last on the
+  /// GPU] in kernels/cuda/launch.h).
+  Layout layout = Layout::plain;
   /// Maps the model's classes onto the classes to write (a source model evaluated on a target task):
   /// output class k (k >= 1) takes the largest probability among its model classes, background the
   /// largest among the model classes no group lists (TLK's source_pred_to_target_pred). Empty: the

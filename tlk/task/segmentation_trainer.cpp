@@ -182,7 +182,7 @@ void SegmentationTrainer::validate(const PatchBatches& val_batches, EpochResult&
   double val_sum = 0.0;
   for (std::int64_t v = 0; v < config_.val_iterations; ++v) {
     const data::Batch batch = val_batches.make(v);
-    const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_));
+    const std::vector<Tensor> outputs = net_->forward(batch.image.to(device_).to(config_.layout));
     val_sum += nn::deep_supervision_loss(outputs, batch.labels.to(device_), ds_weights).item();
     counts.add(argmax_channels(outputs[0].to(DType::f32).to(Layout::plain)), batch.labels);
   }
@@ -370,13 +370,14 @@ std::vector<EpochResult> SegmentationTrainer::run(bool resume) {
                         config_.quiet || !writes);
     for (std::int64_t it = 0; it < config_.iterations_per_epoch; ++it, ++iteration) {
       // On the training device; with data.augment_on device, augmented there (Note [Augmentation on the GPU]).
-      const data::Batch batch = train_batches.to_device(loader.next(), device_);
+      data::Batch batch = train_batches.to_device(loader.next(), device_);
+      batch.image = batch.image.to(config_.layout);  // train.layout (Note [Channels-last on the GPU])
       wait += loader.last_wait_seconds();
       Tensor target_images;
       if (target_loader) {
         data::Batch target = target_loader->next();
         target.labels = Tensor();  // never read (no target labels are used)
-        target_images = target_batches->to_device(std::move(target), device_).image;
+        target_images = target_batches->to_device(std::move(target), device_).image.to(config_.layout);
         wait += target_loader->last_wait_seconds();
       }
       optimizer.zero_grad();

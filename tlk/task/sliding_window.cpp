@@ -260,15 +260,15 @@ Tensor predict_sliding_window(const SegmentationNetwork& network, const Tensor& 
   return result;
 }
 
-SegmentationNetwork unet_logits(nn::UNet& net) {
-  return [&net](const Tensor& batch) {
+SegmentationNetwork unet_logits(nn::UNet& net, Layout layout) {
+  return [&net, layout](const Tensor& batch) {
     struct Restore {
       nn::UNet& net;
       bool was_on;
       ~Restore() { net.set_deep_supervision(was_on); }
     } restore{net, net.config().deep_supervision};
     net.set_deep_supervision(false);
-    std::vector<Tensor> outputs = net.forward(batch.to(net.device()));  // windows are cut on the CPU
+    std::vector<Tensor> outputs = net.forward(batch.to(net.device()).to(layout));  // windows are cut on the CPU
     check(!outputs.empty(), "unet_logits: the UNet returned no output for input {}", batch.shape().str());
     return outputs.front();
   };
@@ -286,7 +286,7 @@ Tensor predict_sliding_window(nn::UNet& net, const Tensor& image, const SlidingW
     check(options.patch[a] > 0 && options.patch[a] % total[a] == 0,
           "predict_sliding_window: patch {} is not a multiple of the UNet's total stride {} along axis {}",
           str3(options.patch), str3(total), a);
-  return predict_sliding_window(unet_logits(net), image, config.num_classes, options);
+  return predict_sliding_window(unet_logits(net, options.layout), image, config.num_classes, options);
 }
 
 }  // namespace tlk::task

@@ -52,6 +52,9 @@ struct SlidingWindowOptions {
   /// Weight each window's prediction by gaussian_importance_map (true) or uniformly (false).
   bool gaussian = true;
   double sigma_scale = 1.0 / 8.0;
+  /// The layout the windows reach a UNet in: plain, or channels_last on a GPU (NDHWC activations,
+  /// Note [Channels-last on the GPU] in kernels/cuda/launch.h).
+  Layout layout = Layout::plain;
   /// Show an io::ProgressBar over the windows on stderr.
   bool progress = false;
   std::string progress_label = "sliding window";
@@ -88,6 +91,6 @@ Tensor predict_sliding_window(nn::UNet& net, const Tensor& image, const SlidingW
 /// afterwards, also on error), returning only the full-resolution logits. `net` must outlive it.
 ///
 /// Example: `SegmentationNetwork f = unet_logits(net); Tensor logits = f(batch);`
-SegmentationNetwork unet_logits(nn::UNet& net);
+SegmentationNetwork unet_logits(nn::UNet& net, Layout layout = Layout::plain);
 
 }  // namespace tlk::task

@@ -15,7 +15,7 @@ std::vector<std::string> SegmentationTrainConfig::known_keys() {
   std::vector<std::string> keys{"data.train", "data.val", "data.val_fraction", "data.patch", "data.batch", "data.oversample_foreground",
           "data.loader_threads", "data.augment", "data.augment_on", "data.target", "model.name", "train.epochs", "train.iterations_per_epoch",
           "train.val_iterations", "train.lr", "train.momentum", "train.weight_decay", "train.poly_exponent",
-          "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "transfer.strategy", "transfer.pretrained",
+          "train.grad_clip", "train.seed", "train.threads", "train.device", "train.precision", "train.layout", "transfer.strategy", "transfer.pretrained",
           "transfer.pretrained_lr_scale", "transfer.freeze", "transfer.skip", "adapt.weight", "adapt.grl_alpha",
           "adapt.grl_lo", "adapt.grl_hi", "adapt.grl_max_iters", "adapt.grl_delay", "adapt.widths", "adapt.lr", "distill.teacher",
           "distill.weight", "distill.temperature", "distill.foreground_only", "distill.features", "distill.feature_weight",
@@ -66,6 +66,8 @@ SegmentationTrainConfig SegmentationTrainConfig::from(const io::Config& c) {
   t.device = c.get_string("train.device", t.device);
   const Device device = parse_device(t.device, "train.device");
   t.precision = read_train_precision(c, t.device);
+  t.layout = parse_activation_layout(c.get_string("train.layout", "auto"), device,
+                                     (c.source() + ": train.layout").c_str());
   check(!t.augment_on_device || device.is_cuda(),
         "{}: data.augment_on device needs train.device cuda (the augmentation runs on the training GPU); got "
         "train.device {}", c.source(), t.device);
@@ -135,13 +137,13 @@ std::string SegmentationTrainConfig::to_yaml() const {
       "data:\n  train: {}\n  val: {}\n  val_fraction: {}\n  patch: [{}]\n  batch: {}\n  oversample_foreground: {}\n"
       "  loader_threads: {}\n  augment: {}\n  augment_on: {}\n  target: {}\nmodel:\n  name: {}\n{}train:\n  epochs: {}\n  iterations_per_epoch: {}\n"
       "  val_iterations: {}\n  lr: {}\n  momentum: {}\n  weight_decay: {}\n  poly_exponent: {}\n  grad_clip: {}\n"
-      "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
+      "  seed: {}\n  threads: {}\n  device: {}\n  precision: {}\n  layout: {}\ntransfer:\n  strategy: {}\n  pretrained: {}\n  pretrained_lr_scale: {}\n"
       "  freeze: {}\n  skip: {}\nadapt:\n  weight: {}\n  grl_alpha: {}\n  grl_lo: {}\n  grl_hi: {}\n"
       "  grl_max_iters: {}\n  grl_delay: {}\n  widths: [{}]\n  lr: {}\ndistill:\n  teacher: {}\n  weight: {}\n"
       "  temperature: {}\n  foreground_only: {}\n  features: {}\n  feature_weight: {}\n  cache: {}\n  cache_batches: {}\noutput:\n  dir: {}\n  save_every: {}\n  quiet: {}\n{}",
       train_dir.string(), quoted(val_dir.string()), val_fraction, fmt::join(patch, ", "), batch,
       oversample_foreground, loader_threads, augment, augment_on_device ? "device" : "loader", quoted(target_dir.string()), model, model_lines, epochs, iterations_per_epoch, val_iterations,
-      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), strategy, quoted(pretrained.string()),
+      lr, momentum, weight_decay, poly_exponent, grad_clip, seed, threads, device, dtype_name(precision), layout_name(layout), strategy, quoted(pretrained.string()),
       pretrained_lr_scale, quoted(freeze), quoted(skip), adapt_weight, grl_alpha, grl_lo, grl_hi, grl_max_iters, grl_delay,
       fmt::join(discriminator_widths, ", "), discriminator_lr, quoted(teacher.string()), distill_weight,
       distill_temperature, distill_foreground_only, distill_features, distill_feature_weight,

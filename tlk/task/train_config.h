@@ -8,6 +8,7 @@
 
 #include "tlk/task/distributed_options.h"
 #include "tlk/io/config.h"
+#include "tlk/tensor/device.h"
 #include "tlk/tensor/dtype.h"
 
 namespace tlk::task {
@@ -54,6 +55,9 @@ struct SegmentationTrainConfig {
   /// train.precision: f32, or bf16 / f16 mixed precision on a GPU (Note [Autocast]; f16 with dynamic
   /// loss scaling, Note [Loss scaling]); f32 master weights either way.
   DType precision = DType::f32;
+  /// train.layout: auto (channels_last on a GPU, plain on the CPU), plain, or channels_last on a GPU
+  /// (NDHWC activations end to end, Note [Channels-last on the GPU] in kernels/cuda/launch.h)
+  Layout layout = Layout::plain;
   // transfer.*, adapt.*, distill.* (docs/config.md "Transfer")
   std::string strategy = "supervised";  ///< transfer.strategy: supervised, finetune, adapt, finetune+adapt, distill, distill+adapt
   std::filesystem::path pretrained;     ///< transfer.pretrained: checkpoint to start from (finetune strategies)

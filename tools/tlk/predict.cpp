@@ -17,7 +17,8 @@ const char* kHelp = R"(tlk predict - segment NIfTI volumes with a trained model
 
 Usage:
   tlk predict --model CKPT --in DIR_OR_FILE --out DIR [--step 0.5] [--no-mirror] [--batch N]
-              [--class-map MAP] [--device cpu|cuda[:N]] [--precision f32|bf16|f16] [--quiet]
+              [--class-map MAP] [--device cpu|cuda[:N]] [--precision f32|bf16|f16]
+              [--layout auto|plain|channels_last] [--quiet]
 
 Preprocesses each input exactly as the model's training data (the plan stored in the checkpoint),
 runs sliding windows with Gaussian importance weighting (sigma = patch/8), averages softmax outputs
@@ -38,6 +39,9 @@ Options:
   --device D          where the network runs: cpu (default), cuda or cuda:N
   --precision P       f32 (default), or bf16 / f16: the network runs in mixed precision on the GPU
                       (needs --device cuda; the probabilities are averaged in f32)
+  --layout L          auto (default: channels_last on a GPU, plain on the CPU), plain, or
+                      channels_last: NDHWC activations on the GPU, which cuDNN's tensor-core
+                      engines take without transposing (needs --device cuda)
   --quiet             no progress bar
   --help              this text
 
@@ -47,11 +51,12 @@ Examples:
   tlk predict --model runs/amos15/final.h5 --in raw/KiTS/imagesTs --out pred --class-map 1=2+3
   tlk predict --model runs/amos/best.h5 --in raw/KiTS/imagesTs --out pred --device cuda --batch 4
   tlk predict --model runs/amos/best.h5 --in raw/KiTS/imagesTs --out pred --device cuda --precision bf16
+  tlk predict --model runs/amos/best.h5 --in raw/KiTS/imagesTs --out pred --device cuda --layout plain
 )";
 }  // namespace
 
 int predict(const std::vector<std::string>& args) {
-  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"device"}, {"precision"}, {"quiet", false}});
+  Args a("predict", args, {{"model"}, {"in"}, {"out"}, {"step"}, {"no-mirror", false}, {"batch"}, {"class-map"}, {"device"}, {"precision"}, {"layout"}, {"quiet", false}});
   if (a.help()) {
     fmt::print("{}", kHelp);
     return 0;
@@ -67,6 +72,7 @@ int predict(const std::vector<std::string>& args) {
   options.quiet = a.flag("quiet");
   options.device = parse_device(a.get("device", "cpu"), "predict --device");
   options.precision = autograd::parse_precision(a.get("precision", "f32"), "predict: --precision");
+  options.layout = parse_activation_layout(a.get("layout", "auto"), options.device, "predict: --layout");
   options.class_map = task::parse_class_map(a.get("class-map", ""));
   const std::string model = a.required("model"), in = a.required("in");
   const std::filesystem::path out = a.required("out");
