@@ -13,11 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define TLK_HOST_DEVICE __host__ __device__
-#else
-#define TLK_HOST_DEVICE
-#endif
+#include "tlk/kernels/host_device.h"
 
 namespace tlk::kernels::augment {
 

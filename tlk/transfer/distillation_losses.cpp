@@ -11,8 +11,14 @@
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/losses.h"
 #include "tlk/autograd/saved_tensor.h"
+#include "tlk/kernels/kd_region_voxel.h"
+#include "tlk/kernels/routed.h"
 #include "tlk/kernels/ref/loss_common.h"
 #include "tlk/tensor/error.h"
+
+#ifdef TLK_HAVE_CUDA
+#include "tlk/kernels/cuda/kd_region.h"
+#endif
 
 namespace tlk::transfer {
 
@@ -21,13 +27,14 @@ namespace tlk::transfer {
 // deterministic block sums of kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair.
 // The teacher and the weights are left out of attach()'s inputs: no gradient is ever routed to them.
 //
-// Note [Distillation on the GPU]: DKD's loops and the KD region mask run on the CPU. Logits on a
-// GPU (or in bf16/f16) go there as f32 through recorded conversions (Tensor::to), and DKD's loss
-// comes back to the student's device, so the gradient returns to the GPU like any other; that costs
-// a copy of both logits tensors and of the gradient per step. The region mask needs the teacher's
-// logits (and the labels) on the CPU, and goes back as the weights of the weighted KL. The KL
-// itself, weighted or not (voxel_kd_loss), and the feature losses (hint, attention transfer) are ops
-// with CUDA kernels and stay on the GPU.
+// Note [Distillation on the GPU]: DKD's loops run on the CPU. Logits on a GPU (or in bf16/f16) go
+// there as f32 through recorded conversions (Tensor::to), and DKD's loss comes back to the student's
+// device, so the gradient returns to the GPU like any other; that costs a copy of both logits tensors
+// and of the gradient per step, small for the [N, K] logits of classification, where DKD is used. The
+// KD region mask of 3-D logits on a GPU is made there (kernels/cuda/kd_region.h: the teacher's argmax
+// and the labels per voxel, the same argmax_class as the CPU loop, then a max pooling for the
+// dilation); other logits take the CPU loop. The KL itself, weighted or not (voxel_kd_loss), and the
+// feature losses (hint, attention transfer) are ops with CUDA kernels and stay on the GPU.
 
 namespace {
 
@@ -295,16 +302,27 @@ Tensor logit_mse_loss(const Tensor& student_logits, const Tensor& teacher_logits
 
 Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels_in, const VoxelKdOptions& options) {
   const char* op = "kd_region_mask";
+  const bool use_teacher =
+      options.region == KdRegion::teacher_foreground || options.region == KdRegion::teacher_or_label_foreground;
+  const bool use_labels =
+      options.region == KdRegion::label_foreground || options.region == KdRegion::teacher_or_label_foreground;
+#ifdef TLK_HAVE_CUDA
+  // Note [Distillation on the GPU]: 3-D logits on a GPU keep the mask there.
+  if (teacher_logits.defined() && teacher_logits.device().is_cuda() && teacher_logits.dim() == 5 &&
+      options.region != KdRegion::all) {
+    check(!use_labels || labels_in.defined(), "{}: labels are required for the region {}", op,
+          use_teacher ? "teacher_or_label_foreground" : "label_foreground");
+    return kernels::cuda::kd_region_mask(autograd::widen_half(teacher_logits.detach()),
+                                         use_labels ? labels_in.to(teacher_logits.device()) : Tensor(), use_teacher,
+                                         options.background_class, options.dilation);
+  }
+#endif
   const Tensor t = cpu_contiguous(on_cpu(teacher_logits.detach()), op, "teacher logits");
   const Tensor labels = on_cpu(labels_in);
   kernels::ref::loss_detail::check_logits(t, op, "teacher logits");
   check(options.dilation >= 0, "{}: dilation must be >= 0 voxels, got {}", op, options.dilation);
   const ChannelView L = ChannelView::of(t.shape());
   const Shape mask_shape = kernels::ref::loss_detail::label_shape(t.shape());
-  const bool use_teacher =
-      options.region == KdRegion::teacher_foreground || options.region == KdRegion::teacher_or_label_foreground;
-  const bool use_labels =
-      options.region == KdRegion::label_foreground || options.region == KdRegion::teacher_or_label_foreground;
   std::vector<std::uint8_t> mask(static_cast<std::size_t>(positions(L)), options.region == KdRegion::all ? 1 : 0);
   if (use_labels) {
     const Tensor y = target_labels(labels, t.shape(), op);
@@ -316,13 +334,9 @@ Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels_in, con
       using T = typename decltype(tag)::type;
       const T* x = t.data<T>();
 #pragma omp parallel for if (positions(L) * L.channels > 32768)
-      for (std::int64_t p = 0; p < positions(L); ++p) {
-        const std::int64_t base = position_base(L, p);
-        std::int64_t best = 0;  // the first maximum wins ties
-        for (std::int64_t c = 1; c < L.channels; ++c)
-          if (x[base + c * L.inner] > x[base + best * L.inner]) best = c;
-        if (best != options.background_class) mask[p] = 1;
-      }
+      for (std::int64_t p = 0; p < positions(L); ++p)
+        if (kernels::kd_region::argmax_class(x + position_base(L, p), L.channels, L.inner) != options.background_class)
+          mask[p] = 1;
     });
   }
   if (options.region != KdRegion::all) {
@@ -346,10 +360,10 @@ Tensor voxel_kd_loss(const Tensor& student_logits, const Tensor& teacher_logits,
     return ops::kl_div_with_temperature(student_logits, teacher_logits, options.temperature);
   const Tensor mask = kd_region_mask(teacher_logits, labels, options);
   Tensor weights = mask;
-  if (options.background_weight > 0.0) {
-    std::vector<double> w = mask.to_doubles();
-    for (double& v : w) v = v > 0.0 ? 1.0 : options.background_weight;
-    weights = Tensor::from_doubles(w, mask.shape(), DType::f64);
+  if (options.background_weight > 0.0) {  // 1 inside, background_weight outside, where the mask lives
+    const TensorOptions f64 = TensorOptions{DType::f64, mask.device()};
+    weights = kernels::routed::where(mask, Tensor::ones(mask.shape(), f64),
+                                     Tensor::full(mask.shape(), options.background_weight, f64));
   }
   return weighted_kl_div_with_temperature(student_logits, teacher_logits, weights, options.temperature);
 }
