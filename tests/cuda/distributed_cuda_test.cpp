@@ -46,7 +46,7 @@ TEST_CASE("GPU data-parallel: NCCL averages a bucket and the reducer's gradients
   }
   // Full fp32 convolutions: under TF32 two cuDNN algorithms (the search runs several during the first
   // pass) differ by about 1e-4 relative, which would hide a reducer error of that size.
-  Tf32Scope fp32(false);
+  testing::Tf32Scope fp32(false);
   nn::UNetConfig config = nn::UNetConfig::isotropic(3, 1, 3);
   config.base_features = 4;
   Generator init(3), data(4);
