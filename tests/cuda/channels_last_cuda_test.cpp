@@ -38,6 +38,13 @@ Tensor random(const Shape& shape, Generator& gen, DType dtype, double mean = 0.0
 
 double tolerance(DType dtype) { return dtype == DType::f64 ? 1e-10 : 1e-5; }
 
+// A normalisation's gradients against the reference's: the input's channels-last, the parameters' plain.
+void check_norm_grads(const kc::NormGrads& got, const ref::NormGrads& expected, double tol) {
+  CHECK(gpu_error(got.input, expected.input, Layout::channels_last) < tol);
+  CHECK(gpu_error(got.weight, expected.weight) < tol);
+  CHECK(gpu_error(got.bias, expected.bias) < tol);
+}
+
 // C not a multiple of the 32-channel tile, two tiles, one channel, one voxel per group, and groups
 // long enough to be split into many parts (Note [Channels-last normalisation]).
 const std::vector<Shape> kShapes = {
@@ -66,9 +73,7 @@ TEST_CASE("cuda instance norm (plain and fused with leaky ReLU) on channels-last
       CHECK(gpu_error(f.inv_std, e.inv_std) < tol);
       const ref::NormGrads eg = ref::instance_norm_backward(dy, x, w, e.mean, e.inv_std);
       const kc::NormGrads g = kc::instance_norm_backward(gdy, gx, to_gpu(w), to_gpu(e.mean), to_gpu(e.inv_std));
-      CHECK(gpu_error(g.input, eg.input, kChannelsLast) < tol);
-      CHECK(gpu_error(g.weight, eg.weight) < tol);
-      CHECK(gpu_error(g.bias, eg.bias) < tol);
+      check_norm_grads(g, eg, tol);
       // A plain output gradient for a channels-last input is read in place of a channels-last one.
       const kc::NormGrads g_plain =
           kc::instance_norm_backward(to_gpu(dy), gx, to_gpu(w), to_gpu(e.mean), to_gpu(e.inv_std));
@@ -81,9 +86,7 @@ TEST_CASE("cuda instance norm (plain and fused with leaky ReLU) on channels-last
       const ref::NormGrads efg = ref::instance_norm_backward(g_pre, x, w, e.mean, e.inv_std);
       const kc::NormGrads fg =
           kc::instance_norm_leaky_relu_backward(gdy, gx, to_gpu(w), fused.mean, fused.inv_std, fused.output, slope);
-      CHECK(gpu_error(fg.input, efg.input, kChannelsLast) < tol);
-      CHECK(gpu_error(fg.weight, efg.weight) < tol);
-      CHECK(gpu_error(fg.bias, efg.bias) < tol);
+      check_norm_grads(fg, efg, tol);
     }
   }
 }
@@ -113,9 +116,7 @@ TEST_CASE("cuda batch norm on channels-last inputs, in training and evaluation")
         const ref::NormGrads eg = ref::batch_norm_backward(dy, x, w, e.mean, e.inv_std, training);
         const kc::NormGrads g = kc::batch_norm_backward(to_gpu_channels_last(dy), gx, to_gpu(w), to_gpu(e.mean),
                                                         to_gpu(e.inv_std), training);
-        CHECK(gpu_error(g.input, eg.input, kChannelsLast) < tol);
-        CHECK(gpu_error(g.weight, eg.weight) < tol);
-        CHECK(gpu_error(g.bias, eg.bias) < tol);
+        check_norm_grads(g, eg, tol);
       }
     }
   }
