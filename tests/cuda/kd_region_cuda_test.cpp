@@ -1,10 +1,12 @@
-// The voxel-KD region on the GPU (kernels/cuda/kd_region.h, Note [Distillation on the GPU]): the mask
-// of 3-D logits on a GPU equals the CPU's for every region, background class and dilation, and the
-// region-weighted voxel KD gives the CPU's loss and gradient.
+// Distillation losses on the GPU (Note [Distillation on the GPU]): the voxel-KD region mask of 3-D
+// logits (kernels/cuda/kd_region.h) equals the CPU's for every region, background class and dilation,
+// the region-weighted voxel KD gives the CPU's loss and gradient, and so does DKD
+// (kernels/cuda/dkd.h) on classification and voxel logits.
 #include <vector>
 
 #include "compare_to_ref.h"
 #include "cuda_test_util.h"
+#include "tlk/autograd/ops/arith.h"
 #include "tlk/transfer/distillation_losses.h"
 
 using namespace tlk;
@@ -83,4 +85,40 @@ TEST_CASE("cuda voxel KD over a region, with a background weight, gives the CPU'
     l_gpu.backward();
     CHECK(testing::gpu_rel_error(s_gpu.grad(), s_cpu.grad()) < 1e-10);
   }
+}
+
+TEST_CASE("cuda DKD gives the CPU's two terms and gradient, for class and voxel logits") {
+  TLK_REQUIRE_GPU();
+  Generator gen(1303);
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    for (const Shape& shape : {Shape{5, 7}, Shape{2, 4, 3, 5, 6}}) {
+      CAPTURE(dtype_name(dtype));
+      CAPTURE(shape.str());
+      // The CPU runs in f64 on the values the GPU sees (rounded to the dtype there).
+      const Tensor s_dev = to_gpu(randn(shape, gen, 0.0, 2.0, TensorOptions{DType::f64})).to(dtype);
+      const Tensor t_dev = to_gpu(randn(shape, gen, 0.0, 2.0, TensorOptions{DType::f64})).to(dtype);
+      Shape label_shape{shape[0]};
+      for (int d = 2; d < shape.size(); ++d) label_shape.push_back(shape[d]);
+      Tensor labels = Tensor::zeros(label_shape, TensorOptions{}.with(DType::i64));
+      for (std::int64_t i = 0; i < labels.numel(); ++i) labels.data<std::int64_t>()[i] = (i * 5) % shape[1];
+      Tensor s_cpu = to_cpu(s_dev.to(DType::f64)).set_requires_grad(true);
+      Tensor s_gpu = s_dev.clone().set_requires_grad(true);
+      const transfer::DkdTerms e = transfer::dkd_terms(s_cpu, to_cpu(t_dev.to(DType::f64)), labels, 4.0);
+      const transfer::DkdTerms g = transfer::dkd_terms(s_gpu, t_dev, to_gpu(labels), 4.0);
+      CHECK(g.tckd.device().is_cuda());
+      const double tol = dtype == DType::f64 ? 1e-10 : 1e-5;
+      CHECK(g.tckd.item() == doctest::Approx(e.tckd.item()).epsilon(tol));
+      CHECK(g.nckd.item() == doctest::Approx(e.nckd.item()).epsilon(tol));
+      (e.tckd * 0.7 + e.nckd * 1.3).backward();
+      (g.tckd * 0.7 + g.nckd * 1.3).backward();
+      REQUIRE(s_gpu.grad().defined());
+      CHECK(s_gpu.grad().dtype() == s_gpu.dtype());
+      CHECK(testing::gpu_rel_error(s_gpu.grad().to(DType::f64), s_cpu.grad()) < (dtype == DType::bf16 ? 1e-2 : tol));
+    }
+  }
+  // Targets out of range are refused before they reach the GPU.
+  const Tensor logits = to_gpu(Tensor::zeros({2, 3}));
+  CHECK_THROWS_AS(transfer::dkd_terms(logits, logits, to_gpu(Tensor::full({2}, 3.0, TensorOptions{}.with(DType::i64))),
+                                      1.0),
+                  Error);
 }

@@ -11,12 +11,14 @@
 #include "tlk/autograd/ops/arith.h"
 #include "tlk/autograd/ops/losses.h"
 #include "tlk/autograd/saved_tensor.h"
+#include "tlk/kernels/dkd_position.h"
 #include "tlk/kernels/kd_region_voxel.h"
 #include "tlk/kernels/routed.h"
 #include "tlk/kernels/ref/loss_common.h"
 #include "tlk/tensor/error.h"
 
 #ifdef TLK_HAVE_CUDA
+#include "tlk/kernels/cuda/dkd.h"
 #include "tlk/kernels/cuda/kd_region.h"
 #endif
 
@@ -27,14 +29,14 @@ namespace tlk::transfer {
 // deterministic block sums of kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair.
 // The teacher and the weights are left out of attach()'s inputs: no gradient is ever routed to them.
 //
-// Note [Distillation on the GPU]: DKD's loops run on the CPU. Logits on a GPU (or in bf16/f16) go
-// there as f32 through recorded conversions (Tensor::to), and DKD's loss comes back to the student's
-// device, so the gradient returns to the GPU like any other; that costs a copy of both logits tensors
-// and of the gradient per step, small for the [N, K] logits of classification, where DKD is used. The
-// KD region mask of 3-D logits on a GPU is made there (kernels/cuda/kd_region.h: the teacher's argmax
-// and the labels per voxel, the same argmax_class as the CPU loop, then a max pooling for the
-// dilation); other logits take the CPU loop. The KL itself, weighted or not (voxel_kd_loss), and the
-// feature losses (hint, attention transfer) are ops with CUDA kernels and stay on the GPU.
+// Note [Distillation on the GPU]: every loss here runs where its logits live. DKD on a GPU runs
+// kernels/cuda/dkd.h, whose kernels share the per-position math of the CPU loops below
+// (kernels/dkd_position.h); 16-bit logits are widened to f32 first (recorded, so the gradient returns
+// in their dtype), and the targets are range-checked on the CPU before they go to the GPU. The KD
+// region mask of 3-D logits on a GPU is made there (kernels/cuda/kd_region.h: the teacher's argmax and
+// the labels per voxel, through the same argmax_class as the CPU loop, then a max pooling for the
+// dilation); other logits on a GPU take the CPU loop through recorded copies. The KL itself, weighted
+// or not (voxel_kd_loss), and the feature losses (hint, attention transfer) are ops with CUDA kernels.
 
 namespace {
 
@@ -44,12 +46,9 @@ using autograd::SavedTensor;
 using kernels::ref::ChannelView;
 using kernels::ref::cpu_contiguous;
 using kernels::ref::loss_detail::blocked_sum;
-using kernels::ref::loss_detail::log_sum_exp;
 using kernels::ref::loss_detail::position_base;
 using kernels::ref::loss_detail::positions;
 using Grads = std::vector<Tensor>;
-
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 // `t` as a CPU tensor of f32 or f64 (Note [Distillation on the GPU]); recorded when it is converted.
 Tensor on_cpu(const Tensor& t) {
@@ -89,19 +88,6 @@ Tensor target_labels(const Tensor& labels, const Shape& logits, const char* op) 
   return t;
 }
 
-/// log Σ_{c != skip} exp(scale·x[c·stride]), stable.
-template <class T>
-double log_sum_exp_except(const T* x, std::int64_t stride, std::int64_t count, double scale, std::int64_t skip) {
-  double m = kNegInf;
-  for (std::int64_t c = 0; c < count; ++c)
-    if (c != skip) m = std::max(m, scale * static_cast<double>(x[c * stride]));
-  if (!std::isfinite(m)) return m;
-  double s = 0.0;
-  for (std::int64_t c = 0; c < count; ++c)
-    if (c != skip) s += std::exp(scale * static_cast<double>(x[c * stride]) - m);
-  return m + std::log(s);
-}
-
 // Note [DKD in one pass]: with z = s/T, p = softmax(z), target t, the binary distributions are
 // b = (p_t, 1 − p_t) and the non-target one p̂_c = p_c / (1 − p_t) (c != t); likewise a and q̂ for the
 // teacher. In logs, with L = LSE(z) and L' = LSE over c != t:
@@ -125,27 +111,6 @@ DkdArgs dkd_args(const Tensor& student, const Tensor& teacher, const Tensor& lab
   return a;
 }
 
-/// Per-position quantities of Note [DKD in one pass] for one logit vector.
-struct DkdSide {
-  double lse, lse_nt, log_bt, log_bo;
-};
-
-template <class T>
-DkdSide dkd_side(const T* x, std::int64_t stride, std::int64_t k, double inv_t, std::int64_t target) {
-  DkdSide d;
-  d.lse = log_sum_exp(x, stride, k, inv_t);
-  d.lse_nt = log_sum_exp_except(x, stride, k, inv_t, target);
-  d.log_bt = inv_t * static_cast<double>(x[target * stride]) - d.lse;
-  d.log_bo = d.lse_nt - d.lse;
-  return d;
-}
-
-/// a·(log a − log b), with 0·log 0 = 0.
-inline double kl_term(double log_a, double log_b) {
-  const double a = std::exp(log_a);
-  return a > 0.0 ? a * (log_a - log_b) : 0.0;
-}
-
 std::vector<Tensor> dkd_forward(const DkdArgs& a, double temperature) {
   const ChannelView L = a.pair.layout;
   const double inv_t = 1.0 / temperature;
@@ -156,16 +121,8 @@ std::vector<Tensor> dkd_forward(const DkdArgs& a, double temperature) {
     const T *s = a.pair.student.data<T>(), *t = a.pair.teacher.data<T>();
     sums = blocked_sum(positions(L), 2, [&](std::int64_t begin, std::int64_t end, double* acc) {
       for (std::int64_t p = begin; p < end; ++p) {
-        const std::int64_t base = position_base(L, p), target = y[p];
-        const DkdSide ds = dkd_side(s + base, L.inner, L.channels, inv_t, target);
-        const DkdSide dt = dkd_side(t + base, L.inner, L.channels, inv_t, target);
-        acc[0] += kl_term(dt.log_bt, ds.log_bt) + kl_term(dt.log_bo, ds.log_bo);
-        for (std::int64_t c = 0; c < L.channels; ++c) {
-          if (c == target) continue;
-          const double log_qh = inv_t * static_cast<double>(t[base + c * L.inner]) - dt.lse_nt;
-          const double log_ph = inv_t * static_cast<double>(s[base + c * L.inner]) - ds.lse_nt;
-          acc[1] += kl_term(log_qh, log_ph);
-        }
+        const std::int64_t base = position_base(L, p);
+        kernels::dkd::add_terms(s + base, t + base, L.inner, L.channels, inv_t, y[p], acc);
       }
     });
   });
@@ -187,22 +144,8 @@ Tensor dkd_backward(double g_tckd, double g_nckd, const DkdArgs& a, double tempe
     T* o = out.data<T>();
 #pragma omp parallel for if (positions(L) * L.channels > 32768)
     for (std::int64_t p = 0; p < positions(L); ++p) {
-      const std::int64_t base = position_base(L, p), target = y[p];
-      const DkdSide ds = dkd_side(s + base, L.inner, L.channels, inv_t, target);
-      const DkdSide dt = dkd_side(t + base, L.inner, L.channels, inv_t, target);
-      const double bo_minus_ao = std::exp(ds.log_bo) - std::exp(dt.log_bo);
-      for (std::int64_t c = 0; c < L.channels; ++c) {
-        const std::int64_t i = base + c * L.inner;
-        double grad;
-        if (c == target) {
-          grad = g_tckd * (std::exp(ds.log_bt) - std::exp(dt.log_bt));
-        } else {
-          const double ph = std::exp(inv_t * static_cast<double>(s[i]) - ds.lse_nt);
-          const double qh = std::exp(inv_t * static_cast<double>(t[i]) - dt.lse_nt);
-          grad = g_tckd * ph * bo_minus_ao + g_nckd * (ph - qh);
-        }
-        o[i] = static_cast<T>(scale * grad);
-      }
+      const std::int64_t base = position_base(L, p);
+      kernels::dkd::write_grad(s + base, t + base, L.inner, L.channels, inv_t, y[p], g_tckd, g_nckd, scale, o + base);
     }
   });
   return out;
@@ -268,10 +211,25 @@ double dkd_warmup_factor(double epoch, double warmup_epochs) {
 
 DkdTerms dkd_terms(const Tensor& student_in, const Tensor& teacher_in, const Tensor& labels_in,
                    double temperature) {
-  if (!student_in.device().is_cpu()) {  // Note [Distillation on the GPU]
-    const DkdTerms terms = dkd_terms(on_cpu(student_in), on_cpu(teacher_in), on_cpu(labels_in), temperature);
-    return {terms.tckd.to(student_in.device()), terms.nckd.to(student_in.device())};
+#ifdef TLK_HAVE_CUDA
+  if (student_in.device().is_cuda()) {  // Note [Distillation on the GPU]
+    const char* name = "dkd_terms";
+    const Tensor student = autograd::widen_half(student_in), teacher = autograd::widen_half(teacher_in.detach());
+    // The targets are checked (shape, range) on the CPU, where they are few: one per position.
+    const Tensor y = target_labels(labels_in.defined() ? labels_in.to(Device::cpu()) : labels_in, student.shape(),
+                                   name)
+                         .to(student.device());
+    const std::array<Tensor, 2> out = kernels::cuda::dkd_forward(student, teacher, y, temperature);
+    attach(name, {student}, {out[0], out[1]},
+           [ss = SavedTensor(student, name), ts = SavedTensor(teacher, name), ys = SavedTensor(y, name),
+            temperature](const Grads& g, const Node&) {
+             const double g0 = kernels::ref::loss_detail::grad_scalar(g[0], "dkd_terms (tckd)");
+             const double g1 = kernels::ref::loss_detail::grad_scalar(g[1], "dkd_terms (nckd)");
+             return Grads{kernels::cuda::dkd_backward(g0, g1, ss.unpack(), ts.unpack(), ys.unpack(), temperature)};
+           });
+    return {out[0], out[1]};
   }
+#endif
   const Tensor &student_logits = student_in, &teacher_logits = teacher_in, &labels = labels_in;
   const DkdArgs args = dkd_args(student_logits, teacher_logits, labels, temperature);
   std::vector<Tensor> out = dkd_forward(args, temperature);
