@@ -85,6 +85,7 @@ TEST_CASE("layouts: a one-channel tensor made channels-last keeps its channels-l
   CHECK(cl.layout() == Layout::plain);
   CHECK(cl.strides() == channels_last_strides(x.shape()));
   CHECK(has_channels_last_strides(cl));
+  CHECK(cl.to(Layout::channels_last).raw_data() == cl.raw_data());  // already so: no copy
   CHECK(has_channels_last_strides(randn({2, 3, 4, 5, 6}, gen).to(Layout::channels_last)));
   const Tensor copy = cl.clone();
   CHECK(copy.strides() == channels_last_strides(x.shape()));

@@ -268,6 +268,7 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::to(Layout target) const {
   const Layout current = layout();
   if (target == current && target != Layout::plain) return *this;
+  if (target == Layout::channels_last && has_channels_last_strides(*this)) return *this;  // one channel, say
   Tensor out;
   switch (target) {
     case Layout::plain:
