@@ -24,9 +24,10 @@
 
 namespace tlk::transfer {
 
-// Note [Distillation kernels live here]: DKD and the weighted voxel KL have no other user, so their
-// forward and backward loops sit in this file (plain loops in double, OpenMP over positions, the
-// deterministic block sums of kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair.
+// Note [Distillation kernels live here]: DKD has no other user, so its CPU forward and backward loops
+// sit in this file (plain loops in double, OpenMP over positions, the deterministic block sums of
+// kernels/ref/loss_common.h) instead of a kernels/ + autograd/ops/ pair; their per-position math is
+// kernels/dkd_position.h, which the GPU kernels share.
 // The teacher and the weights are left out of attach()'s inputs: no gradient is ever routed to them.
 //
 // Note [Distillation on the GPU]: every loss here runs where its logits live. DKD on a GPU runs
