@@ -267,8 +267,10 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::to(Layout target) const {
   const Layout current = layout();
-  if (target == current && target != Layout::plain) return *this;
-  if (target == Layout::channels_last && has_channels_last_strides(*this)) return *this;  // one channel, say
+  // Already there (for channels-last, also a one-channel tensor with channels-last strides).
+  if (target == Layout::blocked ? current == Layout::blocked
+                                : target == Layout::channels_last && has_channels_last_strides(*this))
+    return *this;
   Tensor out;
   switch (target) {
     case Layout::plain:

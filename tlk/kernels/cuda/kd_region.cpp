@@ -21,20 +21,18 @@ Tensor kd_region_mask(const Tensor& teacher_logits, const Tensor& labels_in, boo
     check(labels_in.numel() == seed_shape.numel() && labels_in.size(0) == shape[0],
           "{}: labels of shape {} do not fit logits {} (expected [N, D, H, W] or [N, 1, D, H, W])", op,
           labels_in.shape().str(), shape.str());
-    labels = labels_in.detach().contiguous().to(DType::i64);
+    labels = labels_in.detach().to(DType::i64).contiguous();
   }
   const Tensor x = contiguous(teacher_logits);
   Tensor seed = Tensor::empty(seed_shape, TensorOptions{DType::f32, x.device()});
   const std::int64_t inner = shape[2] * shape[3] * shape[4];
   const std::int64_t* label_ptr = labels.defined() ? static_cast<const std::int64_t*>(labels.raw_data()) : nullptr;
-  auto* mask = static_cast<float*>(seed.raw_data());
-  const cudaError_t status =
-      x.dtype() == DType::f64
-          ? launch::kd_region_seed<double>(static_cast<const double*>(x.raw_data()), shape[0], shape[1], inner,
-                                           label_ptr, use_teacher, background, mask, stream())
-          : launch::kd_region_seed<float>(static_cast<const float*>(x.raw_data()), shape[0], shape[1], inner,
-                                          label_ptr, use_teacher, background, mask, stream());
-  check_status(status, op, "kernel launch");
+  visit_floating(x.dtype(), op, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    check_status(launch::kd_region_seed<T>(static_cast<const T*>(x.raw_data()), shape[0], shape[1], inner, label_ptr,
+                                           use_teacher, background, static_cast<float*>(seed.raw_data()), stream()),
+                 op, "kernel launch");
+  });
   // The (2r+1)^3 dilation is a max pooling of stride 1 padded by r (padding never wins: it is -inf).
   if (dilation > 0) {
     const std::int64_t k = 2 * dilation + 1, r = dilation;

@@ -79,6 +79,8 @@ dim3 column_grid(const ColumnParts& p) {
   return dim3(static_cast<unsigned>(p.tiles * p.parts), static_cast<unsigned>(p.batches > 65535 ? 65535 : p.batches));
 }
 
+dim3 column_block() { return dim3(kTileColumns, kTileRows); }
+
 // Adds each column's K values over the block's kTileRows row threads, in row order; the totals are
 // valid in the threads of row 0. Every thread of the block must call it (it synchronises).
 template <int K>
@@ -450,12 +452,13 @@ cudaError_t norm_stats(const T* x, const NormGroups& groups, double eps, const P
                        P* inv_std, double* scale_shift, P* running_mean, P* running_var, double momentum,
                        double* partial, cudaStream_t stream) {
   const Parts p = parts_for(groups);
-  if (groups.channels_last)
-    stats_partial_channels_last_kernel<<<column_grid(column_parts_of(groups)), dim3(kTileColumns, kTileRows), 0,
-                                         stream>>>(x, groups, column_parts_of(groups), partial);
-  else
+  if (groups.channels_last) {
+    const ColumnParts cp = column_parts_of(groups);
+    stats_partial_channels_last_kernel<<<column_grid(cp), column_block(), 0, stream>>>(x, groups, cp, partial);
+  } else {
     stats_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(x, groups, p,
                                                                                                        partial);
+  }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   stats_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(
       x, groups, p, partial, eps, weight, bias, mean, inv_std, scale_shift, running_mean, running_var, momentum);
@@ -484,13 +487,14 @@ cudaError_t norm_backward(const T* grad, const T* x, const NormGroups& groups, c
                           double* partial, double* coef, cudaStream_t stream, const T* activation_output,
                           double leaky_slope) {
   const Parts p = parts_for(groups);
-  if (groups.channels_last)
-    grad_partial_channels_last_kernel<<<column_grid(column_parts_of(groups)), dim3(kTileColumns, kTileRows), 0,
-                                        stream>>>(grad, x, groups, column_parts_of(groups), mean, inv_std,
-                                                  activation_output, leaky_slope, partial);
-  else
+  if (groups.channels_last) {
+    const ColumnParts cp = column_parts_of(groups);
+    grad_partial_channels_last_kernel<<<column_grid(cp), column_block(), 0, stream>>>(
+        grad, x, groups, cp, mean, inv_std, activation_output, leaky_slope, partial);
+  } else {
     grad_partial_kernel<<<static_cast<unsigned>(groups.count * p.parts), kReduceThreads, 0, stream>>>(
         grad, x, groups, p, mean, inv_std, activation_output, leaky_slope, partial);
+  }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   grad_finish_kernel<<<small_grid(groups.count), 256, 0, stream>>>(groups, p, partial, weight, mean, inv_std, coef);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
@@ -539,8 +543,7 @@ cudaError_t channels_last_channel_sum(const T* x, std::int64_t rows, std::int64_
                                       cudaStream_t stream) {
   if (channels == 0) return cudaSuccess;
   const ColumnParts p = column_parts_of(1, rows, channels);
-  channel_sum_partial_kernel<<<column_grid(p), dim3(kTileColumns, kTileRows), 0, stream>>>(x, rows, channels, p,
-                                                                                           partial);
+  channel_sum_partial_kernel<<<column_grid(p), column_block(), 0, stream>>>(x, rows, channels, p, partial);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   channel_sum_finish_kernel<<<small_grid(channels), 256, 0, stream>>>(partial, channels, p.parts, out);
   return cudaGetLastError();
